@@ -1,0 +1,332 @@
+//! The bodies of the HTTP API (publishers), both directions.
+//!
+//! The server reads requests and writes answers with these types; the Python and Node
+//! publishers write requests and read answers with the same types.
+
+use crate::channel;
+use crate::error::{Error, Rejection};
+use crate::protocol::RawJson;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+/// The event name used when a publisher gives none.
+pub const DEFAULT_EVENT: &str = "message";
+
+fn default_event() -> String {
+    DEFAULT_EVENT.to_owned()
+}
+
+/// `POST /api/publish`
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PublishRequest {
+    pub channel: String,
+    pub data: RawJson,
+    #[serde(default = "default_event")]
+    pub event: String,
+}
+
+/// The answer to `POST /api/publish`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Published {
+    pub published: String,
+    /// The publication's offset, where the channel keeps history (phase 2).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub offset: Option<u64>,
+}
+
+/// `POST /api/broadcast`
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BroadcastRequest {
+    pub channels: Vec<String>,
+    pub data: RawJson,
+    #[serde(default = "default_event")]
+    pub event: String,
+}
+
+/// The answer to `POST /api/broadcast`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BroadcastPublished {
+    pub published: Vec<String>,
+}
+
+/// Whom a direct message or a disconnect is for: one connection, or every connection of
+/// one user. On the wire it is `{"client": id}` or `{"user": sub}`, exactly one of them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Target {
+    Client(String),
+    User(String),
+}
+
+impl Target {
+    /// Reads the target from the two optional fields of a request body.
+    fn from_fields(client: Option<String>, user: Option<String>) -> Result<Target, Rejection> {
+        match (client, user) {
+            (Some(c), None) => Ok(Target::Client(c)),
+            (None, Some(u)) => Ok(Target::User(u)),
+            (None, None) => Err(Error::InvalidPayload.because("give \"client\" or \"user\"")),
+            (Some(_), Some(_)) => {
+                Err(Error::InvalidPayload.because("give \"client\" or \"user\", not both"))
+            }
+        }
+    }
+
+    /// The client id or the user's sub.
+    pub fn name(&self) -> &str {
+        match self {
+            Target::Client(c) | Target::User(c) => c,
+        }
+    }
+}
+
+/// `POST /api/direct`
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DirectRequest {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user: Option<String>,
+    #[serde(default = "default_event")]
+    pub event: String,
+    pub data: RawJson,
+}
+
+impl DirectRequest {
+    /// A direct message for `target`.
+    pub fn new(target: Target, event: String, data: RawJson) -> DirectRequest {
+        let (client, user) = match target {
+            Target::Client(c) => (Some(c), None),
+            Target::User(u) => (None, Some(u)),
+        };
+        DirectRequest {
+            client,
+            user,
+            event,
+            data,
+        }
+    }
+
+    /// Whom the message is for.
+    pub fn target(&self) -> Result<Target, Rejection> {
+        Target::from_fields(self.client.clone(), self.user.clone())
+    }
+}
+
+/// The answer to `POST /api/direct`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DirectDelivered {
+    pub direct_sent: String,
+    pub delivered: usize,
+}
+
+/// `POST /api/disconnect`
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DisconnectRequest {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user: Option<String>,
+}
+
+impl DisconnectRequest {
+    /// A disconnect of `target`.
+    pub fn new(target: Target) -> DisconnectRequest {
+        match target {
+            Target::Client(c) => DisconnectRequest {
+                client: Some(c),
+                user: None,
+            },
+            Target::User(u) => DisconnectRequest {
+                client: None,
+                user: Some(u),
+            },
+        }
+    }
+
+    /// Whom to disconnect.
+    pub fn target(&self) -> Result<Target, Rejection> {
+        Target::from_fields(self.client.clone(), self.user.clone())
+    }
+}
+
+/// The answer to `POST /api/disconnect`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Disconnected {
+    pub disconnected: usize,
+}
+
+/// One channel in `GET /api/channels`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChannelStats {
+    pub subscribers: usize,
+}
+
+/// The answer to `GET /api/channels`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Channels {
+    pub channels: BTreeMap<String, ChannelStats>,
+}
+
+/// The answer to `GET /api/info`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Info {
+    pub version: String,
+    pub connections: usize,
+    pub channels: usize,
+    pub uptime_s: u64,
+}
+
+/// The answer to `GET /health`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Health {
+    pub status: String,
+}
+
+/// Reads a request body, checking every channel name in it.
+pub trait Request: Sized + serde::de::DeserializeOwned {
+    /// The channel names the request carries, to be validated.
+    fn channels(&self) -> Vec<&str> {
+        Vec::new()
+    }
+
+    /// Parses and validates a JSON body: `INVALID_PAYLOAD` with a reason when it is not.
+    fn from_body(body: &[u8]) -> Result<Self, Rejection> {
+        let request: Self = serde_json::from_slice(body)
+            .map_err(|e| Error::InvalidPayload.because(e.to_string()))?;
+        for c in request.channels() {
+            channel::validate(c)?;
+        }
+        Ok(request)
+    }
+}
+
+impl Request for PublishRequest {
+    fn channels(&self) -> Vec<&str> {
+        vec![&self.channel]
+    }
+}
+
+impl Request for BroadcastRequest {
+    fn channels(&self) -> Vec<&str> {
+        self.channels.iter().map(String::as_str).collect()
+    }
+
+    fn from_body(body: &[u8]) -> Result<Self, Rejection> {
+        let request: Self = serde_json::from_slice(body)
+            .map_err(|e| Error::InvalidPayload.because(e.to_string()))?;
+        if request.channels.is_empty() {
+            return Err(Error::InvalidPayload.because("channels is empty"));
+        }
+        for c in request.channels() {
+            channel::validate(c)?;
+        }
+        Ok(request)
+    }
+}
+
+impl Request for DirectRequest {}
+impl Request for DisconnectRequest {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn publish_defaults_event_and_keeps_data() {
+        let r = PublishRequest::from_body(br#"{"channel":"c","data":{"x": 1}}"#).unwrap();
+        assert_eq!(r.event, "message");
+        assert_eq!(r.data.get(), r#"{"x": 1}"#);
+        assert_eq!(
+            serde_json::to_string(&r).unwrap(),
+            r#"{"channel":"c","data":{"x": 1},"event":"message"}"#
+        );
+    }
+
+    #[test]
+    fn bodies_are_validated() {
+        for bad in [
+            &b"nope"[..],
+            br#"{"channel":"c"}"#,
+            br#"{"channel":"bad name","data":1}"#,
+            br#"{"channel":1,"data":1}"#,
+            br#"[]"#,
+        ] {
+            assert_eq!(
+                PublishRequest::from_body(bad).unwrap_err().error,
+                Error::InvalidPayload
+            );
+        }
+        assert!(BroadcastRequest::from_body(br#"{"channels":[],"data":1}"#).is_err());
+        assert!(BroadcastRequest::from_body(br#"{"channels":["a","b c"],"data":1}"#).is_err());
+    }
+
+    #[test]
+    fn targets_need_exactly_one_of_client_and_user() {
+        let d = DirectRequest::from_body(br#"{"client":"x","data":1}"#).unwrap();
+        assert_eq!(d.target().unwrap(), Target::Client("x".into()));
+        let d = DisconnectRequest::from_body(br#"{"user":"42"}"#).unwrap();
+        assert_eq!(d.target().unwrap(), Target::User("42".into()));
+        assert!(DisconnectRequest::from_body(br#"{}"#)
+            .unwrap()
+            .target()
+            .is_err());
+        assert!(DisconnectRequest::from_body(br#"{"client":"a","user":"b"}"#)
+            .unwrap()
+            .target()
+            .is_err());
+    }
+
+    #[test]
+    fn answers_have_their_exact_json() {
+        let cases = [
+            (
+                serde_json::to_string(&Published {
+                    published: "c".into(),
+                    offset: None,
+                })
+                .unwrap(),
+                r#"{"published":"c"}"#,
+            ),
+            (
+                serde_json::to_string(&BroadcastPublished {
+                    published: vec!["a".into(), "b".into()],
+                })
+                .unwrap(),
+                r#"{"published":["a","b"]}"#,
+            ),
+            (
+                serde_json::to_string(&DirectDelivered {
+                    direct_sent: "x".into(),
+                    delivered: 2,
+                })
+                .unwrap(),
+                r#"{"directSent":"x","delivered":2}"#,
+            ),
+            (
+                serde_json::to_string(&Disconnected { disconnected: 1 }).unwrap(),
+                r#"{"disconnected":1}"#,
+            ),
+            (
+                serde_json::to_string(&Channels {
+                    channels: [("c".to_owned(), ChannelStats { subscribers: 3 })].into(),
+                })
+                .unwrap(),
+                r#"{"channels":{"c":{"subscribers":3}}}"#,
+            ),
+            (
+                serde_json::to_string(&Info {
+                    version: "0.1.0".into(),
+                    connections: 1,
+                    channels: 2,
+                    uptime_s: 3,
+                })
+                .unwrap(),
+                r#"{"version":"0.1.0","connections":1,"channels":2,"uptime_s":3}"#,
+            ),
+        ];
+        for (got, want) in cases {
+            assert_eq!(got, want);
+        }
+    }
+}

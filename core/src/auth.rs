@@ -1,0 +1,450 @@
+//! Identities and permissions: configured users, HS256 tokens, anonymous sessions.
+//!
+//! A permission is a channel pattern in which `*` matches any run of characters (including
+//! none). An [`Identity`] holds a `read` and a `write` list of patterns; the
+//! [`Authenticator`] turns credentials into an identity or refuses them with the
+//! protocol's error name.
+
+use crate::error::{Error, Rejection};
+use crate::protocol::Credentials;
+use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
+
+/// Whether `channel` matches `pattern`, where `*` in the pattern matches any run of
+/// characters, including none.
+pub fn pattern_matches(pattern: &str, channel: &str) -> bool {
+    let (p, c) = (pattern.as_bytes(), channel.as_bytes());
+    let (mut pi, mut ci) = (0, 0);
+    // Where the last `*` was, and how much of the channel it has swallowed so far.
+    let mut star: Option<(usize, usize)> = None;
+    while ci < c.len() {
+        if pi < p.len() && p[pi] == b'*' {
+            star = Some((pi, ci));
+            pi += 1;
+        } else if pi < p.len() && p[pi] == c[ci] {
+            pi += 1;
+            ci += 1;
+        } else if let Some((sp, sc)) = star {
+            pi = sp + 1;
+            ci = sc + 1;
+            star = Some((sp, sc + 1));
+        } else {
+            return false;
+        }
+    }
+    p[pi..].iter().all(|&b| b == b'*')
+}
+
+/// Read and write patterns.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct Permissions {
+    #[serde(default)]
+    pub read: Vec<String>,
+    #[serde(default)]
+    pub write: Vec<String>,
+}
+
+impl Permissions {
+    /// Permissions from two pattern lists.
+    pub fn new(read: Vec<String>, write: Vec<String>) -> Permissions {
+        Permissions { read, write }
+    }
+
+    /// May this identity subscribe to `channel`?
+    pub fn can_read(&self, channel: &str) -> bool {
+        self.read.iter().any(|p| pattern_matches(p, channel))
+    }
+
+    /// May this identity broadcast to `channel`?
+    pub fn can_write(&self, channel: &str) -> bool {
+        self.write.iter().any(|p| pattern_matches(p, channel))
+    }
+}
+
+/// Who a connection is, and what it may do.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Identity {
+    /// The user's name or the token's `sub`; `None` for an anonymous session.
+    pub user: Option<String>,
+    /// The token's `info` claim, shown in presence.
+    pub info: Option<serde_json::Map<String, serde_json::Value>>,
+    pub permissions: Permissions,
+}
+
+impl Identity {
+    /// An anonymous session that may read `read` and never writes.
+    pub fn anonymous(read: Vec<String>) -> Identity {
+        Identity {
+            user: None,
+            info: None,
+            permissions: Permissions::new(read, Vec::new()),
+        }
+    }
+
+    pub fn is_anonymous(&self) -> bool {
+        self.user.is_none()
+    }
+}
+
+/// A user configured under `[[users]]`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct User {
+    pub name: String,
+    pub secret: String,
+    #[serde(default)]
+    pub read: Vec<String>,
+    #[serde(default)]
+    pub write: Vec<String>,
+}
+
+/// The claims of a hubbub token.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Claims {
+    /// The user's id; becomes the connection's identity.
+    pub sub: String,
+    /// Expiry, seconds since the Unix epoch.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exp: Option<u64>,
+    /// Issue time, seconds since the Unix epoch.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub iat: Option<u64>,
+    #[serde(default)]
+    pub read: Vec<String>,
+    #[serde(default)]
+    pub write: Vec<String>,
+    /// Anything the application wants others to see in presence.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub info: Option<serde_json::Map<String, serde_json::Value>>,
+}
+
+impl Claims {
+    /// Claims for `sub` with no permissions, no expiry and no info.
+    pub fn new(sub: impl Into<String>) -> Claims {
+        Claims {
+            sub: sub.into(),
+            exp: None,
+            iat: None,
+            read: Vec::new(),
+            write: Vec::new(),
+            info: None,
+        }
+    }
+
+    /// The identity these claims grant.
+    pub fn into_identity(self) -> Identity {
+        Identity {
+            user: Some(self.sub),
+            info: self.info,
+            permissions: Permissions::new(self.read, self.write),
+        }
+    }
+}
+
+#[cfg(feature = "jwt")]
+mod token {
+    use super::Claims;
+    use crate::error::{Error, Rejection};
+    use jsonwebtoken::errors::ErrorKind;
+    use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
+
+    /// Signs `claims` as an HS256 JWT with `secret`.
+    pub fn sign(secret: &[u8], claims: &Claims) -> Result<String, Rejection> {
+        if claims.sub.is_empty() {
+            return Err(Error::InvalidPayload.because("token sub is empty"));
+        }
+        jsonwebtoken::encode(
+            &Header::new(Algorithm::HS256),
+            claims,
+            &EncodingKey::from_secret(secret),
+        )
+        .map_err(|e| Error::InvalidPayload.because(format!("cannot sign token: {e}")))
+    }
+
+    /// Checks an HS256 JWT against `secret` and returns its claims.
+    ///
+    /// A bad signature, any algorithm but HS256 (`none` included), a malformed token or
+    /// claims of the wrong shape are `INVALID_CREDENTIALS`; a good signature whose `exp`
+    /// is past is `TOKEN_EXPIRED`. Without `require_exp`, a token without `exp` is
+    /// accepted (one with `exp` is still checked).
+    pub fn verify(secret: &[u8], token: &str, require_exp: bool) -> Result<Claims, Rejection> {
+        let mut validation = Validation::new(Algorithm::HS256);
+        validation.leeway = 0;
+        validation.validate_aud = false;
+        validation.required_spec_claims.clear();
+        validation.required_spec_claims.insert("sub".to_owned());
+        if require_exp {
+            validation.required_spec_claims.insert("exp".to_owned());
+        }
+        let data =
+            jsonwebtoken::decode::<Claims>(token, &DecodingKey::from_secret(secret), &validation)
+                .map_err(|e| match e.kind() {
+                    ErrorKind::ExpiredSignature => {
+                        Error::TokenExpired.because("the token's exp is past")
+                    }
+                    ErrorKind::InvalidSignature => {
+                        Error::InvalidCredentials.because("bad token signature")
+                    }
+                    ErrorKind::InvalidAlgorithm => {
+                        Error::InvalidCredentials.because("tokens must be signed with HS256")
+                    }
+                    ErrorKind::MissingRequiredClaim(claim) => Error::InvalidCredentials
+                        .because(format!("the token has no {claim} claim")),
+                    _ => Error::InvalidCredentials.because(format!("malformed token: {e}")),
+                })?;
+        if data.claims.sub.is_empty() {
+            return Err(Error::InvalidCredentials.because("the token's sub is empty"));
+        }
+        Ok(data.claims)
+    }
+}
+
+#[cfg(feature = "jwt")]
+pub use token::{sign, verify};
+
+/// Turns credentials into identities, from the configured users, the token secret and the
+/// anonymous read patterns.
+#[derive(Debug, Clone, Default)]
+pub struct Authenticator {
+    users: HashMap<String, User>,
+    token_secret: Option<Vec<u8>>,
+    token_require_exp: bool,
+    anonymous_read: Vec<String>,
+}
+
+impl Authenticator {
+    /// An authenticator that knows `users`, accepts tokens signed with `token_secret`
+    /// (none when unset) and lets anonymous sessions read `anonymous_read`.
+    pub fn new(
+        users: impl IntoIterator<Item = User>,
+        token_secret: Option<&str>,
+        token_require_exp: bool,
+        anonymous_read: Vec<String>,
+    ) -> Authenticator {
+        Authenticator {
+            users: users.into_iter().map(|u| (u.name.clone(), u)).collect(),
+            token_secret: token_secret.map(|s| s.as_bytes().to_vec()),
+            token_require_exp,
+            anonymous_read,
+        }
+    }
+
+    /// The identity of a new or logged-out connection.
+    pub fn anonymous(&self) -> Identity {
+        Identity::anonymous(self.anonymous_read.clone())
+    }
+
+    /// Checks credentials: `INVALID_USER`, `INVALID_CREDENTIALS` or `TOKEN_EXPIRED` when
+    /// they do not hold.
+    pub fn authenticate(&self, credentials: &Credentials) -> Result<Identity, Rejection> {
+        match credentials {
+            Credentials::User { user, secret } => {
+                let known = self.users.get(user).ok_or(Error::InvalidUser)?;
+                if !constant_time_eq::constant_time_eq(known.secret.as_bytes(), secret.as_bytes())
+                {
+                    return Err(Error::InvalidCredentials.into());
+                }
+                Ok(Identity {
+                    user: Some(known.name.clone()),
+                    info: None,
+                    permissions: Permissions::new(known.read.clone(), known.write.clone()),
+                })
+            }
+            Credentials::Token { token } => self.verify_token(token),
+        }
+    }
+
+    #[cfg(feature = "jwt")]
+    fn verify_token(&self, token: &str) -> Result<Identity, Rejection> {
+        let secret = self.token_secret.as_deref().ok_or_else(|| {
+            Error::InvalidCredentials.because("tokens are not accepted: no token_secret is set")
+        })?;
+        verify(secret, token, self.token_require_exp).map(Claims::into_identity)
+    }
+
+    #[cfg(not(feature = "jwt"))]
+    fn verify_token(&self, _token: &str) -> Result<Identity, Rejection> {
+        Err(Error::InvalidCredentials.because("built without token support"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn patterns() {
+        let cases = [
+            ("*", "anything", true),
+            ("*", "", true),
+            ("room:*", "room:1", true),
+            ("room:*", "room:", true),
+            ("room:*", "room", false),
+            ("room:*", "lobby:1", false),
+            ("*:staff", "room:staff", true),
+            ("*:staff", "room:staff:x", false),
+            ("a*b*c", "aXXbYYc", true),
+            ("a*b*c", "abc", true),
+            ("a*b*c", "acb", false),
+            ("user:42", "user:42", true),
+            ("user:42", "user:420", false),
+            ("**", "x", true),
+            ("a*a", "aaa", true),
+            ("a*ab", "aaab", true),
+        ];
+        for (p, c, want) in cases {
+            assert_eq!(pattern_matches(p, c), want, "{p} ~ {c}");
+        }
+    }
+
+    fn authenticator() -> Authenticator {
+        Authenticator::new(
+            [User {
+                name: "alice".into(),
+                secret: "s3cret".into(),
+                read: vec!["*".into()],
+                write: vec!["chat:*".into()],
+            }],
+            Some("token-secret"),
+            true,
+            vec!["public:*".into()],
+        )
+    }
+
+    #[test]
+    fn users() {
+        let a = authenticator();
+        let id = a
+            .authenticate(&Credentials::User {
+                user: "alice".into(),
+                secret: "s3cret".into(),
+            })
+            .unwrap();
+        assert_eq!(id.user.as_deref(), Some("alice"));
+        assert!(id.permissions.can_write("chat:1"));
+        assert!(!id.permissions.can_write("news"));
+        let wrong = a.authenticate(&Credentials::User {
+            user: "alice".into(),
+            secret: "nope".into(),
+        });
+        assert_eq!(wrong.unwrap_err().error, Error::InvalidCredentials);
+        let unknown = a.authenticate(&Credentials::User {
+            user: "bob".into(),
+            secret: "s3cret".into(),
+        });
+        assert_eq!(unknown.unwrap_err().error, Error::InvalidUser);
+    }
+
+    #[test]
+    fn anonymous_reads_only_its_patterns_and_never_writes() {
+        let anon = authenticator().anonymous();
+        assert!(anon.is_anonymous());
+        assert!(anon.permissions.can_read("public:news"));
+        assert!(!anon.permissions.can_read("private"));
+        assert!(!anon.permissions.can_write("public:news"));
+    }
+
+    #[cfg(feature = "jwt")]
+    mod tokens {
+        use super::*;
+        use base64::Engine;
+
+        fn now() -> u64 {
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_secs()
+        }
+
+        fn claims(exp: Option<u64>) -> Claims {
+            Claims {
+                sub: "42".into(),
+                exp,
+                iat: Some(now()),
+                read: vec!["room:*".into()],
+                write: vec!["room:1".into()],
+                info: Some(serde_json::json!({"name": "ann"}).as_object().unwrap().clone()),
+            }
+        }
+
+        fn b64(s: &str) -> String {
+            base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(s)
+        }
+
+        #[test]
+        fn sign_and_verify() {
+            let c = claims(Some(now() + 60));
+            let t = sign(b"k", &c).unwrap();
+            assert_eq!(verify(b"k", &t, true).unwrap(), c);
+            let id = authenticator()
+                .authenticate(&Credentials::Token {
+                    token: sign(b"token-secret", &c).unwrap(),
+                })
+                .unwrap();
+            assert_eq!(id.user.as_deref(), Some("42"));
+            assert!(id.permissions.can_read("room:9"));
+            assert!(id.permissions.can_write("room:1"));
+            assert!(!id.permissions.can_write("room:2"));
+        }
+
+        #[test]
+        fn refusals() {
+            let good = claims(Some(now() + 60));
+            let cases: Vec<(String, Error)> = vec![
+                (sign(b"other", &good).unwrap(), Error::InvalidCredentials),
+                (
+                    sign(b"k", &claims(Some(now() - 5))).unwrap(),
+                    Error::TokenExpired,
+                ),
+                (sign(b"k", &claims(None)).unwrap(), Error::InvalidCredentials),
+                ("not a token".into(), Error::InvalidCredentials),
+                ("a.b.c".into(), Error::InvalidCredentials),
+                (
+                    format!(
+                        "{}.{}.",
+                        b64(r#"{"alg":"none","typ":"JWT"}"#),
+                        b64(&serde_json::to_string(&good).unwrap())
+                    ),
+                    Error::InvalidCredentials,
+                ),
+                (
+                    jsonwebtoken::encode(
+                        &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS512),
+                        &good,
+                        &jsonwebtoken::EncodingKey::from_secret(b"k"),
+                    )
+                    .unwrap(),
+                    Error::InvalidCredentials,
+                ),
+            ];
+            for (token, want) in cases {
+                assert_eq!(
+                    verify(b"k", &token, true).unwrap_err().error,
+                    want,
+                    "{token}"
+                );
+            }
+        }
+
+        #[test]
+        fn exp_may_be_optional() {
+            let t = sign(b"k", &claims(None)).unwrap();
+            assert!(verify(b"k", &t, false).is_ok());
+            let expired = sign(b"k", &claims(Some(now() - 5))).unwrap();
+            assert_eq!(
+                verify(b"k", &expired, false).unwrap_err().error,
+                Error::TokenExpired
+            );
+        }
+
+        #[test]
+        fn no_secret_no_tokens() {
+            let a = Authenticator::new([], None, true, vec![]);
+            let t = sign(b"k", &claims(Some(now() + 60))).unwrap();
+            let err = a
+                .authenticate(&Credentials::Token { token: t })
+                .unwrap_err();
+            assert_eq!(err.error, Error::InvalidCredentials);
+        }
+    }
+}

@@ -1,0 +1,24 @@
+//! # hubbub-core
+//!
+//! The protocol and the hub logic of hubbub, with no sockets and no runtime, so that the
+//! server, the Python and Node publishers and the browser client (WebAssembly) all share
+//! one definition of the wire format.
+//!
+//! - [`protocol`]: every WebSocket frame, both directions, with its exact JSON.
+//! - [`api`]: the bodies of the HTTP API.
+//! - [`auth`]: permission patterns, users, HS256 tokens.
+//! - [`channel`]: channel-name rules.
+//! - [`hub`]: subscriptions and fan-out on one node.
+//! - [`Error`]: the protocol's error names, in one enum.
+
+pub mod api;
+pub mod auth;
+pub mod channel;
+mod error;
+pub mod hub;
+pub mod protocol;
+
+pub use error::{Error, Rejection};
+
+/// The version of hubbub, shared by every part of it.
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");
