@@ -1,0 +1,52 @@
+# Shared helpers for the test scripts. Source it; do not run it.
+# Every installer here checks first and does nothing when the thing is already there, so a
+# second run of the test command is quick.
+
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+export ROOT
+
+say() { printf '\n==> %s\n' "$*" >&2; }
+
+# Runs a command as root (directly when we are root, through sudo otherwise).
+as_root() {
+  if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi
+}
+
+# apt_install PKG...: installs the Debian packages that are missing, running
+# `apt-get update` at most once per test run.
+apt_install() {
+  local missing=()
+  for pkg in "$@"; do
+    dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "ok installed" || missing+=("$pkg")
+  done
+  [ ${#missing[@]} -eq 0 ] && return 0
+  say "installing Debian packages: ${missing[*]}"
+  if [ ! -f "${TMPDIR:-/tmp}/hubbub-apt-updated" ]; then
+    as_root apt-get update -qq
+    touch "${TMPDIR:-/tmp}/hubbub-apt-updated"
+  fi
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+}
+
+# The Python virtualenv shared by the Python suites and the examples.
+VENV="$ROOT/.venv"
+export VENV
+ensure_venv() {
+  if [ ! -x "$VENV/bin/python" ]; then
+    say "creating the virtualenv $VENV"
+    python3 -m venv "$VENV"
+    "$VENV/bin/pip" install -q --upgrade pip
+  fi
+}
+
+# The hubbub binary the non-Rust suites run: built once by the test command.
+HUBBUB_BIN="${HUBBUB_BIN:-$ROOT/target/debug/hubbub}"
+export HUBBUB_BIN
+ensure_hubbub() {
+  if [ ! -x "$HUBBUB_BIN" ] || [ -n "${HUBBUB_REBUILD:-}" ]; then
+    say "building hubbub"
+    (cd "$ROOT" && cargo build -q -p hubbub-server)
+  fi
+}
