@@ -271,10 +271,12 @@ mod tests {
             .unwrap()
             .target()
             .is_err());
-        assert!(DisconnectRequest::from_body(br#"{"client":"a","user":"b"}"#)
-            .unwrap()
-            .target()
-            .is_err());
+        assert!(
+            DisconnectRequest::from_body(br#"{"client":"a","user":"b"}"#)
+                .unwrap()
+                .target()
+                .is_err()
+        );
     }
 
     #[test]

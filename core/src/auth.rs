@@ -179,19 +179,20 @@ mod token {
         let data =
             jsonwebtoken::decode::<Claims>(token, &DecodingKey::from_secret(secret), &validation)
                 .map_err(|e| match e.kind() {
-                    ErrorKind::ExpiredSignature => {
-                        Error::TokenExpired.because("the token's exp is past")
-                    }
-                    ErrorKind::InvalidSignature => {
-                        Error::InvalidCredentials.because("bad token signature")
-                    }
-                    ErrorKind::InvalidAlgorithm => {
-                        Error::InvalidCredentials.because("tokens must be signed with HS256")
-                    }
-                    ErrorKind::MissingRequiredClaim(claim) => Error::InvalidCredentials
-                        .because(format!("the token has no {claim} claim")),
-                    _ => Error::InvalidCredentials.because(format!("malformed token: {e}")),
-                })?;
+                ErrorKind::ExpiredSignature => {
+                    Error::TokenExpired.because("the token's exp is past")
+                }
+                ErrorKind::InvalidSignature => {
+                    Error::InvalidCredentials.because("bad token signature")
+                }
+                ErrorKind::InvalidAlgorithm => {
+                    Error::InvalidCredentials.because("tokens must be signed with HS256")
+                }
+                ErrorKind::MissingRequiredClaim(claim) => {
+                    Error::InvalidCredentials.because(format!("the token has no {claim} claim"))
+                }
+                _ => Error::InvalidCredentials.because(format!("malformed token: {e}")),
+            })?;
         if data.claims.sub.is_empty() {
             return Err(Error::InvalidCredentials.because("the token's sub is empty"));
         }
@@ -201,6 +202,26 @@ mod token {
 
 #[cfg(feature = "jwt")]
 pub use token::{sign, verify};
+
+/// Checks an HTTP API key (the `Bearer` value, if any) against the configured keys, in
+/// constant time. With no keys configured, every caller is accepted.
+pub fn check_api_key(keys: &[String], given: Option<&str>) -> Result<(), Rejection> {
+    if keys.is_empty() {
+        return Ok(());
+    }
+    let Some(given) = given else {
+        return Err(Error::InvalidCredentials.because("missing Authorization: Bearer <api-key>"));
+    };
+    let mut known = false;
+    for key in keys {
+        known |= constant_time_eq::constant_time_eq(key.as_bytes(), given.as_bytes());
+    }
+    if known {
+        Ok(())
+    } else {
+        Err(Error::InvalidCredentials.because("unknown API key"))
+    }
+}
 
 /// Turns credentials into identities, from the configured users, the token secret and the
 /// anonymous read patterns.
@@ -240,8 +261,7 @@ impl Authenticator {
         match credentials {
             Credentials::User { user, secret } => {
                 let known = self.users.get(user).ok_or(Error::InvalidUser)?;
-                if !constant_time_eq::constant_time_eq(known.secret.as_bytes(), secret.as_bytes())
-                {
+                if !constant_time_eq::constant_time_eq(known.secret.as_bytes(), secret.as_bytes()) {
                     return Err(Error::InvalidCredentials.into());
                 }
                 Ok(Identity {
@@ -336,6 +356,21 @@ mod tests {
     }
 
     #[test]
+    fn api_keys() {
+        let keys = vec!["k1".to_owned(), "k2".to_owned()];
+        assert!(check_api_key(&[], None).is_ok());
+        assert!(check_api_key(&keys, Some("k2")).is_ok());
+        assert_eq!(
+            check_api_key(&keys, Some("k3")).unwrap_err().error,
+            Error::InvalidCredentials
+        );
+        assert_eq!(
+            check_api_key(&keys, None).unwrap_err().error,
+            Error::InvalidCredentials
+        );
+    }
+
+    #[test]
     fn anonymous_reads_only_its_patterns_and_never_writes() {
         let anon = authenticator().anonymous();
         assert!(anon.is_anonymous());
@@ -363,7 +398,12 @@ mod tests {
                 iat: Some(now()),
                 read: vec!["room:*".into()],
                 write: vec!["room:1".into()],
-                info: Some(serde_json::json!({"name": "ann"}).as_object().unwrap().clone()),
+                info: Some(
+                    serde_json::json!({"name": "ann"})
+                        .as_object()
+                        .unwrap()
+                        .clone(),
+                ),
             }
         }
 
@@ -396,7 +436,10 @@ mod tests {
                     sign(b"k", &claims(Some(now() - 5))).unwrap(),
                     Error::TokenExpired,
                 ),
-                (sign(b"k", &claims(None)).unwrap(), Error::InvalidCredentials),
+                (
+                    sign(b"k", &claims(None)).unwrap(),
+                    Error::InvalidCredentials,
+                ),
                 ("not a token".into(), Error::InvalidCredentials),
                 ("a.b.c".into(), Error::InvalidCredentials),
                 (

@@ -54,7 +54,16 @@ mod tests {
 
     #[test]
     fn refuses_everything_else() {
-        for bad in ["", "a b", "room*", "é", "a\nb", "a#b", "a?b", &"x".repeat(256)] {
+        for bad in [
+            "",
+            "a b",
+            "room*",
+            "é",
+            "a\nb",
+            "a#b",
+            "a?b",
+            &"x".repeat(256),
+        ] {
             let err = validate(bad).unwrap_err();
             assert_eq!(err.error, Error::InvalidPayload, "{bad:?}");
             assert!(err.reason.is_some());

@@ -197,7 +197,9 @@ impl<S: Subscriber> Hub<S> {
 
     /// Every channel with subscribers on this node, with their number.
     pub fn channels(&self) -> impl Iterator<Item = (&str, usize)> {
-        self.channels.iter().map(|(name, subs)| (&**name, subs.len()))
+        self.channels
+            .iter()
+            .map(|(name, subs)| (&**name, subs.len()))
     }
 
     pub fn connection_count(&self) -> usize {

@@ -529,9 +529,7 @@ impl ServerFrame {
             "directMessage" => ServerFrame::DirectMessage(argument(name, arg)?),
             "join" => ServerFrame::Join(argument(name, arg)?),
             "leave" => ServerFrame::Leave(argument(name, arg)?),
-            other => {
-                return Err(Error::UnknownCommand.because(format!("unknown frame {other:?}")))
-            }
+            other => return Err(Error::UnknownCommand.because(format!("unknown frame {other:?}"))),
         };
         Ok(frame)
     }
@@ -638,7 +636,8 @@ mod tests {
 
     #[test]
     fn data_is_kept_byte_for_byte() {
-        let json = r#"{"broadcast":{"event":"e","channel":"c","data":{ "b" : 1.50, "a":"\u00e9" }}}"#;
+        let json =
+            r#"{"broadcast":{"event":"e","channel":"c","data":{ "b" : 1.50, "a":"\u00e9" }}}"#;
         let Command::Broadcast(b) = Command::parse(json).unwrap() else {
             panic!()
         };
@@ -724,8 +723,14 @@ mod tests {
                 r#"{"unsubscribed":"c"}"#,
                 ServerFrame::Unsubscribed("c".into()),
             ),
-            (r#"{"broadcasted":"c"}"#, ServerFrame::Broadcasted("c".into())),
-            (r#"{"directSent":"id"}"#, ServerFrame::DirectSent("id".into())),
+            (
+                r#"{"broadcasted":"c"}"#,
+                ServerFrame::Broadcasted("c".into()),
+            ),
+            (
+                r#"{"directSent":"id"}"#,
+                ServerFrame::DirectSent("id".into()),
+            ),
             (r#"{"loggedOut":true}"#, ServerFrame::LoggedOut(True)),
             (r#"{"pong":{"n":1}}"#, ServerFrame::Pong(raw(r#"{"n":1}"#))),
             (

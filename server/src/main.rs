@@ -1,1 +1,214 @@
-fn main() {}
+//! `hubbub`: a realtime push hub. Web applications publish over HTTP; browsers receive
+//! over WebSocket.
+
+mod broker;
+mod config;
+mod connection;
+mod http;
+mod node;
+mod session;
+mod shutdown;
+
+use clap::{Parser, Subcommand};
+use config::{Config, Overrides};
+use hubbub_core::auth::{sign, Claims};
+use node::Node;
+use std::io::IsTerminal;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+/// How long closing WebSocket connections may take at shutdown.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
+
+#[derive(Parser)]
+#[command(
+    name = "hubbub",
+    version,
+    about = "A realtime push hub: web apps publish over HTTP, browsers receive over WebSocket.",
+    long_about = "A realtime push hub: web apps publish over HTTP, browsers receive over WebSocket.\n\n\
+        Without --config, hubbub runs in zero-config development mode on 127.0.0.1:9772: anonymous \
+        clients may read every channel and the HTTP API accepts loopback callers without a key. \
+        With --config FILE (TOML), nothing is implicit.\n\n\
+        Every setting below is also a key of the config file and a HUBBUB_<KEY> environment \
+        variable (e.g. listen, HUBBUB_LISTEN, --listen). A flag beats the environment, which \
+        beats the file. [anonymous] read is HUBBUB_ANONYMOUS_READ / --anonymous-read; \
+        [[users]] is HUBBUB_USERS / --users.\n\n\
+        WebSocket clients connect to ws://HOST:PORT/ws; publishers call the HTTP API under \
+        /api (publish, broadcast, direct, disconnect, channels, info); GET / is a page that \
+        shows what arrives on the channel \"hello\".",
+    after_help = "Examples:\n  \
+        hubbub                                   # development mode on 127.0.0.1:9772\n  \
+        hubbub --config hubbub.toml              # production\n  \
+        hubbub token --config hubbub.toml --user 42 --read 'room:*' --ttl 1h"
+)]
+struct Cli {
+    /// TOML config file (see hubbub.example.toml); without it, development mode
+    #[arg(long, short, global = true, env = "HUBBUB_CONFIG", value_name = "FILE")]
+    config: Option<PathBuf>,
+
+    /// HS256 secret that tokens are signed with; tokens are refused when unset
+    #[arg(
+        long,
+        global = true,
+        env = "HUBBUB_TOKEN_SECRET",
+        value_name = "SECRET",
+        hide_env_values = true
+    )]
+    token_secret: Option<String>,
+
+    #[command(flatten)]
+    settings: Overrides,
+
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Print a signed token (JWT) for a user, made with the configured token_secret
+    Token(TokenArgs),
+}
+
+#[derive(clap::Args)]
+struct TokenArgs {
+    /// The user's id (the token's `sub`)
+    #[arg(long, value_name = "ID")]
+    user: String,
+
+    /// A channel pattern the user may read ('*' matches any run); repeat for more
+    #[arg(long, value_name = "PATTERN")]
+    read: Vec<String>,
+
+    /// A channel pattern the user may broadcast to; repeat for more
+    #[arg(long, value_name = "PATTERN")]
+    write: Vec<String>,
+
+    /// How long the token is valid, e.g. 30m, 1h, 7d
+    #[arg(long, value_name = "DURATION", default_value = "1h", value_parser = humantime::parse_duration)]
+    ttl: Duration,
+
+    /// A JSON object shown to others in presence, e.g. '{"name": "ann"}'
+    #[arg(long, value_name = "JSON")]
+    info: Option<String>,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let config = match Config::load(
+        cli.config.as_deref(),
+        cli.token_secret.clone(),
+        &cli.settings,
+    ) {
+        Ok(config) => config,
+        Err(e) => {
+            eprintln!("hubbub: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    match cli.command {
+        Some(Command::Token(args)) => token(&config, args),
+        None => serve(config),
+    }
+}
+
+fn token(config: &Config, args: TokenArgs) -> ExitCode {
+    let Some(secret) = &config.token_secret else {
+        eprintln!(
+            "hubbub: no token_secret: give --config FILE, --token-secret or HUBBUB_TOKEN_SECRET"
+        );
+        return ExitCode::from(2);
+    };
+    let info = match args
+        .info
+        .as_deref()
+        .map(serde_json::from_str::<serde_json::Value>)
+    {
+        None => None,
+        Some(Ok(serde_json::Value::Object(map))) => Some(map),
+        Some(_) => {
+            eprintln!("hubbub: --info must be a JSON object");
+            return ExitCode::from(2);
+        }
+    };
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .expect("the clock is after 1970")
+        .as_secs();
+    let claims = Claims {
+        sub: args.user,
+        exp: Some(now + args.ttl.as_secs()),
+        iat: Some(now),
+        read: args.read,
+        write: args.write,
+        info,
+    };
+    match sign(secret.as_bytes(), &claims) {
+        Ok(token) => {
+            println!("{token}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("hubbub: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn serve(config: Config) -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("HUBBUB_LOG")
+                .unwrap_or_else(|_| "info".into()),
+        )
+        .with_ansi(std::io::stderr().is_terminal())
+        .with_writer(std::io::stderr)
+        .init();
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            tracing::error!("cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(config)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!("{e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(config: Config) -> std::io::Result<()> {
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .map_err(|e| {
+            std::io::Error::new(e.kind(), format!("cannot listen on {}: {e}", config.listen))
+        })?;
+    let addr = listener.local_addr()?;
+    let dev_mode = config.dev_mode;
+    let node = Node::new(config);
+    tracing::info!("hubbub {} listening on http://{addr}", hubbub_core::VERSION);
+    if dev_mode {
+        tracing::info!(
+            "development mode (no config file): anonymous clients read every channel, the HTTP \
+             API accepts loopback callers without a key; open http://{addr}/ to watch the channel \"hello\""
+        );
+    }
+    let app = http::router(node.clone()).into_make_service_with_connect_info::<SocketAddr>();
+    let shutdown = node.shutdown.clone();
+    axum::serve(listener, app)
+        .with_graceful_shutdown(async move {
+            shutdown::signal().await;
+            tracing::info!("shutting down: closing connections, finishing HTTP requests");
+            shutdown.trigger();
+        })
+        .await?;
+    if !node.shutdown.connections_closed(SHUTDOWN_GRACE).await {
+        tracing::warn!("some connections did not close within {SHUTDOWN_GRACE:?}");
+    }
+    tracing::info!("stopped");
+    Ok(())
+}

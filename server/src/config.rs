@@ -1,0 +1,451 @@
+//! Configuration: one TOML file, every key overridable by a `HUBBUB_<KEY>` environment
+//! variable and by a `--<key>` flag, checked once at start.
+//!
+//! The file is read into a TOML table, the flags and environment variables (clap reads
+//! both) are laid over it key by key, and the result is deserialized and checked. Every
+//! error names the key it is about.
+
+use clap::Args;
+use hubbub_core::auth::{Authenticator, User};
+use ipnet::IpNet;
+use serde::Deserialize;
+use std::net::{IpAddr, SocketAddr};
+use std::path::Path;
+use std::time::Duration;
+
+/// The address hubbub listens on when nothing says otherwise.
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:9772";
+
+/// The settings of `hubbub`, each a config key, an environment variable and a flag.
+#[derive(Debug, Default, Args)]
+#[command(next_help_heading = "Settings (each also a config-file key and a HUBBUB_<KEY> variable)")]
+pub struct Overrides {
+    /// Address to listen on (HTTP API and WebSocket at /ws) [default: 127.0.0.1:9772]
+    #[arg(long, env = "HUBBUB_LISTEN", value_name = "ADDR")]
+    pub listen: Option<String>,
+
+    /// Comma-separated HTTP API keys (Authorization: Bearer KEY); no key needed when unset
+    #[arg(
+        long,
+        env = "HUBBUB_API_KEYS",
+        value_name = "KEYS",
+        value_delimiter = ','
+    )]
+    pub api_keys: Option<Vec<String>>,
+
+    /// Comma-separated CIDRs allowed to call the HTTP API [default: all; loopback in dev mode]
+    #[arg(
+        long,
+        env = "HUBBUB_ALLOWED_IPS",
+        value_name = "CIDRS",
+        value_delimiter = ','
+    )]
+    pub allowed_ips: Option<Vec<String>>,
+
+    /// Comma-separated Origin patterns allowed to open a WebSocket ('*' matches any run) [default: *]
+    #[arg(
+        long,
+        env = "HUBBUB_ALLOWED_ORIGINS",
+        value_name = "ORIGINS",
+        value_delimiter = ','
+    )]
+    pub allowed_origins: Option<Vec<String>>,
+
+    /// Largest WebSocket frame and HTTP body, in bytes [default: 65536]
+    #[arg(long, env = "HUBBUB_MAX_MESSAGE_SIZE", value_name = "BYTES")]
+    pub max_message_size: Option<u64>,
+
+    /// Most subscriptions one connection may hold [default: 128]
+    #[arg(long, env = "HUBBUB_MAX_CHANNELS_PER_CLIENT", value_name = "N")]
+    pub max_channels_per_client: Option<u64>,
+
+    /// Deliveries queued per connection before it is closed as a slow consumer [default: 1024]
+    #[arg(long, env = "HUBBUB_CLIENT_QUEUE", value_name = "N")]
+    pub client_queue: Option<u64>,
+
+    /// Interval of WebSocket pings; a peer silent for two intervals is closed [default: 25s]
+    #[arg(long, env = "HUBBUB_PING_INTERVAL", value_name = "DURATION")]
+    pub ping_interval: Option<String>,
+
+    /// Commands per second one connection may send, 0 for no limit [default: 0]
+    #[arg(long, env = "HUBBUB_CLIENT_RATE", value_name = "N")]
+    pub client_rate: Option<u64>,
+
+    /// Whether tokens must carry an `exp` claim [default: true]
+    #[arg(long, env = "HUBBUB_TOKEN_REQUIRE_EXP", value_name = "BOOL")]
+    pub token_require_exp: Option<bool>,
+
+    /// Comma-separated channel patterns anonymous clients may read [default: none; * in dev mode]
+    #[arg(
+        long,
+        env = "HUBBUB_ANONYMOUS_READ",
+        value_name = "PATTERNS",
+        value_delimiter = ','
+    )]
+    pub anonymous_read: Option<Vec<String>>,
+
+    /// Configured users as a TOML array, e.g. '[{name="alice", secret="s", read=["*"], write=["chat:*"]}]'
+    #[arg(long, env = "HUBBUB_USERS", value_name = "TOML")]
+    pub users: Option<String>,
+}
+
+/// What the file holds, before checking.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct File {
+    listen: Option<String>,
+    token_secret: Option<String>,
+    token_require_exp: Option<bool>,
+    api_keys: Option<Vec<String>>,
+    allowed_ips: Option<Vec<String>>,
+    allowed_origins: Option<Vec<String>>,
+    max_message_size: Option<u64>,
+    max_channels_per_client: Option<u64>,
+    client_queue: Option<u64>,
+    ping_interval: Option<String>,
+    client_rate: Option<u64>,
+    anonymous: Option<Anonymous>,
+    users: Option<Vec<User>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Anonymous {
+    read: Option<Vec<String>>,
+}
+
+/// The checked configuration the server runs with.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Whether no config file was given (zero-config development mode).
+    pub dev_mode: bool,
+    pub listen: SocketAddr,
+    pub token_secret: Option<String>,
+    pub token_require_exp: bool,
+    pub api_keys: Vec<String>,
+    /// `None`: every address may call the HTTP API.
+    pub allowed_ips: Option<Vec<IpNet>>,
+    pub allowed_origins: Vec<String>,
+    pub max_message_size: usize,
+    pub max_channels_per_client: usize,
+    pub client_queue: usize,
+    pub ping_interval: Duration,
+    /// Commands per second per connection; 0 for no limit.
+    pub client_rate: u32,
+    pub anonymous_read: Vec<String>,
+    pub users: Vec<User>,
+}
+
+/// A configuration error, naming the key it is about.
+#[derive(Debug)]
+pub struct ConfigError(pub String);
+
+impl std::fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+fn key_error(key: &str, message: impl std::fmt::Display) -> ConfigError {
+    ConfigError(format!("invalid config key `{key}`: {message}"))
+}
+
+impl Config {
+    /// Reads `path` (none for development mode), lays `token_secret` and the overrides over
+    /// it, and checks the result.
+    pub fn load(
+        path: Option<&Path>,
+        token_secret: Option<String>,
+        overrides: &Overrides,
+    ) -> Result<Config, ConfigError> {
+        let file = match path {
+            Some(path) => read_file(path)?,
+            None => empty_file(),
+        };
+        Self::build(path.is_none(), file, token_secret, overrides)
+    }
+
+    fn build(
+        dev_mode: bool,
+        file: File,
+        token_secret: Option<String>,
+        o: &Overrides,
+    ) -> Result<Config, ConfigError> {
+        let listen_text = o
+            .listen
+            .clone()
+            .or(file.listen)
+            .unwrap_or_else(|| DEFAULT_LISTEN.to_owned());
+        let listen = listen_text
+            .parse::<SocketAddr>()
+            .map_err(|e| key_error("listen", format!("{listen_text:?} is not HOST:PORT ({e})")))?;
+
+        let token_secret = token_secret.or(file.token_secret);
+        if token_secret.as_deref() == Some("") {
+            return Err(key_error("token_secret", "is empty"));
+        }
+
+        let api_keys = o.api_keys.clone().or(file.api_keys).unwrap_or_default();
+        if api_keys.iter().any(|k| k.is_empty()) {
+            return Err(key_error("api_keys", "holds an empty key"));
+        }
+
+        let allowed_ips = match o.allowed_ips.clone().or(file.allowed_ips) {
+            Some(list) => Some(
+                list.iter()
+                    .map(|s| parse_cidr(s).map_err(|e| key_error("allowed_ips", e)))
+                    .collect::<Result<Vec<_>, _>>()?,
+            ),
+            None if dev_mode => Some(vec![
+                "127.0.0.0/8".parse().expect("valid CIDR"),
+                "::1/128".parse().expect("valid CIDR"),
+            ]),
+            None => None,
+        };
+
+        let allowed_origins = o
+            .allowed_origins
+            .clone()
+            .or(file.allowed_origins)
+            .unwrap_or_else(|| vec!["*".to_owned()]);
+
+        let max_message_size = positive(
+            "max_message_size",
+            o.max_message_size.or(file.max_message_size),
+            65536,
+        )?;
+        let max_channels_per_client = positive(
+            "max_channels_per_client",
+            o.max_channels_per_client.or(file.max_channels_per_client),
+            128,
+        )?;
+        let client_queue = positive("client_queue", o.client_queue.or(file.client_queue), 1024)?;
+
+        let ping_text = o
+            .ping_interval
+            .clone()
+            .or(file.ping_interval)
+            .unwrap_or_else(|| "25s".to_owned());
+        let ping_interval = humantime::parse_duration(&ping_text).map_err(|e| {
+            key_error(
+                "ping_interval",
+                format!("{ping_text:?}: {e} (e.g. \"25s\")"),
+            )
+        })?;
+        if ping_interval < Duration::from_millis(10) {
+            return Err(key_error("ping_interval", "must be at least 10ms"));
+        }
+
+        let client_rate = o.client_rate.or(file.client_rate).unwrap_or(0);
+        let client_rate =
+            u32::try_from(client_rate).map_err(|_| key_error("client_rate", "is too large"))?;
+
+        let anonymous_read = o
+            .anonymous_read
+            .clone()
+            .or(file.anonymous.and_then(|a| a.read))
+            .unwrap_or_else(|| {
+                if dev_mode {
+                    vec!["*".to_owned()]
+                } else {
+                    Vec::new()
+                }
+            });
+
+        let users = match &o.users {
+            Some(text) => parse_users(text)?,
+            None => file.users.unwrap_or_default(),
+        };
+        let mut names = std::collections::HashSet::new();
+        for u in &users {
+            if u.name.is_empty() {
+                return Err(key_error("users", "a user has an empty name"));
+            }
+            if !names.insert(&u.name) {
+                return Err(key_error(
+                    "users",
+                    format!("user {:?} is listed twice", u.name),
+                ));
+            }
+        }
+
+        Ok(Config {
+            dev_mode,
+            listen,
+            token_secret,
+            token_require_exp: o
+                .token_require_exp
+                .or(file.token_require_exp)
+                .unwrap_or(true),
+            api_keys,
+            allowed_ips,
+            allowed_origins,
+            max_message_size,
+            max_channels_per_client,
+            client_queue,
+            ping_interval,
+            client_rate,
+            anonymous_read,
+            users,
+        })
+    }
+
+    /// The authenticator this configuration describes.
+    pub fn authenticator(&self) -> Authenticator {
+        Authenticator::new(
+            self.users.clone(),
+            self.token_secret.as_deref(),
+            self.token_require_exp,
+            self.anonymous_read.clone(),
+        )
+    }
+
+    /// Whether `ip` may call the HTTP API.
+    pub fn ip_allowed(&self, ip: IpAddr) -> bool {
+        let ip = match ip {
+            IpAddr::V6(v6) => v6.to_ipv4_mapped().map(IpAddr::V4).unwrap_or(ip),
+            v4 => v4,
+        };
+        match &self.allowed_ips {
+            Some(nets) => nets.iter().any(|n| n.contains(&ip)),
+            None => true,
+        }
+    }
+
+    /// Whether a browser from `origin` may open a WebSocket.
+    pub fn origin_allowed(&self, origin: &str) -> bool {
+        self.allowed_origins
+            .iter()
+            .any(|p| hubbub_core::auth::pattern_matches(p, origin))
+    }
+}
+
+fn empty_file() -> File {
+    toml::from_str("").expect("an empty file is a valid config")
+}
+
+fn read_file(path: &Path) -> Result<File, ConfigError> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| ConfigError(format!("cannot read config file {}: {e}", path.display())))?;
+    let de = toml::Deserializer::parse(&text)
+        .map_err(|e| ConfigError(format!("{}: {e}", path.display())))?;
+    serde_path_to_error::deserialize(de).map_err(|e| {
+        let key = e.path().to_string();
+        let inner = e.into_inner();
+        let message = inner.message().to_owned();
+        if key == "." {
+            ConfigError(format!("{}: {message}", path.display()))
+        } else {
+            ConfigError(format!(
+                "{}: invalid config key `{key}`: {message}",
+                path.display()
+            ))
+        }
+    })
+}
+
+fn parse_users(text: &str) -> Result<Vec<User>, ConfigError> {
+    #[derive(Deserialize)]
+    struct Wrapper {
+        users: Vec<User>,
+    }
+    let wrapped = format!("users = {text}");
+    let de = toml::Deserializer::parse(&wrapped).map_err(|e| key_error("users", e))?;
+    serde_path_to_error::deserialize::<_, Wrapper>(de)
+        .map(|w| w.users)
+        .map_err(|e| key_error(&e.path().to_string(), e.into_inner().message()))
+}
+
+fn parse_cidr(text: &str) -> Result<IpNet, String> {
+    text.trim()
+        .parse::<IpNet>()
+        .or_else(|_| text.trim().parse::<IpAddr>().map(IpNet::from))
+        .map_err(|_| format!("{text:?} is not an address or CIDR (e.g. \"10.0.0.0/8\")"))
+}
+
+fn positive(key: &str, value: Option<u64>, default: u64) -> Result<usize, ConfigError> {
+    let v = value.unwrap_or(default);
+    if v == 0 {
+        return Err(key_error(key, "must be greater than 0"));
+    }
+    usize::try_from(v).map_err(|_| key_error(key, "is too large"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn build(file: &str, o: &Overrides) -> Result<Config, ConfigError> {
+        let f: File = toml::from_str(file).unwrap();
+        Config::build(false, f, None, o)
+    }
+
+    #[test]
+    fn defaults_with_a_file_are_strict() {
+        let c = build("", &Overrides::default()).unwrap();
+        assert_eq!(c.listen.to_string(), DEFAULT_LISTEN);
+        assert!(c.anonymous_read.is_empty());
+        assert!(c.allowed_ips.is_none());
+        assert_eq!(c.max_message_size, 65536);
+        assert_eq!(c.max_channels_per_client, 128);
+        assert_eq!(c.client_queue, 1024);
+        assert_eq!(c.ping_interval, Duration::from_secs(25));
+        assert_eq!(c.client_rate, 0);
+    }
+
+    #[test]
+    fn dev_mode_reads_everything_and_trusts_loopback() {
+        let c = Config::build(true, empty_file(), None, &Overrides::default()).unwrap();
+        assert_eq!(c.anonymous_read, ["*"]);
+        assert!(c.ip_allowed("127.0.0.1".parse().unwrap()));
+        assert!(c.ip_allowed("::1".parse().unwrap()));
+        assert!(c.ip_allowed("::ffff:127.0.0.1".parse().unwrap()));
+        assert!(!c.ip_allowed("10.1.2.3".parse().unwrap()));
+    }
+
+    #[test]
+    fn overrides_win_over_the_file() {
+        let o = Overrides {
+            listen: Some("127.0.0.1:1".into()),
+            client_queue: Some(7),
+            ..Overrides::default()
+        };
+        let c = build("listen = \"127.0.0.1:2\"\nclient_queue = 9", &o).unwrap();
+        assert_eq!(c.listen.port(), 1);
+        assert_eq!(c.client_queue, 7);
+    }
+
+    #[test]
+    fn errors_name_the_key() {
+        let cases = [
+            ("listen = \"nowhere\"", "listen"),
+            ("allowed_ips = [\"10.0.0.0/99\"]", "allowed_ips"),
+            ("ping_interval = \"soon\"", "ping_interval"),
+            ("client_queue = 0", "client_queue"),
+            ("token_secret = \"\"", "token_secret"),
+        ];
+        for (file, key) in cases {
+            let err = build(file, &Overrides::default()).unwrap_err().to_string();
+            assert!(err.contains(&format!("`{key}`")), "{file}: {err}");
+        }
+        let o = Overrides {
+            users: Some("[{name=\"a\"}]".into()),
+            ..Overrides::default()
+        };
+        let err = build("", &o).unwrap_err().to_string();
+        assert!(err.contains("users"), "{err}");
+    }
+
+    #[test]
+    fn users_from_the_environment() {
+        let o = Overrides {
+            users: Some("[{name=\"a\", secret=\"s\", read=[\"*\"]}]".into()),
+            ..Overrides::default()
+        };
+        let c = build("", &o).unwrap();
+        assert_eq!(c.users.len(), 1);
+        assert_eq!(c.users[0].read, ["*"]);
+    }
+}

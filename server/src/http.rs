@@ -1,0 +1,233 @@
+//! The HTTP side: the publishers' API (section 6 of the protocol), the WebSocket endpoint
+//! at `/ws`, `/health` and the hello page at `/`.
+
+use crate::connection;
+use crate::node::Node;
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::ws::WebSocketUpgrade;
+use axum::extract::{ConnectInfo, DefaultBodyLimit, Request, State};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::middleware::{self, Next};
+use axum::response::{Html, IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use hubbub_core::api::{
+    BroadcastPublished, BroadcastRequest, ChannelStats, Channels, DirectDelivered, DirectRequest,
+    DisconnectRequest, Disconnected, Health, Info, PublishRequest, Published, Request as _,
+};
+use hubbub_core::auth::check_api_key;
+use hubbub_core::protocol::ErrorBody;
+use hubbub_core::{Error, Rejection, VERSION};
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+/// Every route of the server.
+pub fn router(node: Arc<Node>) -> Router {
+    let api = Router::new()
+        .route("/publish", post(publish))
+        .route("/broadcast", post(broadcast))
+        .route("/direct", post(direct))
+        .route("/disconnect", post(disconnect))
+        .route("/channels", get(channels))
+        .route("/info", get(info))
+        .layer(middleware::from_fn_with_state(node.clone(), authorize))
+        .layer(DefaultBodyLimit::max(node.config.max_message_size));
+    Router::new()
+        .route("/", get(hello_page))
+        .route("/health", get(health))
+        .route("/ws", get(websocket))
+        .nest("/api", api)
+        .fallback(not_found)
+        .with_state(node)
+}
+
+/// An HTTP API error: a status and the protocol's error body.
+pub struct ApiError(StatusCode, ErrorBody);
+
+impl ApiError {
+    fn new(status: StatusCode, rejection: impl Into<Rejection>) -> ApiError {
+        ApiError(status, rejection.into().into())
+    }
+}
+
+impl From<Rejection> for ApiError {
+    fn from(r: Rejection) -> Self {
+        ApiError::new(StatusCode::BAD_REQUEST, r)
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        (self.0, Json(self.1)).into_response()
+    }
+}
+
+type ApiResult<T> = Result<Json<T>, ApiError>;
+
+/// Checks the caller's address (`allowed_ips`, 403) and key (`api_keys`, 401).
+async fn authorize(
+    State(node): State<Arc<Node>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    request: Request,
+    next: Next,
+) -> Response {
+    if !node.config.ip_allowed(peer.ip()) {
+        return ApiError::new(
+            StatusCode::FORBIDDEN,
+            Error::AccessDenied.because(format!("{} may not call the API", peer.ip())),
+        )
+        .into_response();
+    }
+    let given = request
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .map(|v| v.strip_prefix("Bearer ").unwrap_or(v).trim());
+    if let Err(rejection) = check_api_key(&node.config.api_keys, given) {
+        return ApiError::new(StatusCode::UNAUTHORIZED, rejection).into_response();
+    }
+    next.run(request).await
+}
+
+/// The request body, or 413 when it is over `max_message_size` and 400 when it cannot be read.
+fn body(body: Result<Bytes, BytesRejection>) -> Result<Bytes, ApiError> {
+    body.map_err(|r| {
+        if r.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                Error::LimitExceeded.because("body larger than max_message_size"),
+            )
+        } else {
+            ApiError::new(
+                StatusCode::BAD_REQUEST,
+                Error::InvalidPayload.because(r.body_text()),
+            )
+        }
+    })
+}
+
+async fn publish(
+    State(node): State<Arc<Node>>,
+    raw: Result<Bytes, BytesRejection>,
+) -> ApiResult<Published> {
+    let r = PublishRequest::from_body(&body(raw)?)?;
+    node.publish(&r.channel, r.event, r.data, None);
+    Ok(Json(Published {
+        published: r.channel,
+        offset: None,
+    }))
+}
+
+async fn broadcast(
+    State(node): State<Arc<Node>>,
+    raw: Result<Bytes, BytesRejection>,
+) -> ApiResult<BroadcastPublished> {
+    let r = BroadcastRequest::from_body(&body(raw)?)?;
+    for channel in &r.channels {
+        node.publish(channel, r.event.clone(), r.data.clone(), None);
+    }
+    Ok(Json(BroadcastPublished {
+        published: r.channels,
+    }))
+}
+
+async fn direct(
+    State(node): State<Arc<Node>>,
+    raw: Result<Bytes, BytesRejection>,
+) -> ApiResult<DirectDelivered> {
+    let r = DirectRequest::from_body(&body(raw)?)?;
+    let target = r.target()?;
+    let delivered = node.direct(&target, r.event, r.data, None);
+    if delivered == 0 {
+        return Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            Error::InvalidClient.because(format!("nobody matched {:?}", target.name())),
+        ));
+    }
+    Ok(Json(DirectDelivered {
+        direct_sent: target.name().to_owned(),
+        delivered,
+    }))
+}
+
+async fn disconnect(
+    State(node): State<Arc<Node>>,
+    raw: Result<Bytes, BytesRejection>,
+) -> ApiResult<Disconnected> {
+    let r = DisconnectRequest::from_body(&body(raw)?)?;
+    let clients = node.targets(&r.target()?);
+    for client in &clients {
+        client.close(
+            connection::close::DISCONNECTED,
+            "disconnected by the application",
+        );
+    }
+    Ok(Json(Disconnected {
+        disconnected: clients.len(),
+    }))
+}
+
+async fn channels(State(node): State<Arc<Node>>) -> Json<Channels> {
+    Json(Channels {
+        channels: node
+            .channels()
+            .into_iter()
+            .map(|(name, subscribers)| (name, ChannelStats { subscribers }))
+            .collect(),
+    })
+}
+
+async fn info(State(node): State<Arc<Node>>) -> Json<Info> {
+    Json(Info {
+        version: VERSION.to_owned(),
+        connections: node.connection_count(),
+        channels: node.channel_count(),
+        uptime_s: node.uptime_s(),
+    })
+}
+
+async fn health() -> Json<Health> {
+    Json(Health {
+        status: "ok".to_owned(),
+    })
+}
+
+async fn not_found() -> ApiError {
+    ApiError::new(
+        StatusCode::NOT_FOUND,
+        Error::UnknownCommand.because("no such endpoint"),
+    )
+}
+
+/// `GET /ws`: checks the Origin and hands the upgraded socket to a connection task.
+async fn websocket(
+    State(node): State<Arc<Node>>,
+    headers: HeaderMap,
+    upgrade: WebSocketUpgrade,
+) -> Response {
+    if node.shutdown.is_triggered() {
+        return (StatusCode::SERVICE_UNAVAILABLE, "shutting down").into_response();
+    }
+    if let Some(origin) = headers.get(header::ORIGIN) {
+        let origin = origin.to_str().unwrap_or("");
+        if !node.config.origin_allowed(origin) {
+            tracing::debug!(origin, "origin refused");
+            return ApiError::new(
+                StatusCode::FORBIDDEN,
+                Error::AccessDenied.because("origin not allowed"),
+            )
+            .into_response();
+        }
+    }
+    let limit = node.config.max_message_size;
+    upgrade
+        .max_message_size(limit)
+        .max_frame_size(limit)
+        .on_upgrade(move |socket| connection::serve(node, socket))
+}
+
+/// `GET /`: a page that shows what arrives on the channel `hello`.
+async fn hello_page() -> Html<&'static str> {
+    Html(include_str!("hello.html"))
+}
