@@ -1,0 +1,46 @@
+// Types of hubbub-node. The Publisher, token and verifyToken types come from native.d.ts,
+// which `napi build` generates from the Rust source; this file adds HubbubError.
+
+import * as native from './native'
+
+export type {
+  BroadcastPublished,
+  Channels,
+  ChannelStats,
+  DirectDelivered,
+  DirectOptions,
+  Disconnected,
+  DisconnectOptions,
+  Info,
+  Published,
+  PublisherOptions,
+  PublishOptions,
+  TokenClaims,
+  TokenOptions,
+} from './native'
+
+/**
+ * A refusal from the hub or from hubbub-core, or a hub that cannot be reached. Every
+ * Promise of a Publisher rejects with one, and token/verifyToken throw one.
+ */
+export declare class HubbubError extends Error {
+  constructor(code: string, reason?: string)
+  readonly name: 'HubbubError'
+  /**
+   * The protocol's error name ('INVALID_PAYLOAD', 'INVALID_CREDENTIALS', 'ACCESS_DENIED',
+   * 'INVALID_CLIENT', 'TOKEN_EXPIRED', 'LIMIT_EXCEEDED', ...), or 'Unavailable' when the hub
+   * cannot be reached or does not answer like a hub.
+   */
+  readonly code: string
+  /** The reason the hub or core gave, if any. */
+  readonly reason?: string
+}
+
+/** Publishes to a hubbub hub over its HTTP API. Rejections are HubbubErrors. */
+export declare class Publisher extends native.Publisher {}
+
+/** Mints a token for `options.user`, signed with `secret`. Throws HubbubError. */
+export declare const token: typeof native.token
+
+/** Checks a token against `secret` and returns its claims. Throws HubbubError. */
+export declare const verifyToken: typeof native.verifyToken
