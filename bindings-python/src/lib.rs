@@ -1,1 +1,39 @@
-//! Placeholder until this binding is written.
+//! `hubbub._native`: the compiled half of the Python package `hubbub`.
+//!
+//! The package publishes to a hubbub hub over its HTTP API and mints the tokens browsers
+//! connect with. Everything that speaks the protocol lives here, in Rust, on top of
+//! `hubbub-core`: request and answer bodies are core's `api` types, tokens are core's
+//! `auth::sign` and `auth::verify`, error names are core's `Error`. The Python files beside
+//! it (`python/hubbub/`) only re-export these names and add the asyncio glue and the Django
+//! integration.
+//!
+//! - [`json`]: Python values to JSON and back.
+//! - [`transport`]: the per-process tokio runtime and HTTP connection pool, and one API call.
+//! - [`publisher`]: the `Publisher` class and the callback-driven half of `AsyncPublisher`.
+//! - [`token`]: `token()` and `verify_token()`.
+//! - [`errors`]: the exception classes, one per protocol error name.
+
+use pyo3::prelude::*;
+
+mod errors;
+mod json;
+mod publisher;
+mod token;
+mod transport;
+
+/// The version of this package, which is the version of hubbub.
+const VERSION: &str = env!("CARGO_PKG_VERSION");
+
+#[pymodule]
+#[pyo3(name = "_native")]
+fn native(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add("__version__", VERSION)?;
+    m.add_class::<publisher::Publisher>()?;
+    m.add_class::<publisher::CallbackPublisher>()?;
+    m.add_class::<publisher::PendingCall>()?;
+    m.add_class::<json::Json>()?;
+    m.add_function(wrap_pyfunction!(token::token, m)?)?;
+    m.add_function(wrap_pyfunction!(token::verify_token, m)?)?;
+    errors::register(m)?;
+    Ok(())
+}

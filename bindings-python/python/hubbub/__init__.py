@@ -1,0 +1,159 @@
+"""hubbub: publish realtime events to a hubbub hub from Python.
+
+Quick start, against ``hubbub`` running in zero-config mode on this machine::
+
+    >>> from hubbub import Publisher
+    >>> Publisher().publish("hello", {"hello": "world"})
+    {'published': 'hello'}
+
+``Publisher`` blocks (releasing the GIL), ``AsyncPublisher`` has the same methods as
+coroutines, ``token()`` mints the tokens browsers connect with, and ``hubbub.django``
+wires it all into a Django project. The HTTP calls, the JSON encoding and the tokens are
+done in Rust by hubbub's own core, the code the hub itself runs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any, Callable, Optional, Sequence
+
+from hubbub._native import (
+    AccessDenied,
+    CallbackPublisher as _CallbackPublisher,
+    HubbubError,
+    InvalidChannel,
+    InvalidClient,
+    InvalidCredentials,
+    InvalidPayload,
+    InvalidUser,
+    Json,
+    LimitExceeded,
+    Publisher,
+    RateLimited,
+    Timeout,
+    TokenExpired,
+    Unavailable,
+    UnknownCommand,
+    __version__,
+    token,
+    verify_token,
+)
+
+__all__ = [
+    "AccessDenied",
+    "AsyncPublisher",
+    "HubbubError",
+    "InvalidChannel",
+    "InvalidClient",
+    "InvalidCredentials",
+    "InvalidPayload",
+    "InvalidUser",
+    "Json",
+    "LimitExceeded",
+    "Publisher",
+    "RateLimited",
+    "Timeout",
+    "TokenExpired",
+    "Unavailable",
+    "UnknownCommand",
+    "__version__",
+    "token",
+    "verify_token",
+]
+
+
+def _settle(future: asyncio.Future, answer: Any, error: Optional[BaseException]) -> None:
+    if future.done():  # cancelled while the call was on its way
+        return
+    if error is not None:
+        future.set_exception(error)
+    else:
+        future.set_result(answer)
+
+
+class AsyncPublisher:
+    """Publishes to a hubbub hub from asyncio code (Django async views included).
+
+    ``AsyncPublisher(url=None, api_key=None, timeout=5.0)`` takes the arguments of
+    ``Publisher`` and has the same methods, as coroutines. The requests run on hubbub's
+    own I/O thread, so awaiting one never blocks the event loop, and one instance may be
+    used from any number of tasks and event loops. ``async with AsyncPublisher() as p:``
+    works too; the connection pool is shared by the whole process, so there is nothing to
+    close on the way out.
+    """
+
+    __slots__ = ("_native",)
+
+    def __init__(
+        self, url: Optional[str] = None, api_key: Optional[str] = None, timeout: float = 5.0
+    ) -> None:
+        self._native = _CallbackPublisher(url, api_key, timeout)
+
+    @property
+    def url(self) -> str:
+        """The hub's base URL."""
+        return self._native.url
+
+    @property
+    def timeout(self) -> float:
+        """The time limit of each call, in seconds."""
+        return self._native.timeout
+
+    def __repr__(self) -> str:
+        return f"AsyncPublisher(url={self.url!r})"
+
+    async def __aenter__(self) -> "AsyncPublisher":
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        return None
+
+    async def _call(self, start: Callable[..., Any], *args: Any) -> Any:
+        loop = asyncio.get_running_loop()
+        future = loop.create_future()
+
+        def done(answer: Any, error: Optional[BaseException]) -> None:
+            # Called on hubbub's I/O thread.
+            try:
+                loop.call_soon_threadsafe(_settle, future, answer, error)
+            except RuntimeError:  # the event loop was closed meanwhile
+                pass
+
+        pending = start(done, *args)
+        try:
+            return await future
+        except asyncio.CancelledError:
+            pending.cancel()
+            raise
+
+    async def publish(self, channel: str, data: Any, event: str = "message") -> dict:
+        """Publishes ``data`` (any JSON value) to every subscriber of ``channel``."""
+        return await self._call(self._native.publish, channel, data, event)
+
+    async def broadcast(self, channels: Sequence[str], data: Any, event: str = "message") -> dict:
+        """Publishes ``data`` to every subscriber of each of ``channels``."""
+        return await self._call(self._native.broadcast, channels, data, event)
+
+    async def direct(
+        self,
+        data: Any,
+        *,
+        client: Optional[str] = None,
+        user: Optional[str] = None,
+        event: str = "message",
+    ) -> dict:
+        """Sends ``data`` to one connection (``client=``) or every connection of a user
+        (``user=``); raises ``InvalidClient`` when nobody matched."""
+        return await self._call(self._native.direct, data, client, user, event)
+
+    async def disconnect(self, *, client: Optional[str] = None, user: Optional[str] = None) -> dict:
+        """Closes one connection (``client=``) or every connection of a user (``user=``)."""
+        return await self._call(self._native.disconnect, client, user)
+
+    async def channels(self) -> dict:
+        """The channels that have subscribers, with their subscriber counts."""
+        return await self._call(self._native.channels)
+
+    async def info(self) -> dict:
+        """The hub's version and counters."""
+        return await self._call(self._native.info)

@@ -1,0 +1,191 @@
+"""Type stubs of hubbub's compiled module (``hubbub._native``)."""
+
+from datetime import timedelta
+from typing import Any, Callable, Dict, List, Optional, Sequence, TypedDict, Union, final
+
+__version__: str
+
+JSONValue = Any
+"""Any JSON value built from dict (str keys), list, tuple, str, int, float, bool, None and Json."""
+
+class _PublishedOffset(TypedDict, total=False):
+    offset: int
+
+class Published(_PublishedOffset):
+    published: str
+
+class BroadcastPublished(TypedDict):
+    published: List[str]
+
+DirectDelivered = TypedDict("DirectDelivered", {"directSent": str, "delivered": int})
+
+class Disconnected(TypedDict):
+    disconnected: int
+
+class ChannelStats(TypedDict):
+    subscribers: int
+
+class Channels(TypedDict):
+    channels: Dict[str, ChannelStats]
+
+class Info(TypedDict):
+    version: str
+    connections: int
+    channels: int
+    uptime_s: int
+
+class Claims(TypedDict, total=False):
+    sub: str
+    exp: int
+    iat: int
+    read: List[str]
+    write: List[str]
+    info: Dict[str, Any]
+
+@final
+class Publisher:
+    """Publishes to a hubbub hub over its HTTP API (blocking; releases the GIL)."""
+
+    def __init__(
+        self, url: Optional[str] = None, api_key: Optional[str] = None, timeout: float = 5.0
+    ) -> None: ...
+    @property
+    def url(self) -> str:
+        """The hub's base URL."""
+    @property
+    def timeout(self) -> float:
+        """The time limit of each call, in seconds."""
+    def publish(self, channel: str, data: JSONValue, event: str = "message") -> Published:
+        """Publishes ``data`` to every subscriber of ``channel``."""
+    def broadcast(
+        self, channels: Sequence[str], data: JSONValue, event: str = "message"
+    ) -> BroadcastPublished:
+        """Publishes ``data`` to every subscriber of each of ``channels``."""
+    def direct(
+        self,
+        data: JSONValue,
+        *,
+        client: Optional[str] = None,
+        user: Optional[str] = None,
+        event: str = "message",
+    ) -> DirectDelivered:
+        """Sends ``data`` to one connection or every connection of a user."""
+    def disconnect(
+        self, *, client: Optional[str] = None, user: Optional[str] = None
+    ) -> Disconnected:
+        """Closes one connection or every connection of a user."""
+    def channels(self) -> Channels:
+        """The channels that have subscribers."""
+    def info(self) -> Info:
+        """The hub's version and counters."""
+
+@final
+class PendingCall:
+    """A call started by ``CallbackPublisher``."""
+
+    def cancel(self) -> None:
+        """Abandons the call: ``done`` will not be called."""
+
+Done = Callable[[Any, Optional[BaseException]], None]
+
+@final
+class CallbackPublisher:
+    """The engine under ``AsyncPublisher``: calls finish by calling ``done``."""
+
+    def __init__(
+        self, url: Optional[str] = None, api_key: Optional[str] = None, timeout: float = 5.0
+    ) -> None: ...
+    @property
+    def url(self) -> str:
+        """The hub's base URL."""
+    @property
+    def timeout(self) -> float:
+        """The time limit of each call, in seconds."""
+    def publish(self, done: Done, channel: str, data: JSONValue, event: str) -> PendingCall:
+        """``Publisher.publish``, answering through ``done``."""
+    def broadcast(
+        self, done: Done, channels: Sequence[str], data: JSONValue, event: str
+    ) -> PendingCall:
+        """``Publisher.broadcast``, answering through ``done``."""
+    def direct(
+        self, done: Done, data: JSONValue, client: Optional[str], user: Optional[str], event: str
+    ) -> PendingCall:
+        """``Publisher.direct``, answering through ``done``."""
+    def disconnect(self, done: Done, client: Optional[str], user: Optional[str]) -> PendingCall:
+        """``Publisher.disconnect``, answering through ``done``."""
+    def channels(self, done: Done) -> PendingCall:
+        """``Publisher.channels``, answering through ``done``."""
+    def info(self, done: Done) -> PendingCall:
+        """``Publisher.info``, answering through ``done``."""
+
+@final
+class Json:
+    """Data already encoded as JSON text; may stand anywhere in a publisher's ``data``."""
+
+    def __init__(self, data: JSONValue) -> None: ...
+    @staticmethod
+    def from_text(text: str) -> "Json":
+        """Wraps JSON text after checking that it is one valid JSON value."""
+    @property
+    def text(self) -> str:
+        """The JSON text."""
+    def decode(self) -> Any:
+        """Decodes the JSON text to Python values."""
+
+def token(
+    secret: Union[str, bytes],
+    user: Union[str, int],
+    *,
+    read: Sequence[str] = (),
+    write: Sequence[str] = (),
+    info: Optional[Dict[str, Any]] = None,
+    expires_in: Union[int, float, timedelta, None] = 3600,
+) -> str:
+    """Mints an HS256 token for ``user`` with the given permissions."""
+
+def verify_token(secret: Union[str, bytes], token: str, *, require_exp: bool = True) -> Claims:
+    """Checks a token and returns its claims."""
+
+class HubbubError(Exception):
+    """Base class of every error hubbub raises for a refused or unanswered call."""
+
+    code: Optional[str]
+    reason: Optional[str]
+    status: Optional[int]
+    url: Optional[str]
+
+class InvalidPayload(HubbubError):
+    """INVALID_PAYLOAD: the hub refused the request body."""
+
+class UnknownCommand(HubbubError):
+    """UNKNOWN_COMMAND."""
+
+class InvalidCredentials(HubbubError):
+    """INVALID_CREDENTIALS: missing or wrong API key, or a bad token."""
+
+class InvalidUser(HubbubError):
+    """INVALID_USER."""
+
+class TokenExpired(HubbubError):
+    """TOKEN_EXPIRED: the token's ``exp`` is past."""
+
+class AccessDenied(HubbubError):
+    """ACCESS_DENIED: the caller's address is not allowed."""
+
+class InvalidChannel(HubbubError):
+    """INVALID_CHANNEL."""
+
+class InvalidClient(HubbubError):
+    """INVALID_CLIENT: a direct message that matched nobody."""
+
+class LimitExceeded(HubbubError):
+    """LIMIT_EXCEEDED: a body over the hub's size limit."""
+
+class RateLimited(HubbubError):
+    """RATE_LIMITED."""
+
+class Unavailable(HubbubError):
+    """The hub cannot be reached; the message names the URL."""
+
+class Timeout(Unavailable):
+    """The hub did not answer within the timeout."""

@@ -1,0 +1,187 @@
+//! The exception classes: `HubbubError`, one subclass per protocol error name, and
+//! `Unavailable` (with `Timeout` under it) for a hub that cannot be reached.
+//!
+//! Every instance carries `code` (the protocol's error name, e.g. `"ACCESS_DENIED"`, or
+//! `"UNAVAILABLE"`, `"TIMEOUT"`, `"UNEXPECTED_RESPONSE"`), `reason` (the server's
+//! explanation, or `None`), `status` (the HTTP status, or `None`) and `url` (what was
+//! called, or `None`).
+
+use hubbub_core::{Error, Rejection};
+use pyo3::create_exception;
+use pyo3::exceptions::PyException;
+use pyo3::prelude::*;
+use pyo3::types::PyType;
+
+create_exception!(
+    hubbub,
+    HubbubError,
+    PyException,
+    "Base class of every error hubbub raises for a call that the hub refused or could not \
+     answer.\n\nAttributes: ``code`` (the protocol's error name, e.g. ``\"ACCESS_DENIED\"``), \
+     ``reason`` (the server's explanation or None), ``status`` (the HTTP status or None), \
+     ``url`` (the URL called, or None)."
+);
+create_exception!(
+    hubbub,
+    InvalidPayload,
+    HubbubError,
+    "INVALID_PAYLOAD: the hub refused the request body (bad channel name, empty channel \
+     list, malformed JSON) or a token argument was malformed."
+);
+create_exception!(
+    hubbub,
+    UnknownCommand,
+    HubbubError,
+    "UNKNOWN_COMMAND: a command the hub does not know."
+);
+create_exception!(
+    hubbub,
+    InvalidCredentials,
+    HubbubError,
+    "INVALID_CREDENTIALS: a missing or wrong API key (HTTP 401), or a token with a bad \
+     signature, a bad algorithm or a malformed body."
+);
+create_exception!(
+    hubbub,
+    InvalidUser,
+    HubbubError,
+    "INVALID_USER: no configured user of that name."
+);
+create_exception!(
+    hubbub,
+    TokenExpired,
+    HubbubError,
+    "TOKEN_EXPIRED: a token whose signature is good but whose ``exp`` is past."
+);
+create_exception!(
+    hubbub,
+    AccessDenied,
+    HubbubError,
+    "ACCESS_DENIED: the caller's address is not in the hub's ``allowed_ips`` (HTTP 403)."
+);
+create_exception!(
+    hubbub,
+    InvalidChannel,
+    HubbubError,
+    "INVALID_CHANNEL: a broadcast to a channel nobody is subscribed to."
+);
+create_exception!(
+    hubbub,
+    InvalidClient,
+    HubbubError,
+    "INVALID_CLIENT: a direct message that matched no connected client or user (HTTP 404)."
+);
+create_exception!(
+    hubbub,
+    LimitExceeded,
+    HubbubError,
+    "LIMIT_EXCEEDED: a request body over the hub's ``max_message_size`` (HTTP 413), or too \
+     many subscriptions."
+);
+create_exception!(
+    hubbub,
+    RateLimited,
+    HubbubError,
+    "RATE_LIMITED: commands sent faster than the hub allows."
+);
+create_exception!(
+    hubbub,
+    Unavailable,
+    HubbubError,
+    "The hub cannot be reached: connection refused, reset or closed, DNS failure, or a \
+     gateway answering 502/503/504. The message names the URL."
+);
+create_exception!(
+    hubbub,
+    Timeout,
+    Unavailable,
+    "The hub did not answer within the publisher's ``timeout``."
+);
+
+/// The code of errors that are not protocol error names.
+pub const UNAVAILABLE: &str = "UNAVAILABLE";
+pub const TIMEOUT: &str = "TIMEOUT";
+pub const UNEXPECTED_RESPONSE: &str = "UNEXPECTED_RESPONSE";
+
+/// The exception class of one protocol error name.
+fn class_of(py: Python<'_>, error: Error) -> Bound<'_, PyType> {
+    match error {
+        Error::InvalidPayload => py.get_type::<InvalidPayload>(),
+        Error::UnknownCommand => py.get_type::<UnknownCommand>(),
+        Error::InvalidCredentials => py.get_type::<InvalidCredentials>(),
+        Error::InvalidUser => py.get_type::<InvalidUser>(),
+        Error::TokenExpired => py.get_type::<TokenExpired>(),
+        Error::AccessDenied => py.get_type::<AccessDenied>(),
+        Error::InvalidChannel => py.get_type::<InvalidChannel>(),
+        Error::InvalidClient => py.get_type::<InvalidClient>(),
+        Error::LimitExceeded => py.get_type::<LimitExceeded>(),
+        Error::RateLimited => py.get_type::<RateLimited>(),
+    }
+}
+
+/// Adds the exception classes to the module, each with its `code` as a class attribute.
+pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    let py = m.py();
+    let base = py.get_type::<HubbubError>();
+    for attribute in ["code", "reason", "status", "url"] {
+        base.setattr(attribute, py.None())?;
+    }
+    m.add("HubbubError", &base)?;
+    for error in Error::ALL {
+        let class = class_of(py, error);
+        class.setattr("code", error.name())?;
+        m.add(class.name()?, class)?;
+    }
+    let unavailable = py.get_type::<Unavailable>();
+    unavailable.setattr("code", UNAVAILABLE)?;
+    m.add("Unavailable", unavailable)?;
+    let timeout = py.get_type::<Timeout>();
+    timeout.setattr("code", TIMEOUT)?;
+    m.add("Timeout", timeout)?;
+    Ok(())
+}
+
+/// What went wrong, and where, in the words the exception will carry.
+pub struct Details<'a> {
+    pub code: &'a str,
+    pub message: String,
+    pub reason: Option<String>,
+    pub status: Option<u16>,
+    pub url: Option<String>,
+}
+
+/// Builds an exception of `class` with the attributes of `details`.
+pub fn raise(py: Python<'_>, class: Bound<'_, PyType>, details: Details<'_>) -> PyErr {
+    let err = PyErr::from_type(class, (details.message,));
+    let value = err.value(py);
+    // Setting attributes on a fresh exception instance cannot fail.
+    let _ = value.setattr("code", details.code);
+    let _ = value.setattr("reason", details.reason);
+    let _ = value.setattr("status", details.status);
+    let _ = value.setattr("url", details.url);
+    err
+}
+
+/// The exception for a refusal the hub answered (over HTTP: `where_` names the call).
+pub fn rejection(
+    py: Python<'_>,
+    rejection: Rejection,
+    status: Option<u16>,
+    url: Option<String>,
+) -> PyErr {
+    let mut message = rejection.to_string();
+    if let (Some(status), Some(url)) = (status, &url) {
+        message.push_str(&format!(" (HTTP {status} from {url})"));
+    }
+    raise(
+        py,
+        class_of(py, rejection.error),
+        Details {
+            code: rejection.error.name(),
+            message,
+            reason: rejection.reason,
+            status,
+            url,
+        },
+    )
+}

@@ -1,0 +1,140 @@
+//! `token()` and `verify_token()`: the HS256 tokens browsers authenticate with, made and
+//! checked by hubbub-core, the same code the hub verifies them with.
+
+use crate::errors;
+use crate::json;
+use hubbub_core::auth::{self, Claims};
+use pyo3::exceptions::{PyTypeError, PyValueError};
+use pyo3::prelude::*;
+use pyo3::types::{PyDict, PyInt, PyString};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+/// A token secret given as str or bytes.
+#[derive(FromPyObject)]
+pub enum Secret {
+    Text(String),
+    Bytes(Vec<u8>),
+}
+
+impl Secret {
+    fn bytes(&self) -> PyResult<&[u8]> {
+        let bytes = match self {
+            Secret::Text(s) => s.as_bytes(),
+            Secret::Bytes(b) => b.as_slice(),
+        };
+        if bytes.is_empty() {
+            return Err(PyValueError::new_err("the token secret is empty"));
+        }
+        Ok(bytes)
+    }
+}
+
+fn now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+/// Seconds from an int, a float or a ``datetime.timedelta``.
+fn seconds(value: &Bound<'_, PyAny>) -> PyResult<f64> {
+    if value.hasattr("total_seconds")? {
+        return value.call_method0("total_seconds")?.extract();
+    }
+    value.extract::<f64>().map_err(|_| {
+        PyTypeError::new_err("expires_in must be seconds (int or float), a timedelta, or None")
+    })
+}
+
+/// Mints a token for ``user``: a standard HS256 JWT signed with ``secret`` (str or
+/// bytes, the hub's ``token_secret``).
+///
+/// ``user`` becomes the ``sub`` claim (a str, or an int such as a primary key).
+/// ``read`` and ``write`` are lists of channel patterns (``*`` matches any run of
+/// characters). ``info`` is a dict of JSON values others see in presence. The token
+/// expires ``expires_in`` seconds from now (an int, a float or a ``timedelta``); ``None``
+/// leaves out ``exp``, which hubs refuse unless configured to allow it.
+#[pyfunction]
+#[pyo3(
+    signature = (secret, user, *, read=Vec::new(), write=Vec::new(), info=None, expires_in=None),
+    text_signature = "(secret, user, *, read=(), write=(), info=None, expires_in=3600)"
+)]
+pub fn token(
+    py: Python<'_>,
+    secret: Secret,
+    user: &Bound<'_, PyAny>,
+    read: Vec<String>,
+    write: Vec<String>,
+    info: Option<&Bound<'_, PyAny>>,
+    expires_in: Option<Bound<'_, PyAny>>,
+) -> PyResult<String> {
+    let sub = if user.is_instance_of::<PyString>() || user.is_instance_of::<PyInt>() {
+        user.str()?.to_cow()?.into_owned()
+    } else {
+        return Err(PyTypeError::new_err(format!(
+            "user must be a str or an int, not {}",
+            user.get_type().name()?
+        )));
+    };
+    if sub.is_empty() {
+        return Err(PyValueError::new_err("user is empty"));
+    }
+    let info = match info {
+        None => None,
+        Some(info) if info.is_none() => None,
+        Some(info) => {
+            if !info.is_instance_of::<PyDict>() {
+                return Err(PyTypeError::new_err(format!(
+                    "info must be a dict, not {}",
+                    info.get_type().name()?
+                )));
+            }
+            match json::to_value(info)? {
+                serde_json::Value::Object(map) => Some(map),
+                _ => unreachable!("a dict encodes as a JSON object"),
+            }
+        }
+    };
+    // The default of 3600 s is applied here rather than in the signature so that an
+    // explicit None can mean "no expiry".
+    let expires_in = match &expires_in {
+        None => Some(3600.0),
+        Some(v) if v.is_none() => None,
+        Some(v) => Some(seconds(v)?),
+    };
+    let iat = now();
+    let exp = match expires_in {
+        None => None,
+        Some(s) if s.is_finite() => Some((iat as f64 + s).max(0.0).round() as u64),
+        Some(s) => return Err(PyValueError::new_err(format!("expires_in is {s}"))),
+    };
+    let claims = Claims {
+        sub,
+        exp,
+        iat: Some(iat),
+        read,
+        write,
+        info,
+    };
+    auth::sign(secret.bytes()?, &claims).map_err(|r| errors::rejection(py, r, None, None))
+}
+
+/// Checks a token made with ``secret`` and returns its claims as a dict (``sub``,
+/// ``exp``, ``iat``, ``read``, ``write``, ``info``).
+///
+/// Raises ``InvalidCredentials`` for a bad signature, another algorithm or a malformed
+/// token, and ``TokenExpired`` once ``exp`` is past. A token without ``exp`` is refused
+/// unless ``require_exp=False``.
+#[pyfunction]
+#[pyo3(signature = (secret, token, *, require_exp=true))]
+pub fn verify_token<'py>(
+    py: Python<'py>,
+    secret: Secret,
+    token: &str,
+    require_exp: bool,
+) -> PyResult<Bound<'py, PyAny>> {
+    let claims = auth::verify(secret.bytes()?, token, require_exp)
+        .map_err(|r| errors::rejection(py, r, None, None))?;
+    let value = serde_json::to_value(&claims).map_err(|e| PyValueError::new_err(e.to_string()))?;
+    json::to_python(py, &value)
+}

@@ -1,0 +1,295 @@
+//! One HTTP API call, and the machinery every call shares.
+//!
+//! A process has one tokio runtime (a single I/O thread) and one `reqwest::Client`, whose
+//! pool keeps connections to the hub alive between calls of every publisher in the
+//! process. Both are made on first use and made again in a child after `fork()` (Celery's
+//! prefork pool, gunicorn with `--preload`): the parent's I/O thread does not exist in the
+//! child, and its pooled sockets are shared with the parent, so the child leaves them be.
+
+use crate::errors::{self, Details};
+use hubbub_core::protocol::ErrorBody;
+use hubbub_core::Rejection;
+use pyo3::exceptions::PyRuntimeError;
+use pyo3::prelude::*;
+use reqwest::header::{HeaderValue, AUTHORIZATION, CONTENT_TYPE};
+use reqwest::Method;
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use std::error::Error as _;
+use std::ptr;
+use std::sync::atomic::{AtomicPtr, Ordering};
+use std::time::Duration;
+
+/// The runtime and connection pool of the current process.
+pub struct Process {
+    pid: u32,
+    pub runtime: tokio::runtime::Runtime,
+    pub client: reqwest::Client,
+}
+
+static CURRENT: AtomicPtr<Process> = AtomicPtr::new(ptr::null_mut());
+
+impl Process {
+    fn new(pid: u32) -> std::io::Result<Process> {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .thread_name("hubbub-io")
+            .enable_all()
+            .build()?;
+        let client = reqwest::Client::builder()
+            .user_agent(concat!("hubbub-python/", env!("CARGO_PKG_VERSION")))
+            .pool_idle_timeout(Duration::from_secs(60))
+            .tcp_nodelay(true)
+            .build()
+            .map_err(std::io::Error::other)?;
+        Ok(Process {
+            pid,
+            runtime,
+            client,
+        })
+    }
+
+    /// The runtime and pool of this process, made on first use and after a fork.
+    ///
+    /// Lock-free on purpose: a lock held by another thread at the moment of a `fork()`
+    /// would stay locked forever in the child.
+    pub fn current() -> PyResult<&'static Process> {
+        let pid = std::process::id();
+        let seen = CURRENT.load(Ordering::Acquire);
+        // SAFETY: a pointer stored in CURRENT comes from Box::into_raw and is never freed.
+        if let Some(process) = unsafe { seen.as_ref() } {
+            if process.pid == pid {
+                return Ok(process);
+            }
+        }
+        let fresh = Process::new(pid).map_err(|e| {
+            PyRuntimeError::new_err(format!("hubbub cannot start its I/O thread: {e}"))
+        })?;
+        let fresh = Box::into_raw(Box::new(fresh));
+        match CURRENT.compare_exchange(seen, fresh, Ordering::AcqRel, Ordering::Acquire) {
+            // The parent's Process, if any, is left allocated: its runtime's threads do not
+            // exist in this process, so it must not be dropped (dropping would wait on
+            // them), and other threads may still hold a reference.
+            // SAFETY: `fresh` was just leaked from a Box.
+            Ok(_) => Ok(unsafe { &*fresh }),
+            Err(winner) => {
+                // Another thread of this process made one first: use it, drop ours.
+                // SAFETY: `fresh` was never shared; `winner` is a leaked Box of this process.
+                drop(unsafe { Box::from_raw(fresh) });
+                Ok(unsafe { &*winner })
+            }
+        }
+    }
+}
+
+/// Where a publisher sends its calls: the hub's base URL, the API key and the timeout.
+#[derive(Debug)]
+pub struct Endpoint {
+    pub url: String,
+    authorization: Option<HeaderValue>,
+    pub timeout: Duration,
+}
+
+/// Why a call failed, before it becomes a Python exception.
+#[derive(Debug)]
+pub enum CallError {
+    /// The hub answered with a protocol error.
+    Refused {
+        rejection: Rejection,
+        status: u16,
+        url: String,
+    },
+    /// The hub could not be reached, or a gateway in front of it said so.
+    Unavailable { url: String, detail: String },
+    /// No answer within the timeout.
+    Timeout { url: String, after: Duration },
+    /// An answer that is not the protocol's.
+    Unexpected {
+        url: String,
+        status: u16,
+        detail: String,
+    },
+}
+
+impl CallError {
+    pub fn into_pyerr(self, py: Python<'_>) -> PyErr {
+        match self {
+            CallError::Refused {
+                rejection,
+                status,
+                url,
+            } => errors::rejection(py, rejection, Some(status), Some(url)),
+            CallError::Unavailable { url, detail } => errors::raise(
+                py,
+                py.get_type::<errors::Unavailable>(),
+                Details {
+                    code: errors::UNAVAILABLE,
+                    message: format!("cannot reach the hub at {url}: {detail}"),
+                    reason: Some(detail),
+                    status: None,
+                    url: Some(url),
+                },
+            ),
+            CallError::Timeout { url, after } => errors::raise(
+                py,
+                py.get_type::<errors::Timeout>(),
+                Details {
+                    code: errors::TIMEOUT,
+                    message: format!(
+                        "the hub at {url} did not answer within {}s",
+                        after.as_secs_f64()
+                    ),
+                    reason: None,
+                    status: None,
+                    url: Some(url),
+                },
+            ),
+            CallError::Unexpected {
+                url,
+                status,
+                detail,
+            } => errors::raise(
+                py,
+                py.get_type::<errors::HubbubError>(),
+                Details {
+                    code: errors::UNEXPECTED_RESPONSE,
+                    message: format!("unexpected answer from {url} (HTTP {status}): {detail}"),
+                    reason: Some(detail),
+                    status: Some(status),
+                    url: Some(url),
+                },
+            ),
+        }
+    }
+}
+
+/// What a reqwest error says, from its causes (its own text repeats the URL), e.g.
+/// "client error (Connect): tcp connect error: Connection refused (os error 111)".
+fn describe(err: &reqwest::Error) -> String {
+    let mut parts: Vec<String> = Vec::new();
+    let mut source = err.source();
+    while let Some(cause) = source {
+        let said = cause.to_string();
+        if !parts.iter().any(|p| p.contains(&said)) {
+            parts.push(said);
+        }
+        source = cause.source();
+    }
+    if parts.is_empty() {
+        parts.push(err.to_string());
+    }
+    parts.join(": ")
+}
+
+/// The first bytes of a body, for an error message.
+fn excerpt(body: &[u8]) -> String {
+    let text = String::from_utf8_lossy(&body[..body.len().min(200)]);
+    if text.is_empty() {
+        "(empty body)".to_owned()
+    } else {
+        text.into_owned()
+    }
+}
+
+impl Endpoint {
+    /// An endpoint at `url` (no trailing slash needed), calling with `api_key` if given.
+    pub fn new(url: &str, api_key: Option<&str>, timeout: Duration) -> Result<Endpoint, String> {
+        let parsed = reqwest::Url::parse(url).map_err(|e| format!("bad hub URL {url:?}: {e}"))?;
+        if !matches!(parsed.scheme(), "http" | "https") {
+            return Err(format!(
+                "the hub URL must be http:// or https://, not {url:?}"
+            ));
+        }
+        let authorization = match api_key {
+            Some(key) if !key.is_empty() => {
+                let mut value = HeaderValue::from_str(&format!("Bearer {key}"))
+                    .map_err(|_| "the API key holds characters a header cannot carry")?;
+                value.set_sensitive(true);
+                Some(value)
+            }
+            _ => None,
+        };
+        Ok(Endpoint {
+            url: url.trim_end_matches('/').to_owned(),
+            authorization,
+            timeout,
+        })
+    }
+
+    /// Makes one call and decodes the answer as `A`, returning it as a JSON value.
+    ///
+    /// The returned future owns everything it needs, so it can run on the I/O thread
+    /// while the caller's thread waits without the GIL.
+    pub fn call<A>(
+        &self,
+        client: &reqwest::Client,
+        method: Method,
+        path: &'static str,
+        body: Option<Vec<u8>>,
+    ) -> impl std::future::Future<Output = Result<serde_json::Value, CallError>> + Send + 'static
+    where
+        A: DeserializeOwned + Serialize,
+    {
+        let url = format!("{}{}", self.url, path);
+        let mut request = client
+            .request(method, &url)
+            .timeout(self.timeout)
+            .header(reqwest::header::ACCEPT, "application/json");
+        if let Some(auth) = &self.authorization {
+            request = request.header(AUTHORIZATION, auth.clone());
+        }
+        if let Some(body) = body {
+            request = request.header(CONTENT_TYPE, "application/json").body(body);
+        }
+        let timeout = self.timeout;
+        async move {
+            let failed = |e: reqwest::Error| {
+                if e.is_timeout() {
+                    CallError::Timeout {
+                        url: url.clone(),
+                        after: timeout,
+                    }
+                } else {
+                    CallError::Unavailable {
+                        url: url.clone(),
+                        detail: describe(&e),
+                    }
+                }
+            };
+            let response = request.send().await.map_err(failed)?;
+            let status = response.status().as_u16();
+            let body = response.bytes().await.map_err(failed)?;
+            if (200..300).contains(&status) {
+                let answer: A =
+                    serde_json::from_slice(&body).map_err(|e| CallError::Unexpected {
+                        url: url.clone(),
+                        status,
+                        detail: format!("{e}: {}", excerpt(&body)),
+                    })?;
+                return serde_json::to_value(&answer).map_err(|e| CallError::Unexpected {
+                    url: url.clone(),
+                    status,
+                    detail: e.to_string(),
+                });
+            }
+            if let Ok(refusal) = serde_json::from_slice::<ErrorBody>(&body) {
+                return Err(CallError::Refused {
+                    rejection: refusal.into(),
+                    status,
+                    url,
+                });
+            }
+            if matches!(status, 502..=504) {
+                return Err(CallError::Unavailable {
+                    detail: format!("HTTP {status}: {}", excerpt(&body)),
+                    url,
+                });
+            }
+            Err(CallError::Unexpected {
+                detail: excerpt(&body),
+                url,
+                status,
+            })
+        }
+    }
+}
