@@ -243,3 +243,14 @@ async fn a_config_file_makes_nothing_implicit() {
     let r = c.ask(json!({"subscribe": {"channel": "hello"}})).await;
     assert_eq!(r["err"], "ACCESS_DENIED");
 }
+
+/// The commented example config in the repository is a valid config.
+#[test]
+fn the_example_config_is_valid() {
+    let example = concat!(env!("CARGO_MANIFEST_DIR"), "/../hubbub.example.toml");
+    let out = hubbub()
+        .args(["token", "--user", "1", "--config", example])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+}

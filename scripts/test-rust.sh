@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# Rust: core unit tests, the core's wasm32 build, the server's integration tests (a real
+# hubbub process on ephemeral ports, real WebSocket and HTTP clients).
+source "$(dirname "$0")/lib.sh"
+cd "$ROOT"
+
+if ! rustup target list --installed | grep -qx wasm32-unknown-unknown; then
+  say "adding the wasm32-unknown-unknown target"
+  rustup target add wasm32-unknown-unknown
+fi
+
+say "hubbub-core builds for wasm32-unknown-unknown"
+cargo build -q -p hubbub-core --target wasm32-unknown-unknown
+cargo build -q -p hubbub-core --no-default-features --target wasm32-unknown-unknown
+
+say "Rust tests: hubbub-core, hubbub-server"
+cargo test -q -p hubbub-core -p hubbub-server

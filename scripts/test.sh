@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# Runs every test of hubbub, installing what it needs on a fresh Debian machine first
+# (and skipping what is already there, so a second run is quick):
+#
+#   Rust:    core unit tests, the core's wasm32 build, server integration tests
+#   Python:  the `hubbub` package (PyO3) and its Django integration, with pytest
+#   Node:    the `hubbub-node` publisher (napi-rs), with node --test
+#   Browser: the `hubbub-client` package (wasm-bindgen) in headless Chromium
+#   Django:  the chat example end to end, two browsers
+#   Bench:   a few seconds of the benchmark harness against hubbub
+#
+# Each part is its own script (scripts/test-<part>.sh) and can be run alone. To run only
+# some parts: scripts/test.sh rust python
+source "$(dirname "$0")/lib.sh"
+cd "$ROOT"
+
+parts=("$@")
+[ ${#parts[@]} -gt 0 ] || parts=(rust python node browser django bench)
+
+started=$(date +%s)
+timings=()
+for part in "${parts[@]}"; do
+  script="$ROOT/scripts/test-$part.sh"
+  if [ ! -x "$script" ]; then
+    echo "scripts/test.sh: no test part '$part' ($script)" >&2
+    exit 2
+  fi
+  say "test part: $part"
+  t0=$(date +%s)
+  "$script"
+  timings+=("$part $(( $(date +%s) - t0 ))s")
+done
+
+say "all tests passed in $(( $(date +%s) - started ))s"
+printf '  %s\n' "${timings[@]}" >&2
