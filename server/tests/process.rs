@@ -252,5 +252,9 @@ fn the_example_config_is_valid() {
         .args(["token", "--user", "1", "--config", example])
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
