@@ -224,6 +224,7 @@ async fn websocket(
     upgrade
         .max_message_size(limit)
         .max_frame_size(limit)
+        .on_failed_upgrade(|e| tracing::warn!("WebSocket upgrade failed: {e}"))
         .on_upgrade(move |socket| connection::serve(node, socket))
 }
 

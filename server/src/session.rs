@@ -104,17 +104,17 @@ impl Session {
     fn authenticate(&mut self, credentials: &Credentials) -> Answer {
         let identity = self.node.auth.authenticate(credentials)?;
         let user = identity.user.clone().unwrap_or_default();
-        self.become_(identity);
+        self.assume_identity(identity);
         Ok(ServerFrame::Authenticated(user))
     }
 
     fn logout(&mut self) -> Answer {
-        self.become_(self.node.auth.anonymous());
+        self.assume_identity(self.node.auth.anonymous());
         Ok(ServerFrame::LoggedOut(True))
     }
 
     /// Takes on a new identity, dropping the subscriptions it may not read.
-    fn become_(&mut self, identity: Identity) {
+    fn assume_identity(&mut self, identity: Identity) {
         self.node.set_user(&self.id, identity.user.clone());
         let permissions = identity.permissions.clone();
         self.node
