@@ -28,7 +28,7 @@ export declare class HubbubError extends Error {
   readonly name: 'HubbubError'
   /**
    * The protocol's error name ('INVALID_PAYLOAD', 'INVALID_CREDENTIALS', 'ACCESS_DENIED',
-   * 'INVALID_CLIENT', 'TOKEN_EXPIRED', 'LIMIT_EXCEEDED', ...), or 'Unavailable' when the hub
+   * 'INVALID_CLIENT', 'TOKEN_EXPIRED', 'LIMIT_EXCEEDED', ...), or 'UNAVAILABLE' when the hub
    * cannot be reached or does not answer like a hub.
    */
   readonly code: string

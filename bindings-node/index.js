@@ -9,7 +9,7 @@ class HubbubError extends Error {
   constructor(code, reason) {
     super(reason ? `${code}: ${reason}` : code)
     this.name = 'HubbubError'
-    /** The protocol's error name (e.g. 'INVALID_CREDENTIALS'), or 'Unavailable'. */
+    /** The protocol's error name (e.g. 'INVALID_CREDENTIALS'), or 'UNAVAILABLE'. */
     this.code = code
     /** The reason the hub or core gave, if any. */
     this.reason = reason

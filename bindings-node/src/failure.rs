@@ -1,7 +1,7 @@
 //! Why a call failed, and how that reaches JavaScript.
 //!
 //! A failure is either one of the protocol's error names (the hub refused, or core refused
-//! before anything was sent) or `Unavailable` (the hub could not be reached, or did not
+//! before anything was sent) or `UNAVAILABLE` (the hub could not be reached, or did not
 //! answer like a hub). It crosses into JavaScript as a plain `Error` whose message is
 //! `"CODE: reason"`; the package's `index.js` reads the code back from that message and
 //! throws a `HubbubError` instead.
@@ -13,9 +13,9 @@ use std::fmt;
 
 /// The code of a failure that is not the hub's answer: the hub could not be reached (refused
 /// connection, timeout, broken connection) or answered something that is not hubbub's API.
-pub const UNAVAILABLE: &str = "Unavailable";
+pub const UNAVAILABLE: &str = "UNAVAILABLE";
 
-/// Every code a failure can carry: the protocol's error names, then `Unavailable`. The
+/// Every code a failure can carry: the protocol's error names, then `UNAVAILABLE`. The
 /// package's `index.js` turns an error into a `HubbubError` only when its code is one of these.
 #[napi]
 pub fn error_codes() -> Vec<&'static str> {
@@ -38,7 +38,7 @@ pub enum Failure {
 impl Failure {
     /// The failure an HTTP error answer stands for: the `{"err": ..., "reason": ...}` body the
     /// hub sends with every refusal, `LIMIT_EXCEEDED` for a 413 from anything in front of it
-    /// that sent no such body, and `Unavailable` for any other answer.
+    /// that sent no such body, and `UNAVAILABLE` for any other answer.
     pub fn from_answer(status: u16, body: &[u8]) -> Failure {
         if let Ok(body) = serde_json::from_slice::<ErrorBody>(body) {
             return Failure::Rejected(body.into());
@@ -121,7 +121,7 @@ mod tests {
         );
         let f = Failure::from_answer(502, b"<html>bad gateway</html>");
         assert_eq!(f.code(), UNAVAILABLE);
-        assert!(f.to_string().starts_with("Unavailable: "), "{f}");
+        assert!(f.to_string().starts_with("UNAVAILABLE: "), "{f}");
         assert_eq!(
             Failure::from_answer(400, br#"{"err":"NOT_A_NAME"}"#).code(),
             UNAVAILABLE

@@ -17,6 +17,6 @@ mod failure;
 mod publisher;
 mod token;
 
-pub use failure::Failure;
+pub use failure::{error_codes, Failure};
 pub use publisher::Publisher;
 pub use token::{token, verify_token};

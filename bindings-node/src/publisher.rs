@@ -18,7 +18,7 @@ use std::time::Duration;
 pub const DEFAULT_URL: &str = "http://127.0.0.1:9772";
 
 /// How long one call may take, in milliseconds, when the options give no `timeout`.
-pub const DEFAULT_TIMEOUT_MS: u32 = 10_000;
+pub const DEFAULT_TIMEOUT_MS: u32 = 5_000;
 
 /// Where the hub is and how to talk to it.
 #[napi(object)]
@@ -28,7 +28,7 @@ pub struct PublisherOptions {
     pub url: Option<String>,
     /// Sent as `Authorization: Bearer <apiKey>`. Defaults to `HUBBUB_API_KEY`.
     pub api_key: Option<String>,
-    /// How long one call may take, in milliseconds (connecting included). Default 10000.
+    /// How long one call may take, in milliseconds (connecting included). Default 5000.
     pub timeout: Option<u32>,
 }
 

@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# The Node publisher (bindings-node, npm package hubbub-node): installs its npm packages
+# when they are missing or stale, builds the native module (debug: it shares its
+# dependencies with the debug hubbub server, so a fresh build is the quickest), and runs its
+# `node --test` suite against a real hubbub process.
+source "$(dirname "$0")/lib.sh"
+
+if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
+  apt_install nodejs npm
+fi
+ensure_hubbub
+
+cd "$ROOT/bindings-node"
+# npm writes node_modules/.package-lock.json on every install: older than the lock file
+# means the installed packages are stale.
+if [ ! -f node_modules/.package-lock.json ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
+  say "installing hubbub-node's npm packages"
+  npm ci --no-audit --no-fund --loglevel=error
+fi
+
+say "building hubbub-node"
+npm run --silent build:debug
+
+say "testing hubbub-node against $HUBBUB_BIN"
+npm test --silent
