@@ -1,0 +1,71 @@
+#!/usr/bin/env bash
+# Builds the npm package `hubbub-client` into pkg/ (what `npm run build` runs):
+#   1. the crate for wasm32-unknown-unknown with the size-optimised `wasm-release` profile;
+#   2. wasm-bindgen (--target web: an ES module that loads its .wasm through
+#      `new URL(..., import.meta.url)`, which a plain <script type="module"> and bundlers
+#      such as Vite both understand);
+#   3. wasm-opt -Oz where binaryen is installed;
+#   4. pkg/package.json and the package's README.
+set -euo pipefail
+
+HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+ROOT="$(cd "$HERE/.." && pwd)"
+PKG="$HERE/pkg"
+
+# The CLI must be the exact version of the wasm-bindgen crate the client links.
+WANT="$(sed -n 's/^wasm-bindgen = "=\(.*\)"$/\1/p' "$HERE/Cargo.toml")"
+HAVE="$(wasm-bindgen --version 2>/dev/null | awk '{print $2}' || true)"
+if [ "$HAVE" != "$WANT" ]; then
+  echo "build: wasm-bindgen-cli $WANT is needed (found '${HAVE:-none}'):" >&2
+  echo "  cargo install wasm-bindgen-cli --version =$WANT" >&2
+  exit 1
+fi
+
+cargo build --manifest-path "$HERE/Cargo.toml" -p hubbub-client \
+  --target wasm32-unknown-unknown --profile wasm-release
+TARGET_DIR="$(cargo metadata --manifest-path "$HERE/Cargo.toml" --format-version 1 --no-deps \
+  | node -e 'let s="";process.stdin.on("data",d=>s+=d).on("end",()=>console.log(JSON.parse(s).target_directory))')"
+
+rm -rf "$PKG"
+wasm-bindgen --target web --out-dir "$PKG" --out-name hubbub_client \
+  "$TARGET_DIR/wasm32-unknown-unknown/wasm-release/hubbub_client.wasm"
+
+if command -v wasm-opt >/dev/null; then
+  wasm-opt -Oz --strip-debug --strip-producers \
+    -o "$PKG/hubbub_client_bg.opt.wasm" "$PKG/hubbub_client_bg.wasm"
+  mv "$PKG/hubbub_client_bg.opt.wasm" "$PKG/hubbub_client_bg.wasm"
+else
+  echo "build: wasm-opt not found (Debian package binaryen): the .wasm is not size-optimised" >&2
+fi
+
+VERSION="$(sed -n 's/^version = "\(.*\)"$/\1/p' "$ROOT/Cargo.toml" | head -n1)"
+cp "$HERE/README.md" "$PKG/README.md"
+node - "$PKG/package.json" "$VERSION" <<'JS'
+const [file, version] = process.argv.slice(2);
+const pkg = {
+  name: 'hubbub-client',
+  version,
+  description: "hubbub's browser client: WebSocket subscriptions with reconnection, in WebAssembly",
+  license: 'MIT',
+  repository: { type: 'git', url: 'https://github.com/hubbub-rs/hubbub' },
+  type: 'module',
+  main: './hubbub_client.js',
+  module: './hubbub_client.js',
+  types: './hubbub_client.d.ts',
+  exports: {
+    '.': { types: './hubbub_client.d.ts', default: './hubbub_client.js' },
+    './hubbub_client_bg.wasm': './hubbub_client_bg.wasm',
+    './package.json': './package.json',
+  },
+  files: ['hubbub_client.js', 'hubbub_client.d.ts', 'hubbub_client_bg.wasm', 'hubbub_client_bg.wasm.d.ts', 'README.md'],
+  sideEffects: false,
+  keywords: ['websocket', 'realtime', 'pubsub', 'hubbub', 'wasm'],
+};
+require('fs').writeFileSync(file, JSON.stringify(pkg, null, 2) + '\n');
+JS
+
+# The size that matters on the wire: the .wasm and its JS glue, gzipped.
+wasm_gz=$(gzip -9c "$PKG/hubbub_client_bg.wasm" | wc -c)
+js_gz=$(gzip -9c "$PKG/hubbub_client.js" | wc -c)
+echo "build: pkg/ ready: hubbub_client_bg.wasm $(wc -c <"$PKG/hubbub_client_bg.wasm") B ($wasm_gz B gzipped)," \
+  "hubbub_client.js $(wc -c <"$PKG/hubbub_client.js") B ($js_gz B gzipped), total $((wasm_gz + js_gz)) B gzipped" >&2

@@ -1,0 +1,638 @@
+//! One client's link to the hub, across reconnections: the state machine behind `Client`.
+//!
+//! The life of one WebSocket: open it, wait for the server's `connected` welcome, send the
+//! handshake (`authenticate` where the options give credentials, then `subscribe` for every
+//! wanted channel), and report `connected` once the handshake is answered. Answers are
+//! matched to commands first-in first-out: the server answers a connection's commands in
+//! the order it received them, and deliveries carry their own frame kinds.
+//!
+//! When the socket closes, or the heartbeat finds it silent for most of `heartbeatMs`, the
+//! connection reports `disconnected` and opens a new socket after a jittered, growing delay.
+//! `close()` (or credentials the server refuses) ends it for good.
+//!
+//! JavaScript callbacks may call back into the client, so nothing calls JavaScript while
+//! the connection is borrowed: state changes queue [`Calls`], which [`with`] makes after
+//! the borrow ends.
+
+use crate::backoff::Delays;
+use crate::error::{self, CLOSED, DISCONNECTED};
+use crate::message;
+use crate::options::Options;
+use crate::subscriptions::{Removed, Subscriptions};
+use crate::Subscription;
+use gloo_timers::callback::{Interval, Timeout};
+use hubbub_core::protocol::{ChannelRef, Command, RawJson, ServerFrame, Subscribe};
+use hubbub_core::{channel, Rejection};
+use js_sys::{Function, Promise};
+use std::cell::RefCell;
+use std::collections::VecDeque;
+use std::rc::{Rc, Weak};
+use wasm_bindgen::prelude::*;
+use web_sys::{CloseEvent, MessageEvent, WebSocket};
+
+pub(crate) type Shared = Rc<RefCell<Connection>>;
+
+/// The states the application sees (`client.state`, `onStateChange`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum State {
+    /// A socket is opening, or its handshake is not answered yet.
+    Connecting,
+    /// Welcomed, authenticated and resubscribed: commands go out at once.
+    Connected,
+    /// No socket: not connected yet, or waiting to reconnect.
+    Disconnected,
+    /// Closed for good.
+    Closed,
+}
+
+impl State {
+    pub fn name(self) -> &'static str {
+        match self {
+            State::Connecting => "connecting",
+            State::Connected => "connected",
+            State::Disconnected => "disconnected",
+            State::Closed => "closed",
+        }
+    }
+}
+
+/// The two functions that settle a promise handed to the application.
+pub(crate) struct Resolver {
+    pub resolve: Function,
+    pub reject: Function,
+}
+
+impl Resolver {
+    pub fn promise() -> (Promise, Resolver) {
+        let mut resolver = None;
+        let promise = Promise::new(&mut |resolve, reject| {
+            resolver = Some(Resolver { resolve, reject });
+        });
+        // The executor runs before `Promise::new` returns.
+        (promise, resolver.expect("the promise executor ran"))
+    }
+}
+
+/// JavaScript calls (callbacks, promise settlements) queued while the connection is
+/// borrowed, made in order once it is not.
+#[derive(Default)]
+pub(crate) struct Calls(Vec<(Function, JsValue)>);
+
+impl Calls {
+    pub fn push(&mut self, f: &Function, arg: JsValue) {
+        self.0.push((f.clone(), arg));
+    }
+
+    fn run(self) {
+        for (f, arg) in self.0 {
+            // An application callback that throws must not stop the others.
+            if let Err(e) = f.call1(&JsValue::UNDEFINED, &arg) {
+                web_sys::console::error_1(&e);
+            }
+        }
+    }
+}
+
+/// Runs `f` on the connection, then makes the calls it queued.
+pub(crate) fn with<R>(shared: &Shared, f: impl FnOnce(&mut Connection, &mut Calls) -> R) -> R {
+    let mut calls = Calls::default();
+    let result = f(&mut shared.borrow_mut(), &mut calls);
+    calls.run();
+    result
+}
+
+/// A command awaiting its answer on the current socket.
+enum Pending {
+    /// Part of the handshake: its refusal closes the client.
+    Authenticate,
+    /// On behalf of the subscriptions `ids`; `handshake` when sent as part of one.
+    Subscribe {
+        channel: String,
+        ids: Vec<u32>,
+        handshake: bool,
+    },
+    /// `done` resolves the application's `unsubscribe()` promise.
+    Unsubscribe { channel: String, done: Function },
+    /// `broadcast` and `direct`.
+    Reply(Resolver),
+    /// The heartbeat's.
+    Ping,
+}
+
+/// One WebSocket and what was sent on it.
+struct Socket {
+    ws: WebSocket,
+    generation: u32,
+    /// The server's `connected` frame arrived: commands may go out.
+    welcomed: bool,
+    /// Handshake answers still awaited.
+    handshake: usize,
+    pending: VecDeque<Pending>,
+    /// When a frame last arrived (or the socket was opened), in ms since the epoch.
+    last_seen: f64,
+    ping_out: bool,
+    _on_message: Closure<dyn FnMut(MessageEvent)>,
+    _on_close: Closure<dyn FnMut(CloseEvent)>,
+    _heartbeat: Option<Interval>,
+}
+
+impl Socket {
+    fn send(&mut self, command: &Command, pending: Pending) {
+        // A socket that is closing takes the frame and drops it; its close event follows
+        // and settles `pending` with the others.
+        let _ = self.ws.send_with_str(&command.to_json());
+        self.pending.push_back(pending);
+    }
+}
+
+impl Drop for Socket {
+    fn drop(&mut self) {
+        self.ws.set_onmessage(None);
+        self.ws.set_onclose(None);
+        let _ = self.ws.close_with_code(1000);
+    }
+}
+
+pub(crate) struct Connection {
+    url: String,
+    options: Options,
+    state: State,
+    socket: Option<Socket>,
+    /// Counts sockets, so that events of an abandoned socket are recognised and ignored.
+    generation: u32,
+    client_id: Option<String>,
+    subscriptions: Subscriptions,
+    direct_handlers: Vec<(u32, Function)>,
+    next_id: u32,
+    /// `connect()` promises waiting for `connected`.
+    connect_waiters: Vec<Resolver>,
+    /// The reconnection delays of the current run of failures.
+    delays: Option<Delays>,
+    retry: Option<Timeout>,
+    pings: u64,
+    this: Weak<RefCell<Connection>>,
+}
+
+impl Connection {
+    pub fn new(url: String, options: Options) -> Shared {
+        Rc::new_cyclic(|this| {
+            RefCell::new(Connection {
+                url,
+                options,
+                state: State::Disconnected,
+                socket: None,
+                generation: 0,
+                client_id: None,
+                subscriptions: Subscriptions::default(),
+                direct_handlers: Vec::new(),
+                next_id: 0,
+                connect_waiters: Vec::new(),
+                delays: None,
+                retry: None,
+                pings: 0,
+                this: this.clone(),
+            })
+        })
+    }
+
+    pub fn state(&self) -> State {
+        self.state
+    }
+
+    pub fn client_id(&self) -> Option<String> {
+        self.client_id.clone()
+    }
+
+    // -----------------------------------------------------------------------------------
+    // What the application calls
+    // -----------------------------------------------------------------------------------
+
+    /// Resolves once connected. With reconnection on, failed attempts are retried until
+    /// one succeeds or the client is closed.
+    pub fn connect(&mut self, calls: &mut Calls) -> Promise {
+        let (promise, resolver) = Resolver::promise();
+        match self.state {
+            State::Closed => calls.push(&resolver.reject, error::error(CLOSED, None)),
+            State::Connected => calls.push(&resolver.resolve, JsValue::UNDEFINED),
+            State::Connecting => self.connect_waiters.push(resolver),
+            State::Disconnected => {
+                self.connect_waiters.push(resolver);
+                // While a retry is scheduled, the waiter waits for it.
+                if self.retry.is_none() {
+                    self.open(calls);
+                }
+            }
+        }
+        promise
+    }
+
+    /// Resolves to a `Subscription` once the server confirms it. Made while offline, it
+    /// waits for the next connection.
+    pub fn subscribe(
+        &mut self,
+        channel: String,
+        on_message: Function,
+        calls: &mut Calls,
+    ) -> Promise {
+        let (promise, resolver) = Resolver::promise();
+        if self.state == State::Closed {
+            calls.push(&resolver.reject, error::error(CLOSED, None));
+            return promise;
+        }
+        if let Err(rejection) = channel::validate(&channel) {
+            calls.push(
+                &resolver.reject,
+                error::channel_rejection(&rejection, &channel),
+            );
+            return promise;
+        }
+        let id = self.next_id();
+        self.subscriptions.add(id, &channel, on_message, resolver);
+        if let Some(socket) = self.socket.as_mut().filter(|s| s.welcomed) {
+            socket.send(
+                &subscribe(&channel),
+                Pending::Subscribe {
+                    channel: channel.clone(),
+                    ids: vec![id],
+                    handshake: false,
+                },
+            );
+            self.subscriptions.requested(&channel);
+        }
+        promise
+    }
+
+    /// Ends one subscription at once; tells the server when it was the channel's last.
+    pub fn unsubscribe(&mut self, id: u32, calls: &mut Calls) -> Promise {
+        let (promise, resolver) = Resolver::promise();
+        if let Removed::LastOf(channel) = self.subscriptions.remove(id) {
+            // A channel is only requested on a welcomed socket.
+            if let Some(socket) = self.socket.as_mut() {
+                let command = Command::Unsubscribe(ChannelRef {
+                    channel: channel.clone(),
+                });
+                socket.send(
+                    &command,
+                    Pending::Unsubscribe {
+                        channel,
+                        done: resolver.resolve,
+                    },
+                );
+                return promise;
+            }
+        }
+        calls.push(&resolver.resolve, JsValue::UNDEFINED);
+        promise
+    }
+
+    /// Sends `broadcast` or `direct`; resolves on the server's answer.
+    pub fn command(&mut self, command: Result<Command, Rejection>, calls: &mut Calls) -> Promise {
+        let (promise, resolver) = Resolver::promise();
+        let offline = if self.state == State::Closed {
+            CLOSED
+        } else {
+            DISCONNECTED
+        };
+        match (command, self.socket.as_mut().filter(|s| s.welcomed)) {
+            (Err(rejection), _) => calls.push(&resolver.reject, error::rejection(&rejection)),
+            (Ok(_), None) => calls.push(
+                &resolver.reject,
+                error::error(offline, Some("the client is not connected")),
+            ),
+            (Ok(command), Some(socket)) => socket.send(&command, Pending::Reply(resolver)),
+        }
+        promise
+    }
+
+    pub fn add_direct_handler(&mut self, handler: Function) -> u32 {
+        let id = self.next_id();
+        self.direct_handlers.push((id, handler));
+        id
+    }
+
+    pub fn remove_direct_handler(&mut self, id: u32) {
+        self.direct_handlers.retain(|(i, _)| *i != id);
+    }
+
+    /// Closes the socket and stops reconnecting, for good.
+    pub fn close(&mut self, calls: &mut Calls) {
+        self.shut(&error::error(CLOSED, Some("the client was closed")), calls);
+    }
+
+    // -----------------------------------------------------------------------------------
+    // The socket's life
+    // -----------------------------------------------------------------------------------
+
+    fn open(&mut self, calls: &mut Calls) {
+        self.retry = None;
+        self.generation = self.generation.wrapping_add(1);
+        let generation = self.generation;
+        self.set_state(State::Connecting, calls);
+        let Ok(ws) = WebSocket::new(&self.url) else {
+            return self.connection_lost(calls);
+        };
+        let this = self.this.clone();
+        let on_message = Closure::<dyn FnMut(MessageEvent)>::new(move |event: MessageEvent| {
+            // Text frames only: the protocol has no binary frames.
+            if let (Some(shared), Some(text)) = (this.upgrade(), event.data().as_string()) {
+                with(&shared, |c, calls| c.frame(generation, &text, calls));
+            }
+        });
+        let this = self.this.clone();
+        let on_close = Closure::<dyn FnMut(CloseEvent)>::new(move |_: CloseEvent| {
+            if let Some(shared) = this.upgrade() {
+                with(&shared, |c, calls| c.closed(generation, calls));
+            }
+        });
+        ws.set_onmessage(Some(on_message.as_ref().unchecked_ref()));
+        ws.set_onclose(Some(on_close.as_ref().unchecked_ref()));
+        let heartbeat = (self.options.heartbeat_ms > 0).then(|| {
+            let this = self.this.clone();
+            Interval::new((self.options.heartbeat_ms / 8).max(1), move || {
+                if let Some(shared) = this.upgrade() {
+                    with(&shared, |c, calls| c.beat(generation, calls));
+                }
+            })
+        });
+        self.socket = Some(Socket {
+            ws,
+            generation,
+            welcomed: false,
+            handshake: 0,
+            pending: VecDeque::new(),
+            last_seen: js_sys::Date::now(),
+            ping_out: false,
+            _on_message: on_message,
+            _on_close: on_close,
+            _heartbeat: heartbeat,
+        });
+    }
+
+    /// The current socket, if `generation` is it.
+    fn socket(&mut self, generation: u32) -> Option<&mut Socket> {
+        self.socket.as_mut().filter(|s| s.generation == generation)
+    }
+
+    fn frame(&mut self, generation: u32, text: &str, calls: &mut Calls) {
+        let Some(socket) = self.socket(generation) else {
+            return;
+        };
+        socket.last_seen = js_sys::Date::now();
+        let frame = match ServerFrame::parse(text) {
+            Ok(frame) => frame,
+            Err(rejection) => return self.report(error::rejection(&rejection), calls),
+        };
+        match frame {
+            ServerFrame::Connected { client } => self.welcome(client, calls),
+            ServerFrame::Message(m) => self.subscriptions.deliver(&m, calls),
+            ServerFrame::DirectMessage(m) => {
+                let object = message::direct_message(&m);
+                for (_, handler) in &self.direct_handlers {
+                    calls.push(handler, object.clone());
+                }
+            }
+            // Presence events (phase 2) have no API in the client yet.
+            ServerFrame::Join(_) | ServerFrame::Leave(_) => {}
+            answer => self.answer(answer, calls),
+        }
+    }
+
+    /// The server's welcome: send the handshake.
+    fn welcome(&mut self, client: String, calls: &mut Calls) {
+        let Some(socket) = self.socket.as_mut().filter(|s| !s.welcomed) else {
+            return;
+        };
+        socket.welcomed = true;
+        self.client_id = Some(client);
+        if let Some(credentials) = &self.options.credentials {
+            socket.send(
+                &Command::Authenticate(credentials.clone()),
+                Pending::Authenticate,
+            );
+            socket.handshake += 1;
+        }
+        for (channel, ids) in self.subscriptions.wanted() {
+            socket.send(
+                &subscribe(&channel),
+                Pending::Subscribe {
+                    channel,
+                    ids,
+                    handshake: true,
+                },
+            );
+            socket.handshake += 1;
+        }
+        if socket.handshake == 0 {
+            self.ready(calls);
+        }
+    }
+
+    /// An answer: settles the oldest command awaiting one.
+    fn answer(&mut self, frame: ServerFrame, calls: &mut Calls) {
+        let result = match frame {
+            ServerFrame::Err(body) => Err(Rejection::from(body)),
+            _ => Ok(()),
+        };
+        let Some(pending) = self.socket.as_mut().and_then(|s| s.pending.pop_front()) else {
+            // An error that answers nothing the client sent.
+            if let Err(rejection) = result {
+                self.report(error::rejection(&rejection), calls);
+            }
+            return;
+        };
+        match pending {
+            Pending::Authenticate => match result {
+                Ok(()) => self.handshake_step(calls),
+                Err(rejection) => self.refused(&rejection, calls),
+            },
+            Pending::Subscribe {
+                channel,
+                ids,
+                handshake,
+            } => {
+                let on_error = self.options.on_error.as_ref();
+                for confirmed in self
+                    .subscriptions
+                    .answered(&channel, &ids, result, on_error, calls)
+                {
+                    let subscription =
+                        Subscription::new(self.this.clone(), confirmed.id, confirmed.channel);
+                    calls.push(&confirmed.resolver.resolve, subscription.into());
+                }
+                if handshake {
+                    self.handshake_step(calls);
+                }
+            }
+            Pending::Unsubscribe { channel, done } => {
+                self.subscriptions.unsubscribed(&channel);
+                calls.push(&done, JsValue::UNDEFINED);
+            }
+            Pending::Reply(resolver) => match result {
+                Ok(()) => calls.push(&resolver.resolve, JsValue::UNDEFINED),
+                Err(rejection) => calls.push(&resolver.reject, error::rejection(&rejection)),
+            },
+            Pending::Ping => {
+                if let Some(socket) = self.socket.as_mut() {
+                    socket.ping_out = false;
+                }
+            }
+        }
+    }
+
+    fn handshake_step(&mut self, calls: &mut Calls) {
+        let Some(socket) = self.socket.as_mut() else {
+            return;
+        };
+        socket.handshake = socket.handshake.saturating_sub(1);
+        if socket.handshake == 0 && self.state == State::Connecting {
+            self.ready(calls);
+        }
+    }
+
+    /// The handshake is answered: the client is connected.
+    fn ready(&mut self, calls: &mut Calls) {
+        self.delays = None;
+        for waiter in self.connect_waiters.drain(..) {
+            calls.push(&waiter.resolve, JsValue::UNDEFINED);
+        }
+        self.set_state(State::Connected, calls);
+    }
+
+    /// The server refused the credentials: retrying with the same ones cannot help.
+    fn refused(&mut self, rejection: &Rejection, calls: &mut Calls) {
+        let error = error::rejection(rejection);
+        for waiter in self.connect_waiters.drain(..) {
+            calls.push(&waiter.reject, error.clone());
+        }
+        self.report(error, calls);
+        let closed = error::error(CLOSED, Some("the server refused the credentials"));
+        self.shut(&closed, calls);
+    }
+
+    /// The heartbeat: ping a quiet connection, give up on a silent one.
+    fn beat(&mut self, generation: u32, calls: &mut Calls) {
+        let heartbeat = f64::from(self.options.heartbeat_ms);
+        let ping = self.pings;
+        let Some(socket) = self.socket(generation) else {
+            return;
+        };
+        let idle = js_sys::Date::now() - socket.last_seen;
+        if idle >= heartbeat * 7.0 / 8.0 {
+            // Nothing heard for most of a heartbeat, not even the answer to a ping: the
+            // connection is dead even if the socket does not know it yet (a peer that
+            // vanished without closing). The next tick would be past `heartbeatMs`.
+            self.connection_lost(calls);
+        } else if idle >= heartbeat / 2.0 && socket.welcomed && !socket.ping_out {
+            let value = RawJson::from_value(&ping).expect("a number is JSON");
+            socket.send(&Command::Ping(value), Pending::Ping);
+            socket.ping_out = true;
+            self.pings += 1;
+        }
+    }
+
+    /// The socket's close event (an error event is always followed by one).
+    fn closed(&mut self, generation: u32, calls: &mut Calls) {
+        if self.socket(generation).is_some() {
+            self.connection_lost(calls);
+        }
+    }
+
+    /// The socket is gone: settle what it owed, then schedule the next attempt.
+    fn connection_lost(&mut self, calls: &mut Calls) {
+        let pending = self.drop_socket();
+        let gone = error::error(
+            DISCONNECTED,
+            Some("the connection dropped before the answer"),
+        );
+        settle(pending, &gone, calls);
+        self.subscriptions.connection_lost();
+        self.set_state(State::Disconnected, calls);
+        match self.options.reconnect {
+            Some(policy) => {
+                let delay = self.delays.get_or_insert_with(|| policy.delays()).next_ms();
+                let this = self.this.clone();
+                self.retry = Some(Timeout::new(delay, move || {
+                    if let Some(shared) = this.upgrade() {
+                        with(&shared, |c, calls| c.open(calls));
+                    }
+                }));
+            }
+            None => {
+                let failed = error::error(DISCONNECTED, Some("could not connect"));
+                for waiter in self.connect_waiters.drain(..) {
+                    calls.push(&waiter.reject, failed.clone());
+                }
+            }
+        }
+    }
+
+    /// Ends everything, for good; `error` rejects what still waits.
+    fn shut(&mut self, error: &JsValue, calls: &mut Calls) {
+        if self.state == State::Closed {
+            return;
+        }
+        self.retry = None;
+        self.delays = None;
+        let pending = self.drop_socket();
+        settle(pending, error, calls);
+        self.subscriptions.close(error, calls);
+        for waiter in self.connect_waiters.drain(..) {
+            calls.push(&waiter.reject, error.clone());
+        }
+        self.set_state(State::Closed, calls);
+    }
+
+    /// Closes the current socket (if any) and returns the commands it still owed answers.
+    fn drop_socket(&mut self) -> VecDeque<Pending> {
+        self.client_id = None;
+        match self.socket.take() {
+            Some(mut socket) => std::mem::take(&mut socket.pending),
+            None => VecDeque::new(),
+        }
+    }
+
+    // -----------------------------------------------------------------------------------
+    // Helpers
+    // -----------------------------------------------------------------------------------
+
+    fn set_state(&mut self, state: State, calls: &mut Calls) {
+        if self.state == state {
+            return;
+        }
+        self.state = state;
+        if let Some(on_state_change) = &self.options.on_state_change {
+            calls.push(on_state_change, state.name().into());
+        }
+    }
+
+    fn report(&self, error: JsValue, calls: &mut Calls) {
+        if let Some(on_error) = &self.options.on_error {
+            calls.push(on_error, error);
+        }
+    }
+
+    fn next_id(&mut self) -> u32 {
+        self.next_id = self.next_id.wrapping_add(1);
+        self.next_id
+    }
+}
+
+/// Settles the commands a lost socket still owed answers. Subscriptions are not settled:
+/// they wait for the next connection.
+fn settle(pending: VecDeque<Pending>, error: &JsValue, calls: &mut Calls) {
+    for p in pending {
+        match p {
+            Pending::Reply(resolver) => calls.push(&resolver.reject, error.clone()),
+            // The server forgets a lost connection's subscriptions anyway.
+            Pending::Unsubscribe { done, .. } => calls.push(&done, JsValue::UNDEFINED),
+            Pending::Authenticate | Pending::Subscribe { .. } | Pending::Ping => {}
+        }
+    }
+}
+
+fn subscribe(channel: &str) -> Command {
+    Command::Subscribe(Subscribe {
+        channel: channel.to_owned(),
+        since: None,
+    })
+}

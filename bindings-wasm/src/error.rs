@@ -1,0 +1,53 @@
+//! The errors the client hands to JavaScript.
+//!
+//! Every error is a JS `Error` named `HubbubError` with a `code`: the protocol's error name
+//! where the server refused something (`ACCESS_DENIED`, ...), or one of the client's own
+//! codes below where the connection was not there to answer. The TypeScript declarations
+//! list both (`ErrorCode` in `types.d.ts`).
+
+use hubbub_core::Rejection;
+use js_sys::Reflect;
+use wasm_bindgen::JsValue;
+
+/// A command could not be answered: the client was not connected when it was called, or
+/// the connection dropped before the answer came.
+pub(crate) const DISCONNECTED: &str = "DISCONNECTED";
+
+/// The client was closed (`close()`, or the server refused its credentials).
+pub(crate) const CLOSED: &str = "CLOSED";
+
+/// The codes the client adds to the protocol's error names.
+#[cfg_attr(not(test), allow(dead_code))]
+pub(crate) const CLIENT_CODES: [&str; 2] = [DISCONNECTED, CLOSED];
+
+/// A `HubbubError` with a code and an optional reason.
+pub(crate) fn error(code: &str, reason: Option<&str>) -> JsValue {
+    let message = match reason {
+        Some(reason) => format!("{code}: {reason}"),
+        None => code.to_owned(),
+    };
+    let error = js_sys::Error::new(&message);
+    error.set_name("HubbubError");
+    set(&error, "code", &code.into());
+    if let Some(reason) = reason {
+        set(&error, "reason", &reason.into());
+    }
+    error.into()
+}
+
+/// The error for a refusal by the server (or by the same rule checked before sending).
+pub(crate) fn rejection(rejection: &Rejection) -> JsValue {
+    error(rejection.error.name(), rejection.reason.as_deref())
+}
+
+/// The error for a refusal concerning one channel: the error carries the channel's name.
+pub(crate) fn channel_rejection(rejection: &Rejection, channel: &str) -> JsValue {
+    let error = self::rejection(rejection);
+    set(&error, "channel", &channel.into());
+    error
+}
+
+/// Sets a property on an object the client just created (which cannot fail).
+pub(crate) fn set(target: &JsValue, key: &str, value: &JsValue) {
+    let _ = Reflect::set(target, &key.into(), value);
+}

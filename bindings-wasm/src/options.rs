@@ -1,0 +1,134 @@
+//! The options object of `new Client(url, options)`.
+
+use crate::backoff::Reconnect;
+use hubbub_core::protocol::Credentials;
+use js_sys::{Function, Reflect};
+use wasm_bindgen::{JsCast, JsValue};
+
+/// The heartbeat when the options give none: a connection that shows no sign of life for
+/// this long is taken for dead.
+pub(crate) const DEFAULT_HEARTBEAT_MS: u32 = 30_000;
+
+/// What the application asked for, read once from the options object.
+pub(crate) struct Options {
+    /// Sent as `authenticate` on every connection, before any subscription.
+    pub credentials: Option<Credentials>,
+    /// `None` when the application turned reconnection off (`reconnect: false`).
+    pub reconnect: Option<Reconnect>,
+    /// 0 turns the heartbeat off.
+    pub heartbeat_ms: u32,
+    pub on_state_change: Option<Function>,
+    pub on_error: Option<Function>,
+}
+
+impl Options {
+    /// Reads the options object; `undefined` and `null` give the defaults. A field of the
+    /// wrong type is a `TypeError`, so that a typo fails at construction, not on the wire.
+    pub fn from_js(options: &JsValue) -> Result<Options, JsValue> {
+        if options.is_undefined() || options.is_null() {
+            return Ok(Options::default());
+        }
+        if !options.is_object() {
+            return Err(type_error("options must be an object"));
+        }
+        let token = string(options, "token")?;
+        let user = string(options, "user")?;
+        let secret = string(options, "secret")?;
+        let credentials = match (token, user, secret) {
+            (Some(token), None, None) => Some(Credentials::Token { token }),
+            (None, Some(user), Some(secret)) => Some(Credentials::User { user, secret }),
+            (None, None, None) => None,
+            (Some(_), _, _) => return Err(type_error("give either token or user and secret")),
+            _ => return Err(type_error("user and secret go together")),
+        };
+        Ok(Options {
+            credentials,
+            reconnect: reconnect(options)?,
+            heartbeat_ms: match number(options, "heartbeatMs")? {
+                Some(ms) => ms,
+                None => DEFAULT_HEARTBEAT_MS,
+            },
+            on_state_change: function(options, "onStateChange")?,
+            on_error: function(options, "onError")?,
+        })
+    }
+}
+
+impl Default for Options {
+    fn default() -> Options {
+        Options {
+            credentials: None,
+            reconnect: Some(Reconnect::default()),
+            heartbeat_ms: DEFAULT_HEARTBEAT_MS,
+            on_state_change: None,
+            on_error: None,
+        }
+    }
+}
+
+/// `reconnect`: absent or `true` for the defaults, `false` for none, or
+/// `{minDelayMs, maxDelayMs}` (either may be left out).
+fn reconnect(options: &JsValue) -> Result<Option<Reconnect>, JsValue> {
+    let value = field(options, "reconnect")?;
+    if value.is_undefined() || value.is_null() || value == JsValue::TRUE {
+        return Ok(Some(Reconnect::default()));
+    }
+    if value == JsValue::FALSE {
+        return Ok(None);
+    }
+    if !value.is_object() {
+        return Err(type_error(
+            "reconnect must be false or {minDelayMs, maxDelayMs}",
+        ));
+    }
+    let defaults = Reconnect::default();
+    let min_ms = number(&value, "minDelayMs")?.unwrap_or(defaults.min_ms);
+    let max_ms = number(&value, "maxDelayMs")?.unwrap_or(defaults.max_ms.max(min_ms));
+    if min_ms == 0 || max_ms < min_ms {
+        return Err(type_error("reconnect needs 0 < minDelayMs <= maxDelayMs"));
+    }
+    Ok(Some(Reconnect { min_ms, max_ms }))
+}
+
+fn field(object: &JsValue, key: &str) -> Result<JsValue, JsValue> {
+    Reflect::get(object, &key.into())
+}
+
+fn string(object: &JsValue, key: &str) -> Result<Option<String>, JsValue> {
+    let value = field(object, key)?;
+    if value.is_undefined() || value.is_null() {
+        return Ok(None);
+    }
+    match value.as_string() {
+        Some(s) => Ok(Some(s)),
+        None => Err(type_error(&format!("{key} must be a string"))),
+    }
+}
+
+fn number(object: &JsValue, key: &str) -> Result<Option<u32>, JsValue> {
+    let value = field(object, key)?;
+    if value.is_undefined() || value.is_null() {
+        return Ok(None);
+    }
+    match value.as_f64() {
+        Some(n) if n >= 0.0 && n <= f64::from(u32::MAX) => Ok(Some(n as u32)),
+        _ => Err(type_error(&format!(
+            "{key} must be a number of milliseconds"
+        ))),
+    }
+}
+
+fn function(object: &JsValue, key: &str) -> Result<Option<Function>, JsValue> {
+    let value = field(object, key)?;
+    if value.is_undefined() || value.is_null() {
+        return Ok(None);
+    }
+    match value.dyn_into::<Function>() {
+        Ok(f) => Ok(Some(f)),
+        Err(_) => Err(type_error(&format!("{key} must be a function"))),
+    }
+}
+
+pub(crate) fn type_error(message: &str) -> JsValue {
+    js_sys::TypeError::new(message).into()
+}
