@@ -1,0 +1,130 @@
+// The chat page: one hubbub connection for every room the user joins.
+//
+// Joining a room subscribes to its channel; the hub checks the channel against the read
+// patterns in the token Django minted for this user, and refuses staff-only rooms to
+// non-staff users with ACCESS_DENIED. Sending posts to Django, which checks the room and
+// publishes; the message comes back, to the sender too, through the hub.
+import init, { Client } from 'hubbub-client';
+
+const config = JSON.parse(document.getElementById('hubbub-config').textContent);
+const csrfToken = document.getElementById('csrf').value;
+const status = document.getElementById('status');
+const chats = document.getElementById('chats');
+const paneTemplate = document.getElementById('room-pane');
+
+// Room id -> {subscription, pane} for the rooms joined.
+const joined = new Map();
+
+function showError(element, error) {
+  element.textContent = error ? `${error.code}: ${error.reason ?? error.message}` : '';
+  element.hidden = !error;
+}
+
+function setStatus(state) {
+  status.dataset.state = state;
+  status.textContent = state;
+}
+
+function addMessage(pane, message) {
+  const item = document.createElement('li');
+  const user = document.createElement('b');
+  user.className = 'user';
+  user.textContent = message.data.user;
+  const text = document.createElement('span');
+  text.className = 'text';
+  text.textContent = message.data.text;
+  item.append(user, ' ', text);
+  const list = pane.querySelector('.messages');
+  list.append(item);
+  list.scrollTop = list.scrollHeight;
+}
+
+function openPane(room) {
+  const pane = paneTemplate.content.firstElementChild.cloneNode(true);
+  pane.dataset.roomId = room.dataset.roomId;
+  pane.dataset.title = room.dataset.title;
+  pane.querySelector('h3').textContent = room.dataset.title;
+  pane.querySelector('.leave').addEventListener('click', () => leave(room));
+  const form = pane.querySelector('form.send');
+  form.addEventListener('submit', async (event) => {
+    event.preventDefault();
+    const input = form.elements.text;
+    const error = pane.querySelector('.error');
+    try {
+      const response = await fetch(room.dataset.sendUrl, {
+        method: 'POST',
+        headers: { 'Content-Type': 'application/json', 'X-CSRFToken': csrfToken },
+        body: JSON.stringify({ text: input.value }),
+      });
+      if (!response.ok) {
+        const body = await response.json().catch(() => ({}));
+        throw Object.assign(new Error(body.reason ?? response.statusText), {
+          code: body.error ?? `HTTP ${response.status}`,
+        });
+      }
+      input.value = '';
+      showError(error, null);
+    } catch (err) {
+      showError(error, err);
+    }
+  });
+  chats.append(pane);
+  return pane;
+}
+
+async function join(room) {
+  const button = room.querySelector('button.join');
+  const error = room.querySelector('.error');
+  button.disabled = true;
+  showError(error, null);
+  const pane = openPane(room);
+  try {
+    const subscription = await client.subscribe(room.dataset.channel, (message) =>
+      addMessage(pane, message),
+    );
+    joined.set(room.dataset.roomId, { subscription, pane });
+    room.dataset.joined = '';
+    button.textContent = 'Joined';
+  } catch (err) {
+    // Refused by the hub (ACCESS_DENIED for a staff-only room), or no connection.
+    pane.remove();
+    showError(error, err);
+    button.disabled = false;
+  }
+}
+
+async function leave(room) {
+  const entry = joined.get(room.dataset.roomId);
+  if (!entry) return;
+  joined.delete(room.dataset.roomId);
+  entry.pane.remove();
+  const button = room.querySelector('button.join');
+  button.textContent = 'Leaving';
+  await entry.subscription.unsubscribe();
+  delete room.dataset.joined;
+  button.textContent = 'Join';
+  button.disabled = false;
+}
+
+await init();
+const client = new Client(config.url, {
+  token: config.token,
+  onStateChange: setStatus,
+  // Errors that answer no call, e.g. a room refused when resubscribing after a reconnect.
+  onError: (err) => {
+    const room = err.channel && document.querySelector(`#rooms li[data-channel="${err.channel}"]`);
+    if (room) showError(room.querySelector('.error'), err);
+  },
+});
+
+for (const room of document.querySelectorAll('#rooms li[data-room-id]')) {
+  room.querySelector('button.join').addEventListener('click', () => join(room));
+}
+
+try {
+  await client.connect();
+  for (const button of document.querySelectorAll('#rooms button.join')) button.disabled = false;
+} catch (err) {
+  setStatus('closed');
+  showError(document.querySelector('#rooms li .error') ?? status, err);
+}

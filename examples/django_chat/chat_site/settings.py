@@ -1,0 +1,104 @@
+"""Settings of the chat example.
+
+Development values throughout. The two secrets the app shares with hubbub (the token secret
+and the API key) are read from the same environment variables hubbub reads, so that one
+`export` sets both sides; their defaults match `hubbub.toml` beside this project.
+"""
+
+import os
+from pathlib import Path
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+REPO_DIR = BASE_DIR.parent.parent
+
+SECRET_KEY = os.environ.get("DJANGO_SECRET_KEY", "django-insecure-chat-example-only")
+DEBUG = os.environ.get("DJANGO_DEBUG", "1") == "1"
+ALLOWED_HOSTS = ["127.0.0.1", "localhost", "[::1]"]
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "chat",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "chat_site.urls"
+WSGI_APPLICATION = "chat_site.wsgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+DATABASES = {
+    "default": {
+        "ENGINE": "django.db.backends.sqlite3",
+        "NAME": os.environ.get("CHAT_DATABASE", BASE_DIR / "db.sqlite3"),
+    }
+}
+
+AUTH_PASSWORD_VALIDATORS = []  # the demo users have passwords like "guest"
+LOGIN_URL = "login"
+LOGIN_REDIRECT_URL = "index"
+LOGOUT_REDIRECT_URL = "login"
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = True
+USE_TZ = True
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+STATIC_URL = "static/"
+
+# The browser client, the npm package `hubbub-client`, is served as plain static files and
+# imported by a <script type="module"> through an import map: no bundler. In a project of
+# your own, `npm install hubbub-client` and point this at node_modules/hubbub-client; this
+# example uses the package as built in this repository (bindings-wasm/pkg).
+HUBBUB_CLIENT_DIR = Path(
+    os.environ.get("CHAT_HUBBUB_CLIENT_DIR")
+    or (
+        BASE_DIR / "node_modules" / "hubbub-client"
+        if (BASE_DIR / "node_modules" / "hubbub-client").is_dir()
+        else REPO_DIR / "bindings-wasm" / "pkg"
+    )
+)
+STATICFILES_DIRS = [("hubbub-client", HUBBUB_CLIENT_DIR)]
+
+# hubbub: where the hub's HTTP API is, the key to call it with, the secret that signs the
+# browsers' tokens, and which channels each user may read and write.
+HUBBUB_URL = os.environ.get("CHAT_HUBBUB_URL", "http://127.0.0.1:9772")
+HUBBUB = {
+    "URL": HUBBUB_URL,
+    "API_KEY": os.environ.get("HUBBUB_API_KEYS", "chat-example-api-key").split(",")[0],
+    "TOKEN_SECRET": os.environ.get("HUBBUB_TOKEN_SECRET", "chat-example-token-secret"),
+    "PERMISSIONS": "chat.permissions.channel_permissions",
+}
+
+# Where browsers open their WebSocket: the hub's own address, not Django's.
+HUBBUB_WEBSOCKET_URL = os.environ.get(
+    "CHAT_HUBBUB_WEBSOCKET_URL",
+    HUBBUB_URL.replace("http://", "ws://", 1).replace("https://", "wss://", 1).rstrip("/") + "/ws",
+)

@@ -1,0 +1,282 @@
+// The chat example end to end: a real hubbub with the example's config, the example's
+// Django project on its development server, and two headless Chromium pages, one logged in
+// as a staff user and one as a non-staff user.
+//
+//   node --test tests/django_chat/chat.test.mjs
+//
+// Environment: HUBBUB_BIN (default target/debug/hubbub), PYTHON (default .venv/bin/python),
+// CHROMIUM (default /usr/bin/chromium). scripts/test-django.sh sets everything up.
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn, execFile } from 'node:child_process';
+import { once } from 'node:events';
+import { mkdtemp, rm } from 'node:fs/promises';
+import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import readline from 'node:readline';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
+import { chromium } from 'playwright-core';
+
+const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
+const EXAMPLE = path.join(ROOT, 'examples/django_chat');
+const HUBBUB_BIN = process.env.HUBBUB_BIN || path.join(ROOT, 'target/debug/hubbub');
+const PYTHON = process.env.PYTHON || path.join(ROOT, '.venv/bin/python');
+const CHROMIUM = process.env.CHROMIUM || '/usr/bin/chromium';
+const CHROMIUM_ARGS = [
+  '--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking',
+  '--disable-quic', '--no-first-run', '--disable-component-update', '--disable-sync',
+];
+// Every wait below is on an event or a selector; this only bounds how long a broken build
+// takes to fail.
+const WAIT_MS = 15_000;
+// The HTTP API key of examples/django_chat/hubbub.toml.
+const API_KEY = 'chat-example-api-key';
+
+// A child process whose output is kept for the failure message and scanned line by line.
+function start(name, command, args, options) {
+  const child = spawn(command, args, { stdio: ['ignore', 'pipe', 'pipe'], ...options });
+  child.output = [];
+  child.lines = new (class extends EventTarget {})();
+  for (const stream of [child.stdout, child.stderr]) {
+    readline.createInterface({ input: stream }).on('line', (line) => {
+      child.output.push(line);
+      child.lines.dispatchEvent(Object.assign(new Event('line'), { line }));
+    });
+  }
+  child.exited = once(child, 'exit');
+  child.name = name;
+  return child;
+}
+
+// Resolves with the match of the first output line matching `pattern`; rejects if the
+// process exits first.
+function waitForLine(child, pattern) {
+  return new Promise((resolve, reject) => {
+    const onLine = ({ line }) => {
+      const match = pattern.exec(line);
+      if (match) {
+        child.lines.removeEventListener('line', onLine);
+        resolve(match);
+      }
+    };
+    child.lines.addEventListener('line', onLine);
+    for (const line of child.output) onLine({ line });
+    child.exited.then(([code, signal]) =>
+      reject(new Error(`${child.name} exited (${code ?? signal}) before printing ${pattern}:\n${child.output.join('\n')}`)),
+    );
+  });
+}
+
+async function stop(child) {
+  if (!child || child.exitCode !== null || child.signalCode !== null) return;
+  child.kill('SIGTERM');
+  await child.exited;
+}
+
+function freePort() {
+  return new Promise((resolve, reject) => {
+    const server = net.createServer();
+    server.on('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const { port } = server.address();
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+// Django's development server prints its address just before it binds: wait for that
+// line, then for the first answer (retrying only while the connection is refused).
+async function waitForDjango(child, url) {
+  await waitForLine(child, /Starting development server at/);
+  for (;;) {
+    try {
+      return await fetch(url, { redirect: 'manual' });
+    } catch (err) {
+      if (err.cause?.code !== 'ECONNREFUSED') throw err;
+      if (child.exitCode !== null) throw new Error(`Django exited:\n${child.output.join('\n')}`);
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    }
+  }
+}
+
+const manage = (args, env) =>
+  promisify(execFile)(PYTHON, ['manage.py', ...args], { cwd: EXAMPLE, env });
+
+describe('MultiChat on hubbub', () => {
+  let tmp, hub, django, browser, djangoUrl, hubUrl, hubWsUrl;
+  const pages = {};
+
+  before(async () => {
+    tmp = await mkdtemp(path.join(os.tmpdir(), 'hubbub-django-chat-'));
+    hub = start('hubbub', HUBBUB_BIN, [
+      '--config', path.join(EXAMPLE, 'hubbub.toml'), '--listen', '127.0.0.1:0',
+    ]);
+    const env = {
+      ...process.env,
+      PYTHONUNBUFFERED: '1',
+      CHAT_DATABASE: path.join(tmp, 'db.sqlite3'),
+    };
+    const [[, host, port]] = await Promise.all([
+      waitForLine(hub, /listening on http:\/\/([0-9.]+):([0-9]+)/),
+      manage(['migrate', '--noinput', '-v', '0'], env).then(() => manage(['demo'], env)),
+    ]);
+    hubUrl = `http://${host}:${port}`;
+    hubWsUrl = `ws://${host}:${port}/ws`;
+    env.CHAT_HUBBUB_URL = hubUrl;
+
+    const djangoPort = await freePort();
+    djangoUrl = `http://127.0.0.1:${djangoPort}`;
+    django = start('django', PYTHON, ['manage.py', 'runserver', '--noreload', `127.0.0.1:${djangoPort}`], {
+      cwd: EXAMPLE,
+      env,
+    });
+    const [, answer] = await Promise.all([
+      chromium.launch({ executablePath: CHROMIUM, args: CHROMIUM_ARGS }).then((b) => (browser = b)),
+      waitForDjango(django, `${djangoUrl}/login/`),
+    ]);
+    assert.equal(answer.status, 200);
+  });
+
+  after(async () => {
+    await browser?.close();
+    await Promise.all([stop(django), stop(hub)]);
+    if (tmp) await rm(tmp, { recursive: true, force: true });
+  });
+
+  // Logs a new browser context in as `username` and waits for the chat page to be
+  // connected to hubbub.
+  async function logIn(username) {
+    const context = await browser.newContext();
+    context.setDefaultTimeout(WAIT_MS);
+    const page = await context.newPage();
+    page.sockets = [];
+    page.errors = [];
+    page.on('websocket', (ws) => page.sockets.push(ws));
+    page.on('pageerror', (err) => page.errors.push(err.message));
+    page.on('console', (msg) => msg.type() === 'error' && page.errors.push(msg.text()));
+    page.on('response', (r) => r.status() >= 400 && page.errors.push(`${r.status()} ${r.url()}`));
+    await page.goto(`${djangoUrl}/`);
+    await page.fill('input[name=username]', username);
+    await page.fill('input[name=password]', username);
+    await page.click('button[type=submit]');
+    await page.waitForSelector('#status[data-state=connected]').catch(async (err) => {
+      const state = await page.textContent('#status').catch(() => '?');
+      throw new Error(`${username}'s page did not connect (status ${state}; page errors: ${page.errors.join(' | ')})`, { cause: err });
+    });
+    assert.match(await page.textContent('.who'), new RegExp(`^${username}\\b`));
+    return page;
+  }
+
+  // The hub's view of its channels, through its HTTP API with the example's key.
+  async function hubChannels() {
+    const response = await fetch(`${hubUrl}/api/channels`, {
+      headers: { Authorization: `Bearer ${API_KEY}` },
+    });
+    assert.equal(response.status, 200);
+    return (await response.json()).channels;
+  }
+
+  const roomItem = (title) => `#rooms li[data-title="${title}"]`;
+  const pane = (title) => `#chats .room[data-title="${title}"]`;
+
+  async function join(page, title) {
+    await page.click(`${roomItem(title)} button.join`);
+    await page.waitForSelector(`${roomItem(title)}[data-joined]`);
+  }
+
+  async function say(page, title, text) {
+    await page.fill(`${pane(title)} input[name=text]`, text);
+    await page.click(`${pane(title)} button[type=submit]`);
+  }
+
+  // Waits for the message to appear in the room's pane and returns who sent it.
+  async function seen(page, title, text) {
+    const item = page.locator(`${pane(title)} .messages li`, { hasText: text });
+    await item.waitFor();
+    return item.locator('.user').textContent();
+  }
+
+  test('a staff user and a non-staff user log in and connect', async () => {
+    [pages.staff, pages.guest] = await Promise.all([logIn('staff'), logIn('guest')]);
+    for (const page of [pages.staff, pages.guest]) {
+      assert.deepEqual(page.sockets.map((ws) => ws.url()), [hubWsUrl]);
+    }
+  });
+
+  test('both join the same room and see each other\'s messages', async () => {
+    await Promise.all([join(pages.staff, 'Lobby'), join(pages.guest, 'Lobby')]);
+
+    await say(pages.guest, 'Lobby', 'hello from guest');
+    assert.equal(await seen(pages.staff, 'Lobby', 'hello from guest'), 'guest');
+    assert.equal(await seen(pages.guest, 'Lobby', 'hello from guest'), 'guest');
+
+    await say(pages.staff, 'Lobby', 'hello from staff');
+    assert.equal(await seen(pages.guest, 'Lobby', 'hello from staff'), 'staff');
+    assert.equal(await seen(pages.staff, 'Lobby', 'hello from staff'), 'staff');
+  });
+
+  test('the hub refuses the staff-only room to the non-staff user', async () => {
+    const { guest } = pages;
+    await guest.click(`${roomItem('Staff lounge')} button.join`);
+    const error = guest.locator(`${roomItem('Staff lounge')} .error`);
+    await error.waitFor({ state: 'visible' });
+    assert.match(await error.textContent(), /^ACCESS_DENIED/);
+    assert.equal(await guest.locator(pane('Staff lounge')).count(), 0);
+    assert.equal(await guest.locator(`${roomItem('Staff lounge')}[data-joined]`).count(), 0);
+
+    // Posting to it through Django is refused as well.
+    const answer = await guest.evaluate(async (url) => {
+      const response = await fetch(url, {
+        method: 'POST',
+        headers: { 'Content-Type': 'application/json', 'X-CSRFToken': document.getElementById('csrf').value },
+        body: JSON.stringify({ text: 'let me in' }),
+      });
+      return { status: response.status, body: await response.json() };
+    }, await guest.getAttribute(roomItem('Staff lounge'), 'data-send-url'));
+    assert.equal(answer.status, 403);
+    assert.equal(answer.body.error, 'ACCESS_DENIED');
+  });
+
+  test('the staff user receives messages from several rooms on one socket', async () => {
+    const { staff, guest } = pages;
+    await Promise.all([join(staff, 'Staff lounge'), join(staff, 'Random'), join(guest, 'Random')]);
+
+    await say(staff, 'Staff lounge', 'staff eyes only');
+    assert.equal(await seen(staff, 'Staff lounge', 'staff eyes only'), 'staff');
+    await say(guest, 'Random', 'random thought');
+    assert.equal(await seen(staff, 'Random', 'random thought'), 'guest');
+    await say(guest, 'Lobby', 'back in the lobby');
+    assert.equal(await seen(staff, 'Lobby', 'back in the lobby'), 'guest');
+
+    // The guest got the later Lobby message, and never the earlier staff-only one.
+    assert.equal(await seen(guest, 'Lobby', 'back in the lobby'), 'guest');
+    assert.equal(await guest.getByText('staff eyes only').count(), 0);
+
+    // Three rooms, one WebSocket, still open.
+    assert.equal(await staff.locator('#chats .room').count(), 3);
+    assert.equal(staff.sockets.length, 1);
+    assert.equal(staff.sockets[0].isClosed(), false);
+    assert.equal(await staff.getAttribute('#status', 'data-state'), 'connected');
+  });
+
+  test('leaving a room unsubscribes from its channel on the hub', async () => {
+    const { staff } = pages;
+    const channel = await staff.getAttribute(roomItem('Random'), 'data-channel');
+    assert.equal((await hubChannels())[channel]?.subscribers, 2);
+    await staff.click(`${pane('Random')} button.leave`);
+    await staff.locator(pane('Random')).waitFor({ state: 'detached' });
+    // The page marks the room as left once the hub confirmed the unsubscription.
+    await staff.waitForSelector(`${roomItem('Random')}:not([data-joined]) button.join:not([disabled])`);
+    assert.equal((await hubChannels())[channel]?.subscribers, 1);
+  });
+
+  test('no errors in either page', () => {
+    // The refused join is shown on the page, not thrown.
+    assert.deepEqual(pages.staff.errors, []);
+    // The guest's post to the staff-only room was answered 403, on purpose.
+    const expected = /status of 403|^403 .*\/rooms\/\d+\/messages$/;
+    assert.deepEqual(pages.guest.errors.filter((e) => !expected.test(e)), []);
+  });
+});
