@@ -38,4 +38,4 @@ class Command(BaseCommand):
         for title, staff_only in ROOMS:
             room, _ = Room.objects.update_or_create(title=title, defaults={"staff_only": staff_only})
             self.stdout.write(f"room {room.title!r} on channel {room.channel}")
-        self.stdout.write(self.style.SUCCESS("Demo data ready: log in at http://127.0.0.1:8000/"))
+        self.stdout.write(self.style.SUCCESS("Demo data ready."))
