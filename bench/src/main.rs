@@ -1,1 +1,545 @@
-fn main() {}
+//! `hubbub-bench`: one load generator for hubbub and its peers (nchan, sockudo, Centrifugo),
+//! run side by side on the same machine, the servers pinned to one CPU set and the load
+//! generator to the rest.
+
+mod load;
+mod report;
+mod scenario;
+mod system;
+mod target;
+mod targets;
+
+use anyhow::{bail, Context, Result};
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use report::{Machine, Report, RunRecord, Skipped};
+use scenario::{Run, Scenario, Settings};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use system::{Cpus, Sources};
+use target::{Launch, Target};
+
+#[derive(Parser)]
+#[command(
+    name = "hubbub-bench",
+    version,
+    about = "Load generator for hubbub, side by side with nchan, sockudo and Centrifugo.",
+    long_about = "Load generator for hubbub, side by side with nchan, sockudo and Centrifugo.\n\n\
+        Every target gets the same load from the same generator: each server is pinned to \
+        --server-cpus (taskset) and the generator to --client-cpus. Rounds alternate the order \
+        of the targets; the table shows medians and each peer's ratio to hubbub.\n\n\
+        Scenarios:\n  \
+        fanout    N subscribers on one channel; publications of --payload bytes at --fanout-rate\n  \
+        channels  N clients, each on a personal channel and a group channel of 10; \
+                  publications spread over all channels\n  \
+        idle      N idle connections; the server's RSS per connection\n  \
+        connect   new connections (one subscription each) per second\n  \
+        publish   publications per second through the publish API, one subscriber\n\n\
+        Each reports deliveries per second, publish-to-receive latency p50/p99/max (timestamps \
+        inside the payloads, HDR histogram), messages lost, and the server's CPU and RSS.",
+    after_help = "Examples:\n  \
+        bench/setup.sh                                   # install nchan, sockudo, Centrifugo\n  \
+        cargo build --release -p hubbub-server -p hubbub-bench\n  \
+        target/release/hubbub-bench run                  # everything, 3 rounds\n  \
+        target/release/hubbub-bench run --targets hubbub,nchan --scenarios fanout --rounds 1\n  \
+        target/release/hubbub-bench smoke                # a few seconds, hubbub only"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run scenarios against targets in alternating rounds; print a table, write JSON
+    Run(RunArgs),
+    /// A few seconds of every scenario at small scale against hubbub only; fails on any loss
+    Smoke(SmokeArgs),
+    /// Print the table of a JSON report again
+    Show {
+        /// The JSON file `run` wrote
+        file: PathBuf,
+    },
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+enum TargetName {
+    Hubbub,
+    Nchan,
+    Sockudo,
+    Centrifugo,
+}
+
+#[derive(Args)]
+struct RunArgs {
+    /// Servers to run, in this order (rounds alternate it)
+    #[arg(
+        long,
+        value_enum,
+        value_delimiter = ',',
+        default_value = "hubbub,nchan,sockudo,centrifugo"
+    )]
+    targets: Vec<TargetName>,
+
+    /// Scenarios to run
+    #[arg(
+        long,
+        value_enum,
+        value_delimiter = ',',
+        default_value = "fanout,channels,idle,connect,publish"
+    )]
+    scenarios: Vec<Scenario>,
+
+    /// Rounds; each runs every target on every scenario on a freshly started server
+    #[arg(long, default_value_t = 3)]
+    rounds: usize,
+
+    /// CPUs the servers are pinned to (taskset -c syntax)
+    #[arg(long, default_value = "0")]
+    server_cpus: Cpus,
+
+    /// CPUs the load generator is pinned to
+    #[arg(long, default_value = "1")]
+    client_cpus: Cpus,
+
+    /// Where the JSON report goes
+    #[arg(long, default_value = "bench/results/latest.json")]
+    json: PathBuf,
+
+    #[command(flatten)]
+    load: LoadArgs,
+
+    #[command(flatten)]
+    programs: Programs,
+}
+
+#[derive(Args)]
+struct SmokeArgs {
+    /// Where the JSON report goes (none when unset)
+    #[arg(long)]
+    json: Option<PathBuf>,
+
+    /// The hubbub binary
+    #[arg(long, env = "HUBBUB_BIN", default_value = default_hubbub())]
+    hubbub_bin: PathBuf,
+}
+
+#[derive(Args)]
+struct LoadArgs {
+    /// Payload size in bytes (timestamp and sequence number included)
+    #[arg(long, default_value_t = 100)]
+    payload: usize,
+
+    /// How long each rate-driven scenario publishes
+    #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
+    duration: Duration,
+
+    /// fanout: subscribers on the channel
+    #[arg(long, default_value_t = 10_000)]
+    fanout_subscribers: usize,
+
+    /// fanout: publications per second
+    #[arg(long, default_value_t = 20.0)]
+    fanout_rate: f64,
+
+    /// channels: clients (each on a personal channel and a group channel of 10)
+    #[arg(long, default_value_t = 10_000)]
+    channels_clients: usize,
+
+    /// channels: publications per second, spread over all channels
+    #[arg(long, default_value_t = 5_000.0)]
+    channels_rate: f64,
+
+    /// idle: connections (capped by the open-file limit)
+    #[arg(long, default_value_t = 50_000)]
+    idle_connections: usize,
+
+    /// connect: new connections
+    #[arg(long, default_value_t = 10_000)]
+    connect_connections: usize,
+
+    /// connect: connections being opened at once
+    #[arg(long, default_value_t = 64)]
+    connect_concurrency: usize,
+
+    /// publish: request loops publishing at once
+    #[arg(long, default_value_t = 32)]
+    publish_workers: usize,
+
+    /// Connections being opened at once while setting up the other scenarios
+    #[arg(long, default_value_t = 256)]
+    open_concurrency: usize,
+
+    /// Rate-driven publish requests in flight at most
+    #[arg(long, default_value_t = 256)]
+    in_flight: usize,
+}
+
+#[derive(Args)]
+struct Programs {
+    /// The hubbub binary (the release build)
+    #[arg(long, default_value = default_hubbub())]
+    hubbub_bin: PathBuf,
+
+    /// nginx with the nchan module [default: nginx in PATH or /usr/sbin]
+    #[arg(long)]
+    nginx_bin: Option<PathBuf>,
+
+    /// sockudo [default: in PATH or ~/.cargo/bin]
+    #[arg(long)]
+    sockudo_bin: Option<PathBuf>,
+
+    /// centrifugo [default: in PATH or ~/go/bin]
+    #[arg(long)]
+    centrifugo_bin: Option<PathBuf>,
+}
+
+fn default_hubbub() -> &'static str {
+    concat!(env!("CARGO_MANIFEST_DIR"), "/../target/release/hubbub")
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Run(args) => run_command(args),
+        Command::Smoke(args) => smoke_command(args),
+        Command::Show { file } => show(&file),
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("hubbub-bench: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn show(file: &Path) -> Result<ExitCode> {
+    let text = std::fs::read_to_string(file).with_context(|| format!("{}", file.display()))?;
+    let report: Report = serde_json::from_str(&text)?;
+    print!("{}", report::table(&report, Some(&report.settings)));
+    Ok(ExitCode::SUCCESS)
+}
+
+fn make_target(name: TargetName, programs: &Programs) -> Arc<dyn Target> {
+    match name {
+        TargetName::Hubbub => Arc::new(targets::hubbub::Hubbub {
+            bin: programs.hubbub_bin.clone(),
+        }),
+        TargetName::Nchan => Arc::new(targets::nchan::Nchan {
+            bin: programs.nginx_bin.clone(),
+        }),
+        TargetName::Sockudo => Arc::new(targets::sockudo::Sockudo {
+            bin: programs.sockudo_bin.clone(),
+        }),
+        TargetName::Centrifugo => Arc::new(targets::centrifugo::Centrifugo {
+            bin: programs.centrifugo_bin.clone(),
+        }),
+    }
+}
+
+/// Every online CPU, for runs that do not split the machine.
+fn all_cpus() -> Cpus {
+    let n = std::thread::available_parallelism().map_or(1, |n| n.get());
+    format!("0-{}", n - 1).parse().expect("a valid list")
+}
+
+fn runtime(workers: usize) -> Result<tokio::runtime::Runtime> {
+    Ok(tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(workers.max(1))
+        .enable_all()
+        .build()?)
+}
+
+/// Caps each connection count at what the open-file limit allows, saying so.
+fn cap(settings: &mut Settings, max: usize) {
+    for (name, n) in [
+        ("fanout subscribers", &mut settings.fanout_subscribers),
+        ("channels clients", &mut settings.channels_clients),
+        ("idle connections", &mut settings.idle_connections),
+        ("connect connections", &mut settings.connect_connections),
+    ] {
+        if *n > max {
+            eprintln!(
+                "hubbub-bench: {name}: {} asked, {max} run: the open-file limit cannot be raised \
+                 further here (needs CAP_SYS_RESOURCE or a higher hard limit)",
+                *n
+            );
+            *n = max;
+        }
+    }
+}
+
+fn run_command(args: RunArgs) -> Result<ExitCode> {
+    let mut settings = Settings {
+        payload: args.load.payload,
+        duration: args.load.duration,
+        fanout_subscribers: args.load.fanout_subscribers,
+        fanout_rate: args.load.fanout_rate,
+        channels_clients: args.load.channels_clients,
+        channels_rate: args.load.channels_rate,
+        idle_connections: args.load.idle_connections,
+        connect_connections: args.load.connect_connections,
+        connect_concurrency: args.load.connect_concurrency,
+        publish_workers: args.load.publish_workers,
+        open_concurrency: args.load.open_concurrency,
+        in_flight: args.load.in_flight,
+    };
+    let biggest = [
+        settings.fanout_subscribers,
+        settings.channels_clients,
+        settings.idle_connections,
+        settings.connect_connections,
+    ]
+    .into_iter()
+    .max()
+    .unwrap_or(0);
+    let nofile = system::raise_nofile(biggest as u64 + 1000);
+    cap(&mut settings, system::max_connections(nofile));
+    system::pin_self(&args.client_cpus).context("pinning the load generator")?;
+    let targets: Vec<Arc<dyn Target>> = args
+        .targets
+        .iter()
+        .map(|&t| make_target(t, &args.programs))
+        .collect();
+    let plan = Plan {
+        targets,
+        scenarios: args.scenarios.clone(),
+        rounds: args.rounds.max(1),
+        settings,
+        server_cpus: args.server_cpus.clone(),
+        client_cpus: args.client_cpus.clone(),
+        nofile,
+    };
+    let report = runtime(args.client_cpus.ids.len())?.block_on(plan.execute())?;
+    print!("{}", report::table(&report, Some(&plan.settings)));
+    write_json(&report, &args.json)?;
+    eprintln!("\nwrote {}", args.json.display());
+    Ok(ExitCode::SUCCESS)
+}
+
+fn smoke_command(args: SmokeArgs) -> Result<ExitCode> {
+    let settings = Settings {
+        payload: 100,
+        duration: Duration::from_secs(1),
+        fanout_subscribers: 100,
+        fanout_rate: 50.0,
+        channels_clients: 100,
+        channels_rate: 200.0,
+        idle_connections: 200,
+        connect_connections: 200,
+        connect_concurrency: 16,
+        publish_workers: 4,
+        open_concurrency: 64,
+        in_flight: 64,
+    };
+    let nofile = system::raise_nofile(4096);
+    let programs = Programs {
+        hubbub_bin: args.hubbub_bin,
+        nginx_bin: None,
+        sockudo_bin: None,
+        centrifugo_bin: None,
+    };
+    let plan = Plan {
+        targets: vec![make_target(TargetName::Hubbub, &programs)],
+        scenarios: Scenario::ALL.to_vec(),
+        rounds: 1,
+        settings,
+        server_cpus: all_cpus(),
+        client_cpus: all_cpus(),
+        nofile,
+    };
+    let report = runtime(2)?.block_on(plan.execute())?;
+    print!("{}", report::table(&report, Some(&plan.settings)));
+    if let Some(path) = &args.json {
+        write_json(&report, path)?;
+    }
+    let mut problems = Vec::new();
+    if !report.skipped.is_empty() {
+        problems.push(format!("hubbub was skipped: {}", report.skipped[0].reason));
+    }
+    for run in &report.runs {
+        let name = run.scenario.name();
+        match (&run.metrics, &run.error) {
+            (_, Some(e)) => problems.push(format!("{name}: {e}")),
+            (Some(m), None) => {
+                if m.delivered == 0 || m.expected == 0 {
+                    problems.push(format!("{name}: nothing was delivered"));
+                }
+                if m.lost > 0 || m.dropped > 0 || m.publish_errors > 0 {
+                    problems.push(format!(
+                        "{name}: {} lost, {} connections dropped, {} publish errors",
+                        m.lost, m.dropped, m.publish_errors
+                    ));
+                }
+            }
+            (None, None) => problems.push(format!("{name}: no result")),
+        }
+    }
+    if report.runs.len() != Scenario::ALL.len() {
+        problems.push(format!(
+            "{} runs for {} scenarios",
+            report.runs.len(),
+            Scenario::ALL.len()
+        ));
+    }
+    if problems.is_empty() {
+        println!("\nsmoke: {} scenarios, 0 lost", report.runs.len());
+        Ok(ExitCode::SUCCESS)
+    } else {
+        for p in &problems {
+            eprintln!("smoke: {p}");
+        }
+        bail!("the smoke run failed")
+    }
+}
+
+fn write_json(report: &Report, path: &Path) -> Result<()> {
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir)?;
+    }
+    std::fs::write(path, serde_json::to_string_pretty(report)? + "\n")
+        .with_context(|| format!("{}", path.display()))
+}
+
+/// What to run: every target on every scenario, `rounds` times.
+struct Plan {
+    targets: Vec<Arc<dyn Target>>,
+    scenarios: Vec<Scenario>,
+    rounds: usize,
+    settings: Settings,
+    server_cpus: Cpus,
+    client_cpus: Cpus,
+    nofile: u64,
+}
+
+impl Plan {
+    async fn execute(&self) -> Result<Report> {
+        let mut skipped = Vec::new();
+        let mut runnable: Vec<Arc<dyn Target>> = Vec::new();
+        for target in &self.targets {
+            match target.unavailable() {
+                Some(reason) => {
+                    eprintln!("hubbub-bench: skipping {}: {reason}", target.name());
+                    skipped.push(Skipped {
+                        target: target.name().into(),
+                        reason,
+                    });
+                }
+                None => runnable.push(target.clone()),
+            }
+        }
+        let mut sources = Sources::new();
+        let mut runs = Vec::new();
+        for round in 0..self.rounds {
+            // Alternate the order so that no server always runs first (or last).
+            let mut order = runnable.clone();
+            if round % 2 == 1 {
+                order.reverse();
+            }
+            for target in &order {
+                for &scenario in &self.scenarios {
+                    let result = self.once(target.clone(), scenario, &mut sources).await;
+                    let record = match result {
+                        Ok(m) => {
+                            eprintln!(
+                                "round {} {:<10} {:<8} {:>12.0} {} p99 {:.2} ms, lost {}, CPU {:.0}%",
+                                round + 1,
+                                target.name(),
+                                scenario.name(),
+                                m.headline(scenario),
+                                scenario.headline().0,
+                                m.latency.p99_ms,
+                                m.lost,
+                                m.server_cpu_pct
+                            );
+                            RunRecord {
+                                round,
+                                target: target.name().into(),
+                                scenario,
+                                metrics: Some(m),
+                                error: None,
+                            }
+                        }
+                        Err(e) => {
+                            eprintln!(
+                                "round {} {:<10} {:<8} failed: {e:#}",
+                                round + 1,
+                                target.name(),
+                                scenario.name()
+                            );
+                            RunRecord {
+                                round,
+                                target: target.name().into(),
+                                scenario,
+                                metrics: None,
+                                error: Some(format!("{e:#}")),
+                            }
+                        }
+                    };
+                    runs.push(record);
+                }
+            }
+        }
+        let names: Vec<String> = runnable.iter().map(|t| t.name().to_owned()).collect();
+        let summary = report::summarize(&runs, &self.scenarios, &names);
+        Ok(Report {
+            started: SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .map_or(0, |d| d.as_secs()),
+            machine: Machine {
+                cpus: std::thread::available_parallelism().map_or(1, |n| n.get()),
+                kernel: std::fs::read_to_string("/proc/sys/kernel/osrelease")
+                    .unwrap_or_default()
+                    .trim()
+                    .to_owned(),
+                open_file_limit: self.nofile,
+                server_cpus: self.server_cpus.list.clone(),
+                client_cpus: self.client_cpus.list.clone(),
+            },
+            settings: self.settings.clone(),
+            rounds: self.rounds,
+            skipped,
+            runs,
+            summary,
+        })
+    }
+
+    /// One scenario on a freshly started server.
+    async fn once(
+        &self,
+        target: Arc<dyn Target>,
+        scenario: Scenario,
+        sources: &mut Sources,
+    ) -> Result<scenario::Metrics> {
+        let dir = tempfile::Builder::new()
+            .prefix(&format!("hubbub-bench-{}-", target.name()))
+            .tempdir()?;
+        let launch = Launch {
+            cpus: &self.server_cpus,
+            dir: dir.path(),
+            nofile: self.nofile,
+        };
+        let server = target.start(&launch)?;
+        let result = scenario::run(
+            scenario,
+            Run {
+                target: target.clone(),
+                server: &server,
+                settings: &self.settings,
+                sources,
+            },
+        )
+        .await;
+        let log = server.log.clone();
+        server.stop(Duration::from_secs(10));
+        // Give the kernel a moment to take down the last run's sockets.
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        if result.is_err() {
+            // Keep the server's log for the error message to point at.
+            let _ = dir.keep();
+        }
+        result.with_context(|| format!("server log: {}", log.display()))
+    }
+}

@@ -1,0 +1,346 @@
+//! Results: every run, the medians over rounds with each peer's ratio to hubbub, the table
+//! on stdout and the JSON file.
+
+use crate::scenario::{Latency, Metrics, Scenario, Settings};
+use serde::{Deserialize, Serialize};
+use std::fmt::Write as _;
+
+#[derive(Serialize, Deserialize)]
+pub struct Report {
+    /// Seconds since the Unix epoch when the run started.
+    pub started: u64,
+    pub machine: Machine,
+    pub settings: Settings,
+    pub rounds: usize,
+    pub skipped: Vec<Skipped>,
+    pub runs: Vec<RunRecord>,
+    pub summary: Vec<Summary>,
+}
+
+#[derive(Serialize, Deserialize)]
+pub struct Machine {
+    pub cpus: usize,
+    pub kernel: String,
+    pub open_file_limit: u64,
+    pub server_cpus: String,
+    pub client_cpus: String,
+}
+
+#[derive(Serialize, Deserialize)]
+pub struct Skipped {
+    pub target: String,
+    pub reason: String,
+}
+
+#[derive(Serialize, Deserialize)]
+pub struct RunRecord {
+    pub round: usize,
+    pub target: String,
+    pub scenario: Scenario,
+    pub metrics: Option<Metrics>,
+    pub error: Option<String>,
+}
+
+/// The median of a scenario's runs on one target.
+#[derive(Serialize, Deserialize)]
+pub struct Summary {
+    pub scenario: Scenario,
+    pub target: String,
+    pub runs: usize,
+    pub failed: usize,
+    pub median: Metrics,
+    /// The headline figure (see `headline`) of this target over hubbub's.
+    pub ratio_to_hubbub: Option<f64>,
+    pub cpu_ratio_to_hubbub: Option<f64>,
+    pub p99_ratio_to_hubbub: Option<f64>,
+    /// Name and unit of the headline figure.
+    pub headline: String,
+    pub headline_value: f64,
+    pub higher_is_better: bool,
+}
+
+fn median(mut values: Vec<f64>) -> f64 {
+    if values.is_empty() {
+        return 0.0;
+    }
+    values.sort_by(f64::total_cmp);
+    let mid = values.len() / 2;
+    if values.len() % 2 == 1 {
+        values[mid]
+    } else {
+        (values[mid - 1] + values[mid]) / 2.0
+    }
+}
+
+/// Field-by-field medians of several runs.
+fn median_metrics(runs: &[&Metrics]) -> Metrics {
+    let f = |get: &dyn Fn(&Metrics) -> f64| median(runs.iter().map(|m| get(m)).collect());
+    let opt = |get: &dyn Fn(&Metrics) -> Option<f64>| {
+        let values: Vec<f64> = runs.iter().filter_map(|m| get(m)).collect();
+        (!values.is_empty()).then(|| median(values))
+    };
+    let latency = |get: &dyn Fn(&Metrics) -> Option<Latency>| {
+        let values: Vec<Latency> = runs.iter().filter_map(|m| get(m)).collect();
+        (!values.is_empty()).then(|| Latency {
+            p50_ms: median(values.iter().map(|l| l.p50_ms).collect()),
+            p99_ms: median(values.iter().map(|l| l.p99_ms).collect()),
+            max_ms: median(values.iter().map(|l| l.max_ms).collect()),
+        })
+    };
+    Metrics {
+        connections: f(&|m| m.connections as f64) as usize,
+        publications: f(&|m| m.publications as f64) as u64,
+        expected: f(&|m| m.expected as f64) as u64,
+        delivered: f(&|m| m.delivered as f64) as u64,
+        // Losses are never hidden by a median: the worst round counts.
+        lost: runs.iter().map(|m| m.lost).max().unwrap_or(0),
+        dropped: runs.iter().map(|m| m.dropped).max().unwrap_or(0),
+        publish_errors: runs.iter().map(|m| m.publish_errors).max().unwrap_or(0),
+        seconds: f(&|m| m.seconds),
+        deliveries_per_s: f(&|m| m.deliveries_per_s),
+        publishes_per_s: f(&|m| m.publishes_per_s),
+        latency: latency(&|m| Some(m.latency)).unwrap_or_default(),
+        connects_per_s: opt(&|m| m.connects_per_s),
+        connect_latency: latency(&|m| m.connect_latency),
+        rss_per_connection_kib: opt(&|m| m.rss_per_connection_kib),
+        server_cpu_pct: f(&|m| m.server_cpu_pct),
+        server_rss_mib: f(&|m| m.server_rss_mib),
+    }
+}
+
+/// Medians per scenario and target, in the order given, with ratios to hubbub.
+pub fn summarize(runs: &[RunRecord], scenarios: &[Scenario], targets: &[String]) -> Vec<Summary> {
+    let mut out = Vec::new();
+    for &scenario in scenarios {
+        let mut rows: Vec<Summary> = Vec::new();
+        for target in targets {
+            let mine: Vec<&RunRecord> = runs
+                .iter()
+                .filter(|r| r.scenario == scenario && &r.target == target)
+                .collect();
+            if mine.is_empty() {
+                continue;
+            }
+            let ok: Vec<&Metrics> = mine.iter().filter_map(|r| r.metrics.as_ref()).collect();
+            let (headline, _, higher_is_better) = scenario.headline();
+            let median = median_metrics(&ok);
+            rows.push(Summary {
+                scenario,
+                target: target.clone(),
+                runs: mine.len(),
+                failed: mine.len() - ok.len(),
+                headline_value: if ok.is_empty() {
+                    0.0
+                } else {
+                    median.headline(scenario)
+                },
+                median,
+                ratio_to_hubbub: None,
+                cpu_ratio_to_hubbub: None,
+                p99_ratio_to_hubbub: None,
+                headline: headline.to_owned(),
+                higher_is_better,
+            });
+        }
+        let hubbub = rows
+            .iter()
+            .find(|r| r.target == "hubbub" && r.failed < r.runs)
+            .map(|r| {
+                (
+                    r.headline_value,
+                    r.median.server_cpu_pct,
+                    r.median.latency.p99_ms,
+                )
+            });
+        if let Some((headline, cpu, p99)) = hubbub {
+            for row in rows.iter_mut().filter(|r| r.failed < r.runs) {
+                let ratio = |mine: f64, theirs: f64| (theirs > 0.0).then(|| mine / theirs);
+                row.ratio_to_hubbub = ratio(row.headline_value, headline);
+                row.cpu_ratio_to_hubbub = ratio(row.median.server_cpu_pct, cpu);
+                row.p99_ratio_to_hubbub = ratio(row.median.latency.p99_ms, p99);
+            }
+        }
+        out.extend(rows);
+    }
+    out
+}
+
+/// What a scenario was run with, for the table's headings.
+pub fn describe(scenario: Scenario, s: &Settings) -> String {
+    let secs = s.duration.as_secs_f64();
+    match scenario {
+        Scenario::Fanout => format!(
+            "{} subscribers on one channel, {} pub/s for {secs} s, {} B payloads",
+            s.fanout_subscribers, s.fanout_rate, s.payload
+        ),
+        Scenario::Channels => format!(
+            "{} clients on a personal and a group channel of 10, {} pub/s for {secs} s over all channels",
+            s.channels_clients, s.channels_rate
+        ),
+        Scenario::Idle => format!(
+            "{} idle connections (one subscription each), then one publication to all",
+            s.idle_connections
+        ),
+        Scenario::Connect => format!(
+            "{} new connections with one subscription each, {} at a time",
+            s.connect_connections, s.connect_concurrency
+        ),
+        Scenario::Publish => format!(
+            "publishes as fast as {} request loops go for {secs} s, one subscriber",
+            s.publish_workers
+        ),
+    }
+}
+
+fn ratio(r: Option<f64>) -> String {
+    r.map(|r| format!("{r:.2}")).unwrap_or_else(|| "-".into())
+}
+
+fn number(v: f64) -> String {
+    if v >= 100.0 {
+        format!("{v:.0}")
+    } else if v >= 10.0 {
+        format!("{v:.1}")
+    } else {
+        format!("{v:.2}")
+    }
+}
+
+/// The table: one block per scenario, one row per target.
+pub fn table(report: &Report, settings: Option<&Settings>) -> String {
+    let mut out = String::new();
+    let mut scenarios: Vec<Scenario> = Vec::new();
+    for s in &report.summary {
+        if !scenarios.contains(&s.scenario) {
+            scenarios.push(s.scenario);
+        }
+    }
+    for scenario in scenarios {
+        let (headline, _, higher) = scenario.headline();
+        let _ = writeln!(out);
+        let _ = write!(out, "{}", scenario.name());
+        if let Some(settings) = settings {
+            let _ = write!(out, ": {}", describe(scenario, settings));
+        }
+        let _ = writeln!(
+            out,
+            "\n  (median of {} rounds; x = peer / hubbub, {} is better for the first ratio)",
+            report.rounds,
+            if higher { "higher" } else { "lower" }
+        );
+        let _ = writeln!(
+            out,
+            "  {:<11} {:>15} {:>9} {:>9} {:>9} {:>8} {:>7} {:>7} {:>8} {:>8} {:>7} {:>7}",
+            "target",
+            headline,
+            "p50 ms",
+            "p99 ms",
+            "max ms",
+            "lost",
+            "dropped",
+            "CPU %",
+            "RSS MiB",
+            "x figure",
+            "x CPU",
+            "x p99"
+        );
+        for s in report.summary.iter().filter(|s| s.scenario == scenario) {
+            if s.failed == s.runs {
+                let _ = writeln!(out, "  {:<11} failed in every round", s.target);
+                continue;
+            }
+            let m = &s.median;
+            let _ = writeln!(
+                out,
+                "  {:<11} {:>15} {:>9} {:>9} {:>9} {:>8} {:>7} {:>7} {:>8} {:>8} {:>7} {:>7}{}",
+                s.target,
+                number(s.headline_value),
+                number(m.latency.p50_ms),
+                number(m.latency.p99_ms),
+                number(m.latency.max_ms),
+                m.lost,
+                m.dropped,
+                number(m.server_cpu_pct),
+                number(m.server_rss_mib),
+                ratio(s.ratio_to_hubbub),
+                ratio(s.cpu_ratio_to_hubbub),
+                ratio(s.p99_ratio_to_hubbub),
+                if s.failed > 0 {
+                    format!("  ({} of {} rounds failed)", s.failed, s.runs)
+                } else {
+                    String::new()
+                }
+            );
+            if let Some(c) = &m.connect_latency {
+                let _ = writeln!(
+                    out,
+                    "  {:<11} connect+subscribe p50 {} ms, p99 {} ms, max {} ms",
+                    "",
+                    number(c.p50_ms),
+                    number(c.p99_ms),
+                    number(c.max_ms)
+                );
+            }
+        }
+    }
+    for s in &report.skipped {
+        let _ = writeln!(out, "\nskipped {}: {}", s.target, s.reason);
+    }
+    let failures: Vec<&RunRecord> = report.runs.iter().filter(|r| r.error.is_some()).collect();
+    for r in failures {
+        let _ = writeln!(
+            out,
+            "failed: {} {} round {}: {}",
+            r.target,
+            r.scenario.name(),
+            r.round + 1,
+            r.error.as_deref().unwrap_or("")
+        );
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn median_of_odd_and_even_counts() {
+        assert_eq!(median(vec![3.0, 1.0, 2.0]), 2.0);
+        assert_eq!(median(vec![4.0, 1.0, 2.0, 3.0]), 2.5);
+        assert_eq!(median(vec![]), 0.0);
+    }
+
+    #[test]
+    fn ratios_are_to_hubbub_and_losses_keep_the_worst_round() {
+        let run = |target: &str, round, dps, lost| RunRecord {
+            round,
+            target: target.into(),
+            scenario: Scenario::Fanout,
+            metrics: Some(Metrics {
+                deliveries_per_s: dps,
+                lost,
+                server_cpu_pct: 50.0,
+                ..Metrics::default()
+            }),
+            error: None,
+        };
+        let runs = vec![
+            run("hubbub", 0, 100.0, 0),
+            run("hubbub", 1, 300.0, 0),
+            run("hubbub", 2, 200.0, 0),
+            run("peer", 0, 50.0, 0),
+            run("peer", 1, 100.0, 7),
+            run("peer", 2, 150.0, 0),
+        ];
+        let summary = summarize(
+            &runs,
+            &[Scenario::Fanout],
+            &["hubbub".into(), "peer".into()],
+        );
+        assert_eq!(summary[0].headline_value, 200.0);
+        assert_eq!(summary[1].ratio_to_hubbub, Some(0.5));
+        assert_eq!(summary[1].cpu_ratio_to_hubbub, Some(1.0));
+        assert_eq!(summary[1].median.lost, 7);
+    }
+}

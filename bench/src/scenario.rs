@@ -1,0 +1,376 @@
+//! The five scenarios, each a function from a running server to its metrics.
+
+use crate::load::{
+    histogram, open_all, publish_at_rate, publish_flat_out, Publisher, Sent, Subscribers,
+};
+use crate::system::{ProcessTree, Sources, Usage};
+use crate::target::{Server, Target};
+use anyhow::{bail, Result};
+use clap::ValueEnum;
+use hdrhistogram::Histogram;
+use parking_lot::Mutex;
+use serde::{Deserialize, Serialize};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, ValueEnum, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Scenario {
+    /// N subscribers on one channel; publications at a fixed rate
+    Fanout,
+    /// N clients, each on a personal channel and a group channel of 10
+    Channels,
+    /// N idle connections: the server's memory per connection
+    Idle,
+    /// New connections (with one subscription each) per second
+    Connect,
+    /// Publications per second through the publish API, one subscriber
+    Publish,
+}
+
+impl Scenario {
+    pub const ALL: [Scenario; 5] = [
+        Scenario::Fanout,
+        Scenario::Channels,
+        Scenario::Idle,
+        Scenario::Connect,
+        Scenario::Publish,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Scenario::Fanout => "fanout",
+            Scenario::Channels => "channels",
+            Scenario::Idle => "idle",
+            Scenario::Connect => "connect",
+            Scenario::Publish => "publish",
+        }
+    }
+
+    /// The figure a scenario is about, its unit, and whether more is better.
+    pub fn headline(self) -> (&'static str, &'static str, bool) {
+        match self {
+            Scenario::Fanout | Scenario::Channels => ("deliveries/s", "deliveries/s", true),
+            Scenario::Idle => ("KiB/connection", "KiB per idle connection", false),
+            Scenario::Connect => ("connections/s", "connections/s", true),
+            Scenario::Publish => ("publishes/s", "publishes/s", true),
+        }
+    }
+}
+
+/// The load of every scenario (the command line's numbers).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Settings {
+    pub payload: usize,
+    pub duration: Duration,
+    pub fanout_subscribers: usize,
+    pub fanout_rate: f64,
+    pub channels_clients: usize,
+    pub channels_rate: f64,
+    pub idle_connections: usize,
+    pub connect_connections: usize,
+    pub connect_concurrency: usize,
+    pub publish_workers: usize,
+    pub open_concurrency: usize,
+    pub in_flight: usize,
+}
+
+/// Percentiles in milliseconds.
+#[derive(Clone, Copy, Debug, Default, Serialize, Deserialize)]
+pub struct Latency {
+    pub p50_ms: f64,
+    pub p99_ms: f64,
+    pub max_ms: f64,
+}
+
+impl Latency {
+    fn of(h: &Histogram<u64>) -> Latency {
+        if h.is_empty() {
+            return Latency::default();
+        }
+        Latency {
+            p50_ms: h.value_at_quantile(0.50) as f64 / 1000.0,
+            p99_ms: h.value_at_quantile(0.99) as f64 / 1000.0,
+            max_ms: h.max() as f64 / 1000.0,
+        }
+    }
+}
+
+/// What one scenario run measured.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct Metrics {
+    pub connections: usize,
+    pub publications: u64,
+    pub expected: u64,
+    pub delivered: u64,
+    /// Deliveries that never arrived (expected minus delivered).
+    pub lost: u64,
+    /// Connections the server closed during the run (slow consumers, errors).
+    pub dropped: u64,
+    pub publish_errors: u64,
+    pub seconds: f64,
+    pub deliveries_per_s: f64,
+    pub publishes_per_s: f64,
+    /// Publish-to-receive latency.
+    pub latency: Latency,
+    pub connects_per_s: Option<f64>,
+    /// Connect-and-subscribe time of each new connection (connect scenario).
+    pub connect_latency: Option<Latency>,
+    pub rss_per_connection_kib: Option<f64>,
+    /// The server's CPU use during the measured window, in % of one core.
+    pub server_cpu_pct: f64,
+    /// The server's resident memory at the end of the measured window.
+    pub server_rss_mib: f64,
+}
+
+impl Metrics {
+    /// The scenario's headline figure.
+    pub fn headline(&self, scenario: Scenario) -> f64 {
+        match scenario {
+            Scenario::Fanout | Scenario::Channels => self.deliveries_per_s,
+            Scenario::Idle => self.rss_per_connection_kib.unwrap_or(0.0),
+            Scenario::Connect => self.connects_per_s.unwrap_or(0.0),
+            Scenario::Publish => self.publishes_per_s,
+        }
+    }
+}
+
+/// Everything a scenario needs.
+pub struct Run<'a> {
+    pub target: Arc<dyn Target>,
+    pub server: &'a Server,
+    pub settings: &'a Settings,
+    pub sources: &'a mut Sources,
+}
+
+impl Run<'_> {
+    /// Opens one connection per entry of `plan`, waits until the server holds every
+    /// subscription, and starts reading them.
+    async fn subscribers(
+        &mut self,
+        plan: Vec<Vec<String>>,
+        concurrency: usize,
+        timings: Option<&Mutex<Histogram<u64>>>,
+    ) -> Result<(Subscribers, Publisher)> {
+        let subscriptions: u64 = plan.iter().map(|c| c.len() as u64).sum();
+        let sources = self.sources.take(plan.len());
+        let sockets = open_all(
+            self.target.clone(),
+            self.server.addr,
+            sources,
+            plan,
+            concurrency,
+            timings,
+        )
+        .await?;
+        let publisher = Publisher::new(self.target.clone(), self.server.addr)?;
+        publisher
+            .await_subscriptions(subscriptions, Duration::from_secs(60))
+            .await?;
+        Ok((Subscribers::start(self.target.clone(), sockets), publisher))
+    }
+}
+
+/// Runs `scenario` against the running server.
+pub async fn run(scenario: Scenario, mut run: Run<'_>) -> Result<Metrics> {
+    let tree = run.server.tree();
+    match scenario {
+        Scenario::Fanout => fanout(&mut run, &tree).await,
+        Scenario::Channels => channels(&mut run, &tree).await,
+        Scenario::Idle => idle(&mut run, &tree).await,
+        Scenario::Connect => connect(&mut run, &tree).await,
+        Scenario::Publish => publish(&mut run, &tree).await,
+    }
+}
+
+/// How long the subscribers may stay silent before what has not arrived counts as lost.
+const QUIET: Duration = Duration::from_secs(3);
+
+/// Metrics from what was sent, what arrived, and the server's usage over the window.
+fn metrics(
+    subscribers: &Subscribers,
+    publisher: &Publisher,
+    connections: usize,
+    sent: &Sent,
+    window: Duration,
+    before: Usage,
+    after: Usage,
+) -> Metrics {
+    let stats = &subscribers.stats;
+    let delivered = stats.received();
+    let seconds = window.as_secs_f64();
+    Metrics {
+        connections,
+        publications: sent.publications,
+        expected: sent.expected,
+        delivered,
+        lost: sent.expected.saturating_sub(delivered),
+        dropped: stats.dropped.load(std::sync::atomic::Ordering::Relaxed),
+        publish_errors: publisher.errors.load(std::sync::atomic::Ordering::Relaxed),
+        seconds,
+        deliveries_per_s: delivered as f64 / seconds,
+        publishes_per_s: sent.publications as f64 / sent.seconds.max(1e-9),
+        latency: Latency::of(&stats.latency.lock()),
+        server_cpu_pct: 100.0 * (after.cpu_s - before.cpu_s) / seconds,
+        server_rss_mib: after.rss_bytes as f64 / (1024.0 * 1024.0),
+        ..Metrics::default()
+    }
+}
+
+async fn fanout(run: &mut Run<'_>, tree: &ProcessTree) -> Result<Metrics> {
+    let s = run.settings.clone();
+    let n = s.fanout_subscribers;
+    let channel = "fanout".to_owned();
+    let (subscribers, publisher) = run
+        .subscribers(vec![vec![channel.clone()]; n], s.open_concurrency, None)
+        .await?;
+    let before = tree.usage()?;
+    let started = Instant::now();
+    let sent = publish_at_rate(
+        &publisher,
+        s.fanout_rate,
+        s.duration,
+        s.payload,
+        s.in_flight,
+        |_| (channel.clone(), n as u64),
+    )
+    .await;
+    subscribers.drain(sent.expected, QUIET).await;
+    let window = started.elapsed();
+    let after = tree.usage()?;
+    let m = metrics(&subscribers, &publisher, n, &sent, window, before, after);
+    subscribers.stop().await;
+    Ok(m)
+}
+
+/// The channels of client `i` in the channels scenario: its own, and its group of ten.
+fn personal_and_group(i: usize) -> Vec<String> {
+    vec![format!("u{i}"), format!("g{}", i / 10)]
+}
+
+async fn channels(run: &mut Run<'_>, tree: &ProcessTree) -> Result<Metrics> {
+    let s = run.settings.clone();
+    let n = s.channels_clients;
+    let plan: Vec<_> = (0..n).map(personal_and_group).collect();
+    // Publications go round every channel, the group channels spread among the personal ones.
+    let mut targets: Vec<(String, u64)> = Vec::new();
+    for i in 0..n {
+        targets.push((format!("u{i}"), 1));
+        if i % 10 == 9 || i == n - 1 {
+            let size = (i % 10 + 1) as u64;
+            targets.push((format!("g{}", i / 10), size));
+        }
+    }
+    let (subscribers, publisher) = run.subscribers(plan, s.open_concurrency, None).await?;
+    let before = tree.usage()?;
+    let started = Instant::now();
+    let sent = publish_at_rate(
+        &publisher,
+        s.channels_rate,
+        s.duration,
+        s.payload,
+        s.in_flight,
+        |seq| targets[seq as usize % targets.len()].clone(),
+    )
+    .await;
+    subscribers.drain(sent.expected, QUIET).await;
+    let window = started.elapsed();
+    let after = tree.usage()?;
+    let m = metrics(&subscribers, &publisher, n, &sent, window, before, after);
+    subscribers.stop().await;
+    Ok(m)
+}
+
+async fn idle(run: &mut Run<'_>, tree: &ProcessTree) -> Result<Metrics> {
+    let s = run.settings.clone();
+    let n = s.idle_connections;
+    let baseline = tree.usage()?;
+    let (subscribers, publisher) = run
+        .subscribers(vec![vec!["idle".to_owned()]; n], s.open_concurrency, None)
+        .await?;
+    // The connections sit idle for a moment; what the server spends on them meanwhile
+    // (timers, pings) is the CPU figure.
+    let before = tree.usage()?;
+    let started = Instant::now();
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let held = tree.usage()?;
+    // One publication to all of them shows every connection is alive.
+    let sent = publish_at_rate(
+        &publisher,
+        1.0,
+        Duration::from_secs(1),
+        s.payload,
+        1,
+        |_| ("idle".to_owned(), n as u64),
+    )
+    .await;
+    subscribers.drain(sent.expected, QUIET).await;
+    let window = started.elapsed();
+    let mut m = metrics(&subscribers, &publisher, n, &sent, window, before, held);
+    m.server_cpu_pct = 100.0 * (held.cpu_s - before.cpu_s) / 2.0;
+    let grown = held.rss_bytes.saturating_sub(baseline.rss_bytes) as f64;
+    m.rss_per_connection_kib = Some(grown / 1024.0 / n as f64);
+    subscribers.stop().await;
+    Ok(m)
+}
+
+async fn connect(run: &mut Run<'_>, tree: &ProcessTree) -> Result<Metrics> {
+    let s = run.settings.clone();
+    let n = s.connect_connections;
+    let timings = Mutex::new(histogram());
+    let before = tree.usage()?;
+    let started = Instant::now();
+    let (subscribers, publisher) = run
+        .subscribers(
+            vec![vec!["connect".to_owned()]; n],
+            s.connect_concurrency,
+            Some(&timings),
+        )
+        .await?;
+    let opened = started.elapsed();
+    let after = tree.usage()?;
+    let sent = publish_at_rate(
+        &publisher,
+        1.0,
+        Duration::from_secs(1),
+        s.payload,
+        1,
+        |_| ("connect".to_owned(), n as u64),
+    )
+    .await;
+    subscribers.drain(sent.expected, QUIET).await;
+    let mut m = metrics(&subscribers, &publisher, n, &sent, opened, before, after);
+    m.deliveries_per_s = 0.0;
+    m.connects_per_s = Some(n as f64 / opened.as_secs_f64());
+    m.connect_latency = Some(Latency::of(&timings.lock()));
+    subscribers.stop().await;
+    Ok(m)
+}
+
+async fn publish(run: &mut Run<'_>, tree: &ProcessTree) -> Result<Metrics> {
+    let s = run.settings.clone();
+    let channel = "publish";
+    let (subscribers, publisher) = run
+        .subscribers(vec![vec![channel.to_owned()]], 1, None)
+        .await?;
+    let before = tree.usage()?;
+    let started = Instant::now();
+    let sent = publish_flat_out(
+        &publisher,
+        channel,
+        1,
+        s.duration,
+        s.payload,
+        s.publish_workers,
+    )
+    .await;
+    subscribers.drain(sent.expected, QUIET).await;
+    let window = started.elapsed();
+    let after = tree.usage()?;
+    let m = metrics(&subscribers, &publisher, 1, &sent, window, before, after);
+    subscribers.stop().await;
+    if m.publications == 0 {
+        bail!("no publication went through");
+    }
+    Ok(m)
+}

@@ -1,0 +1,277 @@
+//! A server under test, seen through one trait: how to start it, how a client subscribes,
+//! what a delivery looks like, and how the application publishes.
+//!
+//! Each target maps the load generator's three verbs onto its own protocol: "subscribe a
+//! connection to channels C", "publish payload P to channel C" and "this frame is a
+//! delivery". Everything else (connections, timing, counting) is shared, so every server
+//! meets exactly the same load.
+
+use crate::system::{Cpus, ProcessTree};
+use anyhow::{bail, Context, Result};
+use nix::sys::signal::{kill, Signal};
+use nix::unistd::Pid;
+use std::io::{BufRead, BufReader, Write};
+use std::net::{SocketAddr, TcpListener};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+/// What a frame from the server is, as far as the load generator cares.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Incoming {
+    /// The server's greeting after the upgrade.
+    Welcome,
+    /// One subscription confirmed.
+    Subscribed,
+    /// A publication: the payload is somewhere inside.
+    Delivery,
+    /// A refusal; the text says why.
+    Refused(String),
+    /// Anything else (pings, notices).
+    Other,
+}
+
+/// An HTTP request to the server's publishing API.
+pub struct ApiRequest {
+    pub method: reqwest::Method,
+    /// Path and query, appended to `http://HOST:PORT`.
+    pub path: String,
+    pub headers: Vec<(&'static str, String)>,
+    pub body: String,
+}
+
+impl ApiRequest {
+    pub fn post(path: String, body: String) -> ApiRequest {
+        ApiRequest {
+            method: reqwest::Method::POST,
+            path,
+            headers: Vec::new(),
+            body,
+        }
+    }
+
+    pub fn get(path: String) -> ApiRequest {
+        ApiRequest {
+            method: reqwest::Method::GET,
+            path,
+            headers: Vec::new(),
+            body: String::new(),
+        }
+    }
+
+    pub fn header(mut self, name: &'static str, value: impl Into<String>) -> ApiRequest {
+        self.headers.push((name, value.into()));
+        self
+    }
+}
+
+/// What every server start needs to know.
+pub struct Launch<'a> {
+    /// The CPUs the server is pinned to (`taskset -c`).
+    pub cpus: &'a Cpus,
+    /// A fresh directory for config files and logs, removed after the run.
+    pub dir: &'a Path,
+    /// The open-file limit the server inherits.
+    pub nofile: u64,
+}
+
+pub trait Target: Send + Sync {
+    /// The name in tables, charts and on the command line.
+    fn name(&self) -> &'static str;
+
+    /// Why this target cannot run on this machine, if it cannot.
+    fn unavailable(&self) -> Option<String>;
+
+    /// Starts the server pinned to `launch.cpus` and waits until it accepts connections.
+    fn start(&self, launch: &Launch) -> Result<Server>;
+
+    /// The WebSocket path (with query) of a connection that wants `channels`.
+    fn ws_path(&self, channels: &[String]) -> String;
+
+    /// Whether the client waits for a greeting before it subscribes.
+    fn greets(&self) -> bool;
+
+    /// The frames a connection sends to subscribe to `channels`.
+    fn subscribe(&self, channels: &[String]) -> Vec<String>;
+
+    /// How many `Subscribed` answers the frames of [`Target::subscribe`] bring.
+    fn acks(&self, channels: &[String]) -> usize {
+        channels.len()
+    }
+
+    /// Classifies a text frame from the server.
+    fn classify(&self, frame: &str) -> Incoming;
+
+    /// A frame to send back after `frame`, where the protocol asks for one (application-level
+    /// pings).
+    fn reply(&self, _frame: &str) -> Option<String> {
+        None
+    }
+
+    /// The request that publishes `payload` (plain ASCII, no quotes) on `channel`.
+    fn publish(&self, channel: &str, payload: &str) -> ApiRequest;
+
+    /// For servers that do not confirm subscriptions: a request for the number of
+    /// subscriptions the server holds, and how to read it from the answer.
+    fn subscriptions(&self) -> Option<ApiRequest> {
+        None
+    }
+
+    fn parse_subscriptions(&self, _body: &str) -> Option<u64> {
+        None
+    }
+}
+
+/// A running server process (and its children).
+pub struct Server {
+    pub child: Child,
+    /// Where clients and publishers connect.
+    pub addr: SocketAddr,
+    pub log: PathBuf,
+}
+
+impl Server {
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    pub fn tree(&self) -> ProcessTree {
+        ProcessTree::new(self.pid())
+    }
+
+    /// Asks the server to stop (SIGTERM), and kills it if it has not after `grace`.
+    pub fn stop(mut self, grace: Duration) {
+        let pid = Pid::from_raw(self.child.id() as i32);
+        let _ = kill(pid, Signal::SIGTERM);
+        let deadline = Instant::now() + grace;
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+/// A free TCP port on 127.0.0.1, for servers that cannot be told to pick one.
+pub fn free_port() -> Result<u16> {
+    Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+}
+
+/// `taskset -c CPUS program args...`, with output going to `log`.
+pub fn pinned(cpus: &Cpus, program: &Path, log: &Path) -> Result<Command> {
+    let mut command = Command::new("taskset");
+    command.arg("-c").arg(&cpus.list).arg(program);
+    let out = std::fs::File::create(log).with_context(|| format!("{}", log.display()))?;
+    command
+        .stdin(Stdio::null())
+        .stdout(out.try_clone()?)
+        .stderr(out);
+    Ok(command)
+}
+
+/// Spawns `command` with its stderr read line by line (copied to `log`), and waits for a line
+/// that `ready` accepts; returns what `ready` made of it.
+pub fn spawn_until_line<T: Send + 'static>(
+    mut command: Command,
+    log: &Path,
+    timeout: Duration,
+    ready: impl Fn(&str) -> Option<T> + Send + 'static,
+) -> Result<(Child, T)> {
+    command.stderr(Stdio::piped());
+    let mut child = command
+        .spawn()
+        .context("cannot start the server (is `taskset` installed?)")?;
+    let stderr = child.stderr.take().expect("stderr is piped");
+    let mut copy = std::fs::OpenOptions::new().append(true).open(log)?;
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        let mut tx = Some(tx);
+        for line in BufReader::new(stderr).lines() {
+            let Ok(line) = line else { break };
+            let _ = writeln!(copy, "{line}");
+            if let Some(found) = tx.as_ref().and_then(|_| ready(&line)) {
+                let _ = tx.take().expect("sender is there").send(found);
+            }
+        }
+    });
+    match rx.recv_timeout(timeout) {
+        Ok(found) => Ok((child, found)),
+        Err(_) => {
+            let _ = child.kill();
+            let _ = child.wait();
+            bail!(
+                "the server did not say it was ready within {timeout:?}; see {}",
+                log.display()
+            )
+        }
+    }
+}
+
+/// Spawns `command` and waits until `addr` accepts TCP connections.
+pub fn spawn_until_listening(
+    mut command: Command,
+    addr: SocketAddr,
+    log: &Path,
+    timeout: Duration,
+) -> Result<Child> {
+    let mut child = command
+        .spawn()
+        .context("cannot start the server (is `taskset` installed?)")?;
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(status) = child.try_wait()? {
+            bail!("the server exited with {status}; see {}", log.display());
+        }
+        if std::net::TcpStream::connect_timeout(&addr, Duration::from_millis(100)).is_ok() {
+            return Ok(child);
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            bail!(
+                "the server did not listen on {addr} within {timeout:?}; see {}",
+                log.display()
+            );
+        }
+        std::thread::sleep(Duration::from_millis(25));
+    }
+}
+
+/// Finds an executable: the given path, or a name looked up in PATH, ~/.cargo/bin and ~/go/bin.
+pub fn find_program(given: Option<&Path>, name: &str) -> Option<PathBuf> {
+    if let Some(path) = given {
+        return path.is_file().then(|| path.to_owned());
+    }
+    let home = std::env::var_os("HOME").map(PathBuf::from);
+    let mut dirs: Vec<PathBuf> = std::env::var_os("PATH")
+        .map(|p| std::env::split_paths(&p).collect())
+        .unwrap_or_default();
+    dirs.extend(["/usr/sbin", "/sbin"].map(PathBuf::from));
+    if let Some(home) = home {
+        dirs.push(home.join(".cargo/bin"));
+        dirs.push(home.join("go/bin"));
+    }
+    dirs.into_iter().map(|d| d.join(name)).find(|p| p.is_file())
+}
+
+/// Puts `template`'s `{{KEY}}` placeholders in place.
+pub fn fill(template: &str, values: &[(&str, String)]) -> String {
+    let mut out = template.to_owned();
+    for (key, value) in values {
+        out = out.replace(&format!("{{{{{key}}}}}"), value);
+    }
+    out
+}

@@ -1,0 +1,82 @@
+//! hubbub itself: `/ws` with the JSON protocol, `POST /api/publish`.
+
+use crate::target::{pinned, spawn_until_line, ApiRequest, Incoming, Launch, Server, Target};
+use anyhow::Result;
+use regex::Regex;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+pub struct Hubbub {
+    pub bin: PathBuf,
+}
+
+impl Target for Hubbub {
+    fn name(&self) -> &'static str {
+        "hubbub"
+    }
+
+    fn unavailable(&self) -> Option<String> {
+        (!self.bin.is_file()).then(|| {
+            format!(
+                "no hubbub binary at {} (cargo build --release -p hubbub-server)",
+                self.bin.display()
+            )
+        })
+    }
+
+    fn start(&self, launch: &Launch) -> Result<Server> {
+        let log = launch.dir.join("hubbub.log");
+        let mut command = pinned(launch.cpus, &self.bin, &log)?;
+        // Zero-config mode: anonymous clients read every channel and loopback publishes
+        // without a key, which is what the peers are configured to allow too.
+        command
+            .args(["--listen", "127.0.0.1:0"])
+            .env("HUBBUB_LOG", "info");
+        let listening = Regex::new(r"listening on http://([0-9.]+):([0-9]+)")?;
+        let (child, addr) =
+            spawn_until_line(command, &log, Duration::from_secs(20), move |line| {
+                let c = listening.captures(line)?;
+                format!("{}:{}", &c[1], &c[2]).parse::<SocketAddr>().ok()
+            })?;
+        Ok(Server { child, addr, log })
+    }
+
+    fn ws_path(&self, _channels: &[String]) -> String {
+        "/ws".to_owned()
+    }
+
+    fn greets(&self) -> bool {
+        // The welcome comes first, but commands may follow the upgrade at once.
+        false
+    }
+
+    fn subscribe(&self, channels: &[String]) -> Vec<String> {
+        channels
+            .iter()
+            .map(|c| format!(r#"{{"subscribe":{{"channel":"{c}"}}}}"#))
+            .collect()
+    }
+
+    fn classify(&self, frame: &str) -> Incoming {
+        if frame.starts_with(r#"{"message":"#) {
+            Incoming::Delivery
+        } else if frame.starts_with(r#"{"subscribed":"#) {
+            Incoming::Subscribed
+        } else if frame.starts_with(r#"{"connected":"#) {
+            Incoming::Welcome
+        } else if frame.starts_with(r#"{"err":"#) {
+            Incoming::Refused(frame.to_owned())
+        } else {
+            Incoming::Other
+        }
+    }
+
+    fn publish(&self, channel: &str, payload: &str) -> ApiRequest {
+        ApiRequest::post(
+            "/api/publish".to_owned(),
+            format!(r#"{{"channel":"{channel}","event":"b","data":"{payload}"}}"#),
+        )
+        .header("content-type", "application/json")
+    }
+}

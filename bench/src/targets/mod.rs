@@ -1,0 +1,6 @@
+//! The servers the load generator knows.
+
+pub mod centrifugo;
+pub mod hubbub;
+pub mod nchan;
+pub mod sockudo;
