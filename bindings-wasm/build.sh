@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
 # Builds the npm package `hubbub-client` into pkg/ (what `npm run build` runs):
-#   1. the crate for wasm32-unknown-unknown with the size-optimised `wasm-release` profile;
+#   1. the crate for wasm32-unknown-unknown with the size-optimised `wasm-release` profile,
+#      then wasm-opt -Oz where binaryen is installed;
 #   2. wasm-bindgen (--target web: an ES module that loads its .wasm through
 #      `new URL(..., import.meta.url)`, which a plain <script type="module"> and bundlers
 #      such as Vite both understand);
-#   3. wasm-opt -Oz where binaryen is installed;
-#   4. pkg/package.json and the package's README.
+#   3. pkg/package.json and the package's README.
 set -euo pipefail
 
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -26,17 +26,20 @@ cargo build --manifest-path "$HERE/Cargo.toml" -p hubbub-client \
 TARGET_DIR="$(cargo metadata --manifest-path "$HERE/Cargo.toml" --format-version 1 --no-deps \
   | node -e 'let s="";process.stdin.on("data",d=>s+=d).on("end",()=>console.log(JSON.parse(s).target_directory))')"
 
-rm -rf "$PKG"
-wasm-bindgen --target web --out-dir "$PKG" --out-name hubbub_client \
-  "$TARGET_DIR/wasm32-unknown-unknown/wasm-release/hubbub_client.wasm"
-
+WASM="$TARGET_DIR/wasm32-unknown-unknown/wasm-release/hubbub_client.wasm"
+# wasm-opt runs on rustc's output, before wasm-bindgen: binaryen up to at least version
+# 108 (Debian 12's) writes the wrong table index into the export of the second table
+# (the externref table wasm-bindgen adds), which breaks the package at load time.
 if command -v wasm-opt >/dev/null; then
-  wasm-opt -Oz --strip-debug --strip-producers \
-    -o "$PKG/hubbub_client_bg.opt.wasm" "$PKG/hubbub_client_bg.wasm"
-  mv "$PKG/hubbub_client_bg.opt.wasm" "$PKG/hubbub_client_bg.wasm"
+  wasm-opt -Oz --strip-debug --strip-producers -o "$WASM.opt" "$WASM"
+  WASM="$WASM.opt"
 else
   echo "build: wasm-opt not found (Debian package binaryen): the .wasm is not size-optimised" >&2
 fi
+
+rm -rf "$PKG"
+wasm-bindgen --target web --out-dir "$PKG" --out-name hubbub_client \
+  --remove-name-section --remove-producers-section "$WASM"
 
 VERSION="$(sed -n 's/^version = "\(.*\)"$/\1/p' "$ROOT/Cargo.toml" | head -n1)"
 cp "$HERE/README.md" "$PKG/README.md"

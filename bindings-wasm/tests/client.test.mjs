@@ -1,0 +1,505 @@
+// The browser client in headless Chromium against a real hubbub process.
+//
+// Each test opens a fresh page with the package loaded and drives `Client` inside it with
+// page.evaluate; publications go through the hub's HTTP API from here. A page that logs an
+// error or throws fails its test.
+
+import assert from 'node:assert/strict';
+import { after, afterEach, before, beforeEach, describe, test } from 'node:test';
+import { Hub, launchChromium, openTestPage, ROOT, serveFiles } from './harness.mjs';
+
+let hub;
+let files;
+let browser;
+let page;
+
+before(async () => {
+  [hub, files, browser] = await Promise.all([Hub.start(), serveFiles(ROOT), launchChromium()]);
+});
+
+after(async () => {
+  await browser?.close();
+  await files?.close();
+  await hub?.stop();
+});
+
+beforeEach(async () => {
+  page = await openTestPage(browser, files);
+});
+
+afterEach(async () => {
+  const problems = page.problems;
+  await page.context().close();
+  assert.deepEqual(problems, [], 'the page logged no error');
+});
+
+/** Runs `fn` in the page until it sets `window.step` to `name`, i.e. is ready for the test. */
+async function until(name) {
+  await page.waitForFunction((n) => window.step === n, name);
+}
+
+describe('connecting', () => {
+  test('connects anonymously and reports connecting, then connected', async () => {
+    const r = await page.evaluate(async (url) => {
+      const { Client, Recorder } = window.hubbub;
+      const states = new Recorder();
+      const client = new Client(url, { onStateChange: states.push });
+      const before = { state: client.state, clientId: client.clientId };
+      await client.connect();
+      const connected = { state: client.state, clientId: client.clientId };
+      await client.connect(); // already connected: resolves at once
+      client.close();
+      return { before, connected, closed: client.state, states: states.items };
+    }, hub.ws);
+    assert.deepEqual(r.before, { state: 'disconnected', clientId: undefined });
+    assert.equal(r.connected.state, 'connected');
+    assert.match(r.connected.clientId, /^[A-Za-z0-9_-]+$/);
+    assert.equal(r.closed, 'closed');
+    assert.deepEqual(r.states, ['connecting', 'connected', 'closed']);
+    assert.equal(page.sockets.length, 1);
+  });
+
+  test('authenticates with a token and reads what the token allows', async () => {
+    const token = hub.token('ann', { read: ['room:*'] });
+    const promise = page.evaluate(
+      async ({ url, token }) => {
+        const { Client, Recorder } = window.hubbub;
+        const messages = new Recorder();
+        const client = new Client(url, { token });
+        await client.connect();
+        await client.subscribe('room:auth', messages.push);
+        window.step = 'subscribed';
+        const [m] = await messages.count(1);
+        client.close();
+        return m;
+      },
+      { url: hub.ws, token },
+    );
+    await until('subscribed');
+    await hub.publish('room:auth', { hello: 'ann' });
+    assert.deepEqual(await promise, { channel: 'room:auth', event: 'message', data: { hello: 'ann' } });
+  });
+
+  test('refused credentials reject connect() and close the client', async () => {
+    const r = await page.evaluate(async (url) => {
+      const { Client, Recorder } = window.hubbub;
+      const states = new Recorder();
+      const errors = new Recorder();
+      const client = new Client(url, {
+        token: 'not.a.token',
+        onStateChange: states.push,
+        onError: (e) => errors.push(e.code),
+      });
+      const error = await client.connect().then(
+        () => null,
+        (e) => ({ name: e.name, code: e.code, isError: e instanceof Error }),
+      );
+      const again = await client.connect().catch((e) => e.code);
+      return { error, again, state: client.state, states: states.items, errors: errors.items };
+    }, hub.ws);
+    assert.deepEqual(r.error, { name: 'HubbubError', code: 'INVALID_CREDENTIALS', isError: true });
+    assert.equal(r.again, 'CLOSED');
+    assert.equal(r.state, 'closed');
+    assert.deepEqual(r.states, ['connecting', 'closed']);
+    assert.deepEqual(r.errors, ['INVALID_CREDENTIALS']);
+  });
+
+  test('with reconnect: false a failed connection rejects connect()', async () => {
+    // A port nobody listens on: the hub's, once it is stopped.
+    const gone = await Hub.start();
+    await gone.stop();
+    const r = await page.evaluate(async (url) => {
+      const { Client } = window.hubbub;
+      const client = new Client(url, { reconnect: false });
+      const code = await client.connect().then(() => null, (e) => e.code);
+      return { code, state: client.state };
+    }, gone.ws);
+    assert.deepEqual(r, { code: 'DISCONNECTED', state: 'disconnected' });
+  });
+
+  test('options of the wrong type are refused at construction', async () => {
+    const r = await page.evaluate((url) => {
+      const { Client } = window.hubbub;
+      const attempt = (...args) => {
+        try {
+          new Client(...args);
+          return 'accepted';
+        } catch (e) {
+          return e.constructor.name;
+        }
+      };
+      return [
+        attempt('not a url'),
+        attempt(url, { token: 42 }),
+        attempt(url, { user: 'alice' }),
+        attempt(url, { reconnect: { minDelayMs: 500, maxDelayMs: 100 } }),
+        attempt(url, { onError: 'nope' }),
+        attempt(url, {}),
+        attempt(url),
+      ];
+    }, hub.ws);
+    assert.deepEqual(r, ['TypeError', 'TypeError', 'TypeError', 'TypeError', 'TypeError', 'accepted', 'accepted']);
+  });
+});
+
+describe('subscriptions', () => {
+  test('two channels share one socket, each message goes to its own callback', async () => {
+    const token = hub.token('bob', { read: ['room:*'] });
+    const promise = page.evaluate(
+      async ({ url, token }) => {
+        const { Client, Recorder } = window.hubbub;
+        const a = new Recorder();
+        const b = new Recorder();
+        const client = new Client(url, { token });
+        // Subscribing before connect() waits for the connection.
+        const subs = Promise.all([client.subscribe('room:a', a.push), client.subscribe('room:b', b.push)]);
+        await client.connect();
+        const [sa, sb] = await subs;
+        window.step = 'subscribed';
+        const [ma, mb] = await Promise.all([a.count(2), b.count(1)]);
+        return { channels: [sa.channel, sb.channel], a: ma, b: mb, counts: [a.items.length, b.items.length] };
+      },
+      { url: hub.ws, token },
+    );
+    await until('subscribed');
+    const channels = (await hub.api('GET', '/api/channels')).channels;
+    assert.equal(channels['room:a'].subscribers, 1);
+    assert.equal(channels['room:b'].subscribers, 1);
+    await hub.publish('room:a', 1, 'first');
+    await hub.publish('room:b', 2, 'second');
+    await hub.publish('room:a', 3, 'third');
+    const r = await promise;
+    assert.deepEqual(r.channels, ['room:a', 'room:b']);
+    assert.deepEqual(
+      r.a.map((m) => [m.channel, m.event, m.data]),
+      [
+        ['room:a', 'first', 1],
+        ['room:a', 'third', 3],
+      ],
+    );
+    assert.deepEqual(r.b.map((m) => [m.channel, m.event, m.data]), [['room:b', 'second', 2]]);
+    assert.deepEqual(r.counts, [2, 1]);
+    assert.equal(page.sockets.length, 1, 'one WebSocket for both channels');
+  });
+
+  test('data published over HTTP arrives intact', async () => {
+    const payloads = [
+      {
+        text: 'héllo wörld ✓ 日本語 🎉',
+        escapes: 'quote " backslash \\ newline \n tab \t nul \u0000 separators \u2028\u2029',
+        numbers: [0, -1, 1.5, -0.25, 1e21, 9007199254740991, 3.141592653589793],
+        nested: { a: [1, null, true, false, 'x', { b: [] }], empty: {} },
+      },
+      'just a string',
+      42,
+      null,
+      true,
+      [1, [2, [3]]],
+    ];
+    const promise = page.evaluate(
+      async ({ url, n }) => {
+        const { Client, Recorder } = window.hubbub;
+        const messages = new Recorder();
+        const client = new Client(url);
+        await client.connect();
+        await client.subscribe('public:data', messages.push);
+        window.step = 'subscribed';
+        return messages.count(n);
+      },
+      { url: hub.ws, n: payloads.length },
+    );
+    await until('subscribed');
+    for (const [i, data] of payloads.entries()) await hub.publish('public:data', data, `e${i}`);
+    const got = await promise;
+    assert.deepEqual(
+      got,
+      payloads.map((data, i) => ({ channel: 'public:data', event: `e${i}`, data })),
+    );
+  });
+
+  test('a channel the credentials do not allow is refused with ACCESS_DENIED', async () => {
+    const r = await page.evaluate(async (url) => {
+      const { Client, Recorder } = window.hubbub;
+      const client = new Client(url);
+      await client.connect();
+      const refusal = await client.subscribe('private:x', () => {}).then(
+        () => null,
+        (e) => ({
+          isError: e instanceof Error,
+          name: e.name,
+          code: e.code,
+          channel: e.channel,
+          message: e.message,
+        }),
+      );
+      const invalid = await client.subscribe('bad channel!', () => {}).catch((e) => e.code);
+      // The connection stays usable.
+      const ok = await client.subscribe('public:x', new Recorder().push);
+      return { refusal, invalid, ok: ok.channel, state: client.state };
+    }, hub.ws);
+    assert.equal(r.refusal.isError, true);
+    assert.equal(r.refusal.name, 'HubbubError');
+    assert.equal(r.refusal.code, 'ACCESS_DENIED');
+    assert.equal(r.refusal.channel, 'private:x');
+    assert.match(r.refusal.message, /^ACCESS_DENIED/);
+    assert.equal(r.invalid, 'INVALID_PAYLOAD');
+    assert.equal(r.ok, 'public:x');
+    assert.equal(r.state, 'connected');
+  });
+
+  test('unsubscribe stops the messages and leaves the channel on the server', async () => {
+    const promise = page.evaluate(async (url) => {
+      const { Client, Recorder } = window.hubbub;
+      const gone = new Recorder();
+      const stays = new Recorder();
+      const client = new Client(url);
+      await client.connect();
+      const sub = await client.subscribe('public:gone', gone.push);
+      await client.subscribe('public:stays', stays.push);
+      await sub.unsubscribe();
+      await sub.unsubscribe(); // twice is harmless
+      window.step = 'unsubscribed';
+      // The hub delivers one connection's messages in order: once the later publication
+      // on the other channel is here, the earlier one on this channel would be too.
+      await stays.count(1);
+      return gone.items;
+    }, hub.ws);
+    await until('unsubscribed');
+    const channels = (await hub.api('GET', '/api/channels')).channels;
+    assert.equal(channels['public:gone']?.subscribers ?? 0, 0);
+    assert.equal(channels['public:stays'].subscribers, 1);
+    await hub.publish('public:gone', 'not for you');
+    await hub.publish('public:stays', 'for you');
+    assert.deepEqual(await promise, []);
+  });
+
+  test('two subscriptions on one channel: each gets the messages until it unsubscribes', async () => {
+    const promise = page.evaluate(async (url) => {
+      const { Client, Recorder } = window.hubbub;
+      const first = new Recorder();
+      const second = new Recorder();
+      const client = new Client(url);
+      await client.connect();
+      const s1 = await client.subscribe('public:twice', first.push);
+      await client.subscribe('public:twice', second.push);
+      window.step = 'both';
+      await Promise.all([first.count(1), second.count(1)]);
+      await s1.unsubscribe();
+      window.step = 'one';
+      await second.count(2);
+      return [first.items.map((m) => m.data), second.items.map((m) => m.data)];
+    }, hub.ws);
+    await until('both');
+    await hub.publish('public:twice', 1);
+    await until('one');
+    assert.equal((await hub.api('GET', '/api/channels')).channels['public:twice'].subscribers, 1);
+    await hub.publish('public:twice', 2);
+    assert.deepEqual(await promise, [[1], [1, 2]]);
+  });
+});
+
+describe('sending', () => {
+  test('broadcast where the token allows writing; ACCESS_DENIED where it does not', async () => {
+    const writer = hub.token('carol', { read: ['chat:*'], write: ['chat:*'] });
+    const reader = hub.token('dave', { read: ['chat:*', 'news:*'] });
+    const r = await page.evaluate(
+      async ({ url, writer, reader }) => {
+        const { Client, Recorder } = window.hubbub;
+        const own = new Recorder();
+        const other = new Recorder();
+        const w = new Client(url, { token: writer });
+        const rd = new Client(url, { token: reader });
+        await Promise.all([w.connect(), rd.connect()]);
+        await w.subscribe('chat:1', own.push);
+        await rd.subscribe('chat:1', other.push);
+        await rd.subscribe('news:1', () => {});
+        const sent = await w.broadcast('chat:1', 'chat', { text: 'hi', n: [1, 2.5] });
+        const [mine] = await own.count(1);
+        const [theirs] = await other.count(1);
+        const denied = await w.broadcast('news:1', 'chat', 'nope').catch((e) => e.code);
+        const readerDenied = await rd.broadcast('chat:1', 'chat', 'nope').catch((e) => e.code);
+        const unserialisable = await w.broadcast('chat:1', 'chat', undefined).catch((e) => e.code);
+        w.close();
+        rd.close();
+        return { sent, mine, theirs, denied, readerDenied, unserialisable };
+      },
+      { url: hub.ws, writer, reader },
+    );
+    assert.equal(r.sent, undefined);
+    const expected = { channel: 'chat:1', event: 'chat', data: { text: 'hi', n: [1, 2.5] }, from: 'carol' };
+    assert.deepEqual(r.mine, expected);
+    assert.deepEqual(r.theirs, expected);
+    assert.equal(r.denied, 'ACCESS_DENIED');
+    assert.equal(r.readerDenied, 'ACCESS_DENIED');
+    assert.equal(r.unserialisable, 'INVALID_PAYLOAD');
+  });
+
+  test('direct messages between two clients, and from the HTTP API', async () => {
+    const ann = hub.token('ann', {});
+    const bob = hub.token('bob', {});
+    const promise = page.evaluate(
+      async ({ url, ann, bob }) => {
+        const { Client, Recorder } = window.hubbub;
+        const inbox = new Recorder();
+        const unused = new Recorder();
+        const a = new Client(url, { token: ann });
+        const b = new Client(url, { token: bob });
+        await Promise.all([a.connect(), b.connect()]);
+        b.onDirect(inbox.push);
+        const off = b.onDirect(unused.push);
+        off();
+        await a.direct(b.clientId, 'poke', { x: 1 });
+        const unknown = await a.direct('no-such-client', 'poke', 1).catch((e) => e.code);
+        window.bobId = b.clientId;
+        window.step = 'ready';
+        await inbox.count(2);
+        return { inbox: inbox.items, unused: unused.items, unknown };
+      },
+      { url: hub.ws, ann, bob },
+    );
+    await until('ready');
+    const bobId = await page.evaluate(() => window.bobId);
+    await hub.api('POST', '/api/direct', { client: bobId, event: 'notice', data: ['from', 'the', 'app'] });
+    const r = await promise;
+    assert.deepEqual(r.inbox, [
+      { event: 'poke', data: { x: 1 }, from: 'ann' },
+      { event: 'notice', data: ['from', 'the', 'app'] },
+    ]);
+    assert.deepEqual(r.unused, []);
+    assert.equal(r.unknown, 'INVALID_CLIENT');
+  });
+
+  test('close() ends the client for good', async () => {
+    const r = await page.evaluate(async (url) => {
+      const { Client, Recorder } = window.hubbub;
+      const states = new Recorder();
+      const client = new Client(url, { onStateChange: states.push });
+      await client.connect();
+      const sub = await client.subscribe('public:closing', () => {});
+      client.close();
+      client.close(); // twice is harmless
+      return {
+        state: client.state,
+        clientId: client.clientId,
+        states: states.items,
+        connect: await client.connect().catch((e) => e.code),
+        subscribe: await client.subscribe('public:after', () => {}).catch((e) => e.code),
+        broadcast: await client.broadcast('public:after', 'e', 1).catch((e) => e.code),
+        unsubscribe: await sub.unsubscribe(),
+      };
+    }, hub.ws);
+    assert.deepEqual(r, {
+      state: 'closed',
+      clientId: undefined,
+      states: ['connecting', 'connected', 'closed'],
+      connect: 'CLOSED',
+      subscribe: 'CLOSED',
+      broadcast: 'CLOSED',
+      unsubscribe: undefined,
+    });
+  });
+});
+
+describe('resilience', () => {
+  test('after a server restart the client reconnects, re-authenticates and resubscribes', async () => {
+    const own = await Hub.start();
+    try {
+      const token = own.token('erin', { read: ['room:*'] });
+      await page.evaluate(
+        async ({ url, token }) => {
+          const { Client, Recorder } = window.hubbub;
+          window.states = new Recorder();
+          window.one = new Recorder();
+          window.two = new Recorder();
+          window.client = new Client(url, {
+            token,
+            reconnect: { minDelayMs: 50, maxDelayMs: 400 },
+            onStateChange: window.states.push,
+          });
+          await window.client.connect();
+          await window.client.subscribe('room:one', window.one.push);
+          await window.client.subscribe('room:two', window.two.push);
+          window.firstId = window.client.clientId;
+        },
+        { url: own.ws, token },
+      );
+      await own.publish('room:one', 'before');
+      await page.evaluate(() => window.one.count(1));
+
+      await own.stop();
+      await page.evaluate(() => window.states.wait((s) => s === 'disconnected', 'disconnected'));
+      const restarted = await Hub.start(own.port);
+      try {
+        // `connected` after a reconnect means authenticated and resubscribed.
+        const r = await page.evaluate(async () => {
+          await window.states.wait(
+            () => window.states.items.filter((s) => s === 'connected').length === 2,
+            'connected again',
+          );
+          return { states: window.states.items, id: window.client.clientId, firstId: window.firstId };
+        });
+        assert.deepEqual(r.states, ['connecting', 'connected', 'disconnected', ...r.states.slice(3)]);
+        assert.equal(r.states.at(-1), 'connected');
+        assert.ok(r.states.slice(3, -1).every((s) => s === 'connecting' || s === 'disconnected'));
+        assert.notEqual(r.id, r.firstId, 'a new connection has a new client id');
+
+        const channels = (await restarted.api('GET', '/api/channels')).channels;
+        assert.equal(channels['room:one'].subscribers, 1);
+        assert.equal(channels['room:two'].subscribers, 1);
+        // room:* needs the token's permission: delivery proves the client authenticated.
+        await restarted.publish('room:one', 'after', 'again');
+        await restarted.publish('room:two', { still: 'here' });
+        const [one, two] = await page.evaluate(() => Promise.all([window.one.count(2), window.two.count(1)]));
+        assert.deepEqual(one.map((m) => m.data), ['before', 'after']);
+        assert.deepEqual(two, [{ channel: 'room:two', event: 'message', data: { still: 'here' } }]);
+        await page.evaluate(() => window.client.close());
+      } finally {
+        await restarted.stop();
+      }
+    } finally {
+      await own.stop();
+    }
+  });
+
+  test('the heartbeat notices a silent server within heartbeatMs', async () => {
+    const own = await Hub.start();
+    try {
+      await page.evaluate(async (url) => {
+        const { Client, Recorder } = window.hubbub;
+        window.states = new Recorder();
+        window.messages = new Recorder();
+        window.client = new Client(url, {
+          heartbeatMs: 1000,
+          reconnect: { minDelayMs: 50, maxDelayMs: 200 },
+          onStateChange: (s) => window.states.push({ s, t: performance.now() }),
+        });
+        await window.client.connect();
+        await window.client.subscribe('public:beat', window.messages.push);
+      }, own.ws);
+      // A frozen process keeps its sockets open: only the heartbeat can tell.
+      const frozenAt = await page.evaluate(() => performance.now());
+      own.pause();
+      let disconnectedAt;
+      try {
+        disconnectedAt = await page.evaluate(
+          async () => (await window.states.wait(({ s }) => s === 'disconnected', 'disconnected', 5000)).t,
+        );
+      } finally {
+        own.resume();
+      }
+      const noticed = disconnectedAt - frozenAt;
+      console.log(`heartbeat: silence noticed after ${noticed.toFixed(0)} ms`);
+      assert.ok(noticed <= 1000 + 250, `noticed after ${noticed.toFixed(0)} ms`);
+
+      await page.evaluate(() =>
+        window.states.wait(({ s, t }) => s === 'connected' && t > window.states.items[2].t, 'connected again'),
+      );
+      await own.publish('public:beat', 'alive');
+      const [m] = await page.evaluate(() => window.messages.count(1));
+      assert.equal(m.data, 'alive');
+      await page.evaluate(() => window.client.close());
+    } finally {
+      await own.stop();
+    }
+  });
+});
