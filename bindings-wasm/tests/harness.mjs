@@ -192,3 +192,15 @@ export async function openTestPage(browser, files) {
   await page.waitForFunction(() => window.hubbub !== undefined);
   return page;
 }
+
+/**
+ * Makes the built package importable as `hubbub-client` from the tests (for tsc and Vite),
+ * the way an application's node_modules would hold it.
+ */
+export function linkPackage() {
+  const link = path.join(TESTS, 'node_modules', 'hubbub-client');
+  if (!fs.existsSync(link)) {
+    fs.mkdirSync(path.dirname(link), { recursive: true });
+    fs.symlinkSync(path.join(PACKAGE, 'pkg'), link, 'dir');
+  }
+}

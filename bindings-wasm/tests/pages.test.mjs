@@ -1,0 +1,90 @@
+// The package as applications use it: bundled by Vite, and in the demo page under
+// examples/browser (a plain <script type="module">), in headless Chromium against a hub.
+
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { after, before, test } from 'node:test';
+import { build } from 'vite';
+import { Hub, launchChromium, linkPackage, ROOT, serveFiles, TESTS } from './harness.mjs';
+
+let hub;
+let browser;
+
+before(async () => {
+  [hub, browser] = await Promise.all([Hub.start(), launchChromium()]);
+});
+
+after(async () => {
+  await browser?.close();
+  await hub?.stop();
+});
+
+test('an application bundled by Vite loads the package and receives messages', async () => {
+  linkPackage();
+  const outDir = fs.mkdtempSync(path.join(os.tmpdir(), 'hubbub-vite-'));
+  await build({
+    root: path.join(TESTS, 'vite'),
+    configFile: false,
+    logLevel: 'warn',
+    build: { outDir, emptyOutDir: true },
+  });
+  const assets = fs.readdirSync(path.join(outDir, 'assets'));
+  assert.ok(assets.some((f) => f.endsWith('.wasm')), `the bundle holds the .wasm: ${assets}`);
+
+  const files = await serveFiles(outDir);
+  const page = await browser.newPage();
+  const problems = [];
+  page.on('pageerror', (e) => problems.push(e.message));
+  try {
+    await page.goto(`${files.url}/index.html`);
+    await page.waitForFunction(() => window.hubbub !== undefined);
+    const received = page.evaluate(async (url) => {
+      const client = new window.hubbub.Client(url);
+      let resolve;
+      const first = new Promise((r) => (resolve = r));
+      await client.connect();
+      await client.subscribe('public:vite', resolve);
+      window.subscribed = true;
+      const message = await first;
+      client.close();
+      return message;
+    }, hub.ws);
+    await page.waitForFunction(() => window.subscribed === true);
+    await hub.publish('public:vite', { bundled: true });
+    assert.deepEqual(await received, { channel: 'public:vite', event: 'message', data: { bundled: true } });
+    assert.deepEqual(problems, []);
+  } finally {
+    await page.close();
+    await files.close();
+    fs.rmSync(outDir, { recursive: true, force: true });
+  }
+});
+
+test('the demo page shows a channel\'s messages as they arrive', async () => {
+  const files = await serveFiles(ROOT);
+  const page = await browser.newPage();
+  const problems = [];
+  page.on('pageerror', (e) => problems.push(e.message));
+  try {
+    const query = new URLSearchParams({ hub: hub.ws, channel: 'public:demo' });
+    await page.goto(`${files.url}/examples/browser/index.html?${query}`);
+    await page.locator('#state', { hasText: 'connected' }).waitFor();
+    assert.equal((await hub.api('GET', '/api/channels')).channels['public:demo'].subscribers, 1);
+
+    await hub.publish('public:demo', { hello: 'world' });
+    await hub.publish('public:demo', 'second', 'news');
+    const items = page.locator('#messages li');
+    await items.nth(1).waitFor();
+    // Newest first.
+    assert.deepEqual(await page.locator('#messages .event').allTextContents(), ['news', 'message']);
+    assert.deepEqual(await page.locator('#messages .data').allTextContents(), ['"second"', '{"hello":"world"}']);
+    assert.match(await page.locator('#curl').textContent(), /api\/publish/);
+    await page.screenshot({ path: path.join(os.tmpdir(), 'hubbub-demo.png') });
+    assert.deepEqual(problems, []);
+  } finally {
+    await page.close();
+    await files.close();
+  }
+});
