@@ -1,5 +1,6 @@
-//! The exception classes: `HubbubError`, one subclass per protocol error name, and
-//! `Unavailable` (with `Timeout` under it) for a hub that cannot be reached.
+//! The exception classes: `HubbubError`, a subclass per protocol error name a publisher
+//! or a token check can meet, and `Unavailable` (with `Timeout` under it) for a hub that
+//! cannot be reached.
 //!
 //! Every instance carries `code` (the protocol's error name, e.g. `"ACCESS_DENIED"`, or
 //! `"UNAVAILABLE"`, `"TIMEOUT"`, `"UNEXPECTED_RESPONSE"`), `reason` (the server's
@@ -30,22 +31,10 @@ create_exception!(
 );
 create_exception!(
     hubbub,
-    UnknownCommand,
-    HubbubError,
-    "UNKNOWN_COMMAND: a command the hub does not know."
-);
-create_exception!(
-    hubbub,
     InvalidCredentials,
     HubbubError,
     "INVALID_CREDENTIALS: a missing or wrong API key (HTTP 401), or a token with a bad \
      signature, a bad algorithm or a malformed body."
-);
-create_exception!(
-    hubbub,
-    InvalidUser,
-    HubbubError,
-    "INVALID_USER: no configured user of that name."
 );
 create_exception!(
     hubbub,
@@ -61,12 +50,6 @@ create_exception!(
 );
 create_exception!(
     hubbub,
-    InvalidChannel,
-    HubbubError,
-    "INVALID_CHANNEL: a broadcast to a channel nobody is subscribed to."
-);
-create_exception!(
-    hubbub,
     InvalidClient,
     HubbubError,
     "INVALID_CLIENT: a direct message that matched no connected client or user (HTTP 404)."
@@ -77,12 +60,6 @@ create_exception!(
     HubbubError,
     "LIMIT_EXCEEDED: a request body over the hub's ``max_message_size`` (HTTP 413), or too \
      many subscriptions."
-);
-create_exception!(
-    hubbub,
-    RateLimited,
-    HubbubError,
-    "RATE_LIMITED: commands sent faster than the hub allows."
 );
 create_exception!(
     hubbub,
@@ -103,20 +80,22 @@ pub const UNAVAILABLE: &str = "UNAVAILABLE";
 pub const TIMEOUT: &str = "TIMEOUT";
 pub const UNEXPECTED_RESPONSE: &str = "UNEXPECTED_RESPONSE";
 
-/// The exception class of one protocol error name.
-fn class_of(py: Python<'_>, error: Error) -> Bound<'_, PyType> {
-    match error {
+/// The exception class of one protocol error name: a subclass for the errors a publisher
+/// or a token check can meet, `HubbubError` itself (with the name in `code`) for the
+/// errors only WebSocket clients meet.
+fn class_of(py: Python<'_>, error: Error) -> Option<Bound<'_, PyType>> {
+    Some(match error {
         Error::InvalidPayload => py.get_type::<InvalidPayload>(),
-        Error::UnknownCommand => py.get_type::<UnknownCommand>(),
         Error::InvalidCredentials => py.get_type::<InvalidCredentials>(),
-        Error::InvalidUser => py.get_type::<InvalidUser>(),
         Error::TokenExpired => py.get_type::<TokenExpired>(),
         Error::AccessDenied => py.get_type::<AccessDenied>(),
-        Error::InvalidChannel => py.get_type::<InvalidChannel>(),
         Error::InvalidClient => py.get_type::<InvalidClient>(),
         Error::LimitExceeded => py.get_type::<LimitExceeded>(),
-        Error::RateLimited => py.get_type::<RateLimited>(),
-    }
+        Error::UnknownCommand
+        | Error::InvalidUser
+        | Error::InvalidChannel
+        | Error::RateLimited => return None,
+    })
 }
 
 /// Adds the exception classes to the module, each with its `code` as a class attribute.
@@ -128,9 +107,10 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     }
     m.add("HubbubError", &base)?;
     for error in Error::ALL {
-        let class = class_of(py, error);
-        class.setattr("code", error.name())?;
-        m.add(class.name()?, class)?;
+        if let Some(class) = class_of(py, error) {
+            class.setattr("code", error.name())?;
+            m.add(class.name()?, class)?;
+        }
     }
     let unavailable = py.get_type::<Unavailable>();
     unavailable.setattr("code", UNAVAILABLE)?;
@@ -162,7 +142,8 @@ pub fn raise(py: Python<'_>, class: Bound<'_, PyType>, details: Details<'_>) -> 
     err
 }
 
-/// The exception for a refusal the hub answered (over HTTP: `where_` names the call).
+/// The exception for a refusal: the hub's answer (with its HTTP status and the URL
+/// called), or core's verdict on a token.
 pub fn rejection(
     py: Python<'_>,
     rejection: Rejection,
@@ -175,7 +156,7 @@ pub fn rejection(
     }
     raise(
         py,
-        class_of(py, rejection.error),
+        class_of(py, rejection.error).unwrap_or_else(|| py.get_type::<HubbubError>()),
         Details {
             code: rejection.error.name(),
             message,

@@ -6,7 +6,7 @@
 //! shared connection pool, and decode the answers with core's types.
 
 use crate::json;
-use crate::transport::{CallError, Endpoint, Process};
+use crate::transport::{self, CallError, Endpoint, Process};
 use hubbub_core::api::{
     BroadcastPublished, BroadcastRequest, Channels, DirectDelivered, DirectRequest,
     DisconnectRequest, Disconnected, Info, PublishRequest, Published, Target,
@@ -132,31 +132,37 @@ impl Routes<'_> {
 /// without a key). ``timeout`` bounds each call, in seconds.
 ///
 /// Every method blocks until the hub answers and returns its answer, decoded. The GIL is
-/// released while waiting; one Publisher may be shared by any number of threads, and
-/// connections are kept alive and reused by every publisher of the process.
+/// released while waiting, and one Publisher may be shared by any number of threads. Each
+/// thread keeps its connections to the hub alive and reuses them for its next calls.
 #[pyclass(frozen, module = "hubbub")]
 pub struct Publisher {
     endpoint: Endpoint,
 }
 
 impl Publisher {
-    fn routes<'a>(&'a self, process: &'a Process) -> Routes<'a> {
-        Routes {
-            endpoint: &self.endpoint,
-            client: &process.client,
-        }
-    }
-
-    /// Waits, without the GIL, for a call to finish.
-    fn wait<'py>(
+    /// Makes a call on this thread and waits, without the GIL, for it to finish.
+    fn run<'py>(
+        &self,
         py: Python<'py>,
-        process: &'static Process,
-        call: Call,
+        build: impl FnOnce(&Routes<'_>) -> PyResult<Call>,
     ) -> PyResult<Bound<'py, PyAny>> {
-        match py.detach(|| process.runtime.block_on(call)) {
-            Ok(answer) => json::to_python(py, &answer),
-            Err(err) => Err(err.into_pyerr(py)),
-        }
+        let answer = transport::on_this_thread(|runtime, client| {
+            let call = build(&Routes {
+                endpoint: &self.endpoint,
+                client,
+            })?;
+            py.detach(|| {
+                runtime.block_on(async {
+                    // The runtime sleeps between calls. Yielding once lets it read what
+                    // happened meanwhile, so connections the hub has closed (a restart,
+                    // an idle timeout) leave the pool before the request picks one.
+                    tokio::task::yield_now().await;
+                    call.await
+                })
+            })
+            .map_err(|err| err.into_pyerr(py))
+        })?;
+        json::to_python(py, &answer)
     }
 }
 
@@ -198,9 +204,7 @@ impl Publisher {
         data: &Bound<'py, PyAny>,
         event: String,
     ) -> PyResult<Bound<'py, PyAny>> {
-        let process = Process::current()?;
-        let call = self.routes(process).publish(channel, data, event)?;
-        Self::wait(py, process, call)
+        self.run(py, |r| r.publish(channel, data, event))
     }
 
     /// Publishes ``data`` to every subscriber of each of ``channels`` (a list of names).
@@ -214,9 +218,7 @@ impl Publisher {
         data: &Bound<'py, PyAny>,
         event: String,
     ) -> PyResult<Bound<'py, PyAny>> {
-        let process = Process::current()?;
-        let call = self.routes(process).broadcast(channels, data, event)?;
-        Self::wait(py, process, call)
+        self.run(py, |r| r.broadcast(channels, data, event))
     }
 
     /// Sends ``data`` to one connection (``client=`` its client id) or to every connection
@@ -233,9 +235,7 @@ impl Publisher {
         user: Option<String>,
         event: String,
     ) -> PyResult<Bound<'py, PyAny>> {
-        let process = Process::current()?;
-        let call = self.routes(process).direct(data, client, user, event)?;
-        Self::wait(py, process, call)
+        self.run(py, |r| r.direct(data, client, user, event))
     }
 
     /// Closes one connection (``client=``) or every connection of one user (``user=``).
@@ -248,24 +248,18 @@ impl Publisher {
         client: Option<String>,
         user: Option<String>,
     ) -> PyResult<Bound<'py, PyAny>> {
-        let process = Process::current()?;
-        let call = self.routes(process).disconnect(client, user)?;
-        Self::wait(py, process, call)
+        self.run(py, |r| r.disconnect(client, user))
     }
 
     /// The channels that have subscribers: ``{"channels": {name: {"subscribers": n}}}``.
     fn channels<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
-        let process = Process::current()?;
-        let call = self.routes(process).channels();
-        Self::wait(py, process, call)
+        self.run(py, |r| Ok(r.channels()))
     }
 
     /// The hub's version and counters: ``{"version", "connections", "channels",
     /// "uptime_s"}``.
     fn info<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
-        let process = Process::current()?;
-        let call = self.routes(process).info();
-        Self::wait(py, process, call)
+        self.run(py, |r| Ok(r.info()))
     }
 }
 

@@ -1,8 +1,12 @@
-//! One HTTP API call, and the machinery every call shares.
+//! One HTTP API call, and the runtimes and connection pools calls run on.
 //!
-//! A process has one tokio runtime (a single I/O thread) and one `reqwest::Client`, whose
-//! pool keeps connections to the hub alive between calls of every publisher in the
-//! process. Both are made on first use and made again in a child after `fork()` (Celery's
+//! Blocking calls (`Publisher`) run on a current-thread tokio runtime owned by the calling
+//! thread, with that thread's own `reqwest::Client`: the request is written and the answer
+//! read right there, with the GIL released, and the connections stay alive in the thread's
+//! pool for its next calls. Calls for asyncio (`AsyncPublisher`) run on one I/O thread per
+//! process, with its own pool.
+//!
+//! All of it is made on first use and made again in a child after `fork()` (Celery's
 //! prefork pool, gunicorn with `--preload`): the parent's I/O thread does not exist in the
 //! child, and its pooled sockets are shared with the parent, so the child leaves them be.
 
@@ -20,7 +24,7 @@ use std::ptr;
 use std::sync::atomic::{AtomicPtr, Ordering};
 use std::time::Duration;
 
-/// The runtime and connection pool of the current process.
+/// The I/O thread and connection pool of the current process, for asyncio calls.
 pub struct Process {
     pid: u32,
     pub runtime: tokio::runtime::Runtime,
@@ -36,12 +40,7 @@ impl Process {
             .thread_name("hubbub-io")
             .enable_all()
             .build()?;
-        let client = reqwest::Client::builder()
-            .user_agent(concat!("hubbub-python/", env!("CARGO_PKG_VERSION")))
-            .pool_idle_timeout(Duration::from_secs(60))
-            .tcp_nodelay(true)
-            .build()
-            .map_err(std::io::Error::other)?;
+        let client = client().map_err(std::io::Error::other)?;
         Ok(Process {
             pid,
             runtime,
@@ -80,6 +79,58 @@ impl Process {
             }
         }
     }
+}
+
+/// The runtime and connection pool of one thread, for blocking calls.
+///
+/// A blocking call runs on a current-thread runtime owned by the calling thread, so the
+/// request is written and the answer read on that thread, with no hand-off to the I/O
+/// thread and back. Its connections stay in this thread's pool between calls.
+struct Local {
+    pid: u32,
+    runtime: tokio::runtime::Runtime,
+    client: reqwest::Client,
+}
+
+thread_local! {
+    static LOCAL: std::cell::RefCell<Option<Local>> = const { std::cell::RefCell::new(None) };
+}
+
+fn client() -> reqwest::Result<reqwest::Client> {
+    reqwest::Client::builder()
+        .user_agent(concat!("hubbub-python/", env!("CARGO_PKG_VERSION")))
+        .pool_idle_timeout(Duration::from_secs(60))
+        .tcp_nodelay(true)
+        .build()
+}
+
+/// Runs `f` with this thread's runtime and pool, made on first use and after a fork.
+pub fn on_this_thread<R>(
+    f: impl FnOnce(&tokio::runtime::Runtime, &reqwest::Client) -> PyResult<R>,
+) -> PyResult<R> {
+    LOCAL.with(|cell| {
+        let pid = std::process::id();
+        let mut slot = cell.borrow_mut();
+        if slot.as_ref().is_some_and(|l| l.pid != pid) {
+            // Made before a fork: its sockets are the parent's too. Leave them be.
+            std::mem::forget(slot.take());
+        }
+        if slot.is_none() {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .map_err(|e| PyRuntimeError::new_err(format!("hubbub cannot start: {e}")))?;
+            let client = client()
+                .map_err(|e| PyRuntimeError::new_err(format!("hubbub cannot start: {e}")))?;
+            *slot = Some(Local {
+                pid,
+                runtime,
+                client,
+            });
+        }
+        let local = slot.as_ref().expect("made above");
+        f(&local.runtime, &local.client)
+    })
 }
 
 /// Where a publisher sends its calls: the hub's base URL, the API key and the timeout.

@@ -147,7 +147,11 @@ def verify_token(secret: Union[str, bytes], token: str, *, require_exp: bool = T
     """Checks a token and returns its claims."""
 
 class HubbubError(Exception):
-    """Base class of every error hubbub raises for a refused or unanswered call."""
+    """Base class of every error hubbub raises for a refused or unanswered call.
+
+    ``code`` is the protocol's error name (``"ACCESS_DENIED"``, ...), ``"UNAVAILABLE"``,
+    ``"TIMEOUT"`` or ``"UNEXPECTED_RESPONSE"``.
+    """
 
     code: Optional[str]
     reason: Optional[str]
@@ -157,14 +161,8 @@ class HubbubError(Exception):
 class InvalidPayload(HubbubError):
     """INVALID_PAYLOAD: the hub refused the request body."""
 
-class UnknownCommand(HubbubError):
-    """UNKNOWN_COMMAND."""
-
 class InvalidCredentials(HubbubError):
     """INVALID_CREDENTIALS: missing or wrong API key, or a bad token."""
-
-class InvalidUser(HubbubError):
-    """INVALID_USER."""
 
 class TokenExpired(HubbubError):
     """TOKEN_EXPIRED: the token's ``exp`` is past."""
@@ -172,17 +170,11 @@ class TokenExpired(HubbubError):
 class AccessDenied(HubbubError):
     """ACCESS_DENIED: the caller's address is not allowed."""
 
-class InvalidChannel(HubbubError):
-    """INVALID_CHANNEL."""
-
 class InvalidClient(HubbubError):
     """INVALID_CLIENT: a direct message that matched nobody."""
 
 class LimitExceeded(HubbubError):
     """LIMIT_EXCEEDED: a body over the hub's size limit."""
-
-class RateLimited(HubbubError):
-    """RATE_LIMITED."""
 
 class Unavailable(HubbubError):
     """The hub cannot be reached; the message names the URL."""
