@@ -36,14 +36,34 @@ fn now() -> u64 {
         .unwrap_or(0)
 }
 
-/// Seconds from an int, a float or a ``datetime.timedelta``.
-fn seconds(value: &Bound<'_, PyAny>) -> PyResult<f64> {
-    if value.hasattr("total_seconds")? {
-        return value.call_method0("total_seconds")?.extract();
+/// How long a token lasts: `expires_in` as seconds (an int, a float or a
+/// ``datetime.timedelta``), or `None` for no expiry.
+pub enum Expiry {
+    Never,
+    After(f64),
+}
+
+impl<'a, 'py> FromPyObject<'a, 'py> for Expiry {
+    type Error = PyErr;
+
+    fn extract(obj: Borrowed<'a, 'py, PyAny>) -> PyResult<Expiry> {
+        if obj.is_none() {
+            return Ok(Expiry::Never);
+        }
+        let seconds: f64 = if obj.hasattr("total_seconds")? {
+            obj.call_method0("total_seconds")?.extract()?
+        } else {
+            obj.extract().map_err(|_| {
+                PyTypeError::new_err(
+                    "expires_in must be seconds (int or float), a timedelta, or None",
+                )
+            })?
+        };
+        if !seconds.is_finite() {
+            return Err(PyValueError::new_err(format!("expires_in is {seconds}")));
+        }
+        Ok(Expiry::After(seconds))
     }
-    value.extract::<f64>().map_err(|_| {
-        PyTypeError::new_err("expires_in must be seconds (int or float), a timedelta, or None")
-    })
 }
 
 /// Mints a token for ``user``: a standard HS256 JWT signed with ``secret`` (str or
@@ -56,7 +76,7 @@ fn seconds(value: &Bound<'_, PyAny>) -> PyResult<f64> {
 /// leaves out ``exp``, which hubs refuse unless configured to allow it.
 #[pyfunction]
 #[pyo3(
-    signature = (secret, user, *, read=Vec::new(), write=Vec::new(), info=None, expires_in=None),
+    signature = (secret, user, *, read=Vec::new(), write=Vec::new(), info=None, expires_in=Expiry::After(3600.0)),
     text_signature = "(secret, user, *, read=(), write=(), info=None, expires_in=3600)"
 )]
 pub fn token(
@@ -66,7 +86,7 @@ pub fn token(
     read: Vec<String>,
     write: Vec<String>,
     info: Option<&Bound<'_, PyAny>>,
-    expires_in: Option<Bound<'_, PyAny>>,
+    expires_in: Expiry,
 ) -> PyResult<String> {
     let sub = if user.is_instance_of::<PyString>() || user.is_instance_of::<PyInt>() {
         user.str()?.to_cow()?.into_owned()
@@ -95,18 +115,11 @@ pub fn token(
             }
         }
     };
-    // The default of 3600 s is applied here rather than in the signature so that an
-    // explicit None can mean "no expiry".
-    let expires_in = match &expires_in {
-        None => Some(3600.0),
-        Some(v) if v.is_none() => None,
-        Some(v) => Some(seconds(v)?),
-    };
     let iat = now();
     let exp = match expires_in {
-        None => None,
-        Some(s) if s.is_finite() => Some((iat as f64 + s).max(0.0).round() as u64),
-        Some(s) => return Err(PyValueError::new_err(format!("expires_in is {s}"))),
+        Expiry::Never => None,
+        // A negative expires_in makes a token that has already expired (for tests).
+        Expiry::After(s) => Some((iat as f64 + s).max(0.0).round() as u64),
     };
     let claims = Claims {
         sub,

@@ -129,7 +129,10 @@ def test_disconnect(hub, ws):
     for tab in tabs:
         tab.authenticate(t)
     assert p.disconnect(user="leaving-user") == {"disconnected": 3}
-    assert p.disconnect(user="leaving-user") == {"disconnected": 0}
+    for tab in tabs:
+        with pytest.raises(Exception) as closed:
+            tab.recv()
+        assert "ConnectionClosed" in type(closed.value).__name__
 
 
 def test_channels_and_info(hub, ws):
