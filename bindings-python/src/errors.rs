@@ -91,10 +91,9 @@ fn class_of(py: Python<'_>, error: Error) -> Option<Bound<'_, PyType>> {
         Error::AccessDenied => py.get_type::<AccessDenied>(),
         Error::InvalidClient => py.get_type::<InvalidClient>(),
         Error::LimitExceeded => py.get_type::<LimitExceeded>(),
-        Error::UnknownCommand
-        | Error::InvalidUser
-        | Error::InvalidChannel
-        | Error::RateLimited => return None,
+        Error::UnknownCommand | Error::InvalidUser | Error::InvalidChannel | Error::RateLimited => {
+            return None
+        }
     })
 }
 
