@@ -1,0 +1,1 @@
+"""A small Django project that uses hubbub.django, for the test suite."""

@@ -1,0 +1,36 @@
+"""Settings of the test project. The hub's URL is set by the tests (override_settings)."""
+
+import atexit
+import shutil
+import tempfile
+from pathlib import Path
+
+_data = Path(tempfile.mkdtemp(prefix="hubbub-django-"))
+atexit.register(shutil.rmtree, _data, ignore_errors=True)
+
+SECRET_KEY = "hubbub-test-project"
+DEBUG = False
+ALLOWED_HOSTS = ["testserver"]
+INSTALLED_APPS = [
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "djangoproject.shop",
+]
+MIDDLEWARE = [
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+]
+ROOT_URLCONF = "djangoproject.urls"
+DATABASES = {
+    "default": {"ENGINE": "django.db.backends.sqlite3", "NAME": str(_data / "db.sqlite3")}
+}
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+USE_TZ = True
+LOGIN_URL = "/login/"
+
+HUBBUB = {
+    "URL": "http://127.0.0.1:9772",
+    "TOKEN_SECRET": "change me",
+    "PERMISSIONS": "djangoproject.permissions.for_user",
+}

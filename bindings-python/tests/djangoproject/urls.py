@@ -1,0 +1,9 @@
+from django.urls import path
+
+from djangoproject.shop import views
+
+urlpatterns = [
+    path("orders/", views.create_order),
+    path("hubbub/token/", views.hubbub_token),
+    path("announce/", views.announce),
+]

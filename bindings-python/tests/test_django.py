@@ -1,0 +1,186 @@
+"""hubbub.django in the small project under tests/djangoproject, against a real hub."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+
+import pytest
+
+os.environ["DJANGO_SETTINGS_MODULE"] = "djangoproject.settings"
+
+import django  # noqa: E402
+
+django.setup()
+
+from django.contrib.auth.models import AnonymousUser, User  # noqa: E402
+from django.core.exceptions import ImproperlyConfigured  # noqa: E402
+from django.core.management import call_command  # noqa: E402
+from django.db import transaction  # noqa: E402
+from django.test import AsyncClient, Client, override_settings  # noqa: E402
+
+import hubbub  # noqa: E402
+import hubbub.django as hd  # noqa: E402
+from conftest import TOKEN_SECRET  # noqa: E402
+from djangoproject.shop.models import Order  # noqa: E402
+
+PERMISSIONS = "djangoproject.permissions.for_user"
+
+
+@pytest.fixture(scope="module", autouse=True)
+def project(hub):
+    """The project's database, and its HUBBUB settings pointing at the test hub."""
+    call_command("migrate", run_syncdb=True, verbosity=0)
+    settings = {"URL": hub.url, "TOKEN_SECRET": TOKEN_SECRET, "PERMISSIONS": PERMISSIONS}
+    with override_settings(HUBBUB=settings):
+        yield
+
+
+def user(name: str, staff: bool = False) -> User:
+    return User.objects.create_user(name, password="pw", is_staff=staff)
+
+
+def test_shared_publisher(hub):
+    assert hd.publisher() is hd.publisher()
+    assert hd.publisher().url == hub.url
+    assert hd.async_publisher() is hd.async_publisher()
+    with override_settings(HUBBUB={"URL": "http://127.0.0.1:1", "TIMEOUT": 2}):
+        assert hd.publisher().url == "http://127.0.0.1:1"
+        assert hd.publisher().timeout == 2.0
+    assert hd.publisher().url == hub.url
+
+
+def test_publish_on_commit_in_a_view(hub, ws):
+    browser = ws(hub.ws_url)
+    browser.subscribe("orders")
+    client = Client()
+
+    created = client.post("/orders/", {"item": "teapot"})
+    assert created.status_code == 200
+    order_id = created.json()["id"]
+    message = browser.recv()["message"]
+    assert message == {
+        "channel": "orders",
+        "event": "created",
+        "data": {"id": order_id, "item": "teapot"},
+    }
+    assert Order.objects.filter(pk=order_id, item="teapot").exists()
+
+    refused = client.post("/orders/", {"item": "unobtainium"})
+    assert refused.status_code == 409
+    assert not Order.objects.filter(item="unobtainium").exists()
+    # Nothing was published for the rolled-back order: the next frame is the next order.
+    again = client.post("/orders/", {"item": "kettle"}).json()["id"]
+    assert browser.recv()["message"]["data"] == {"id": again, "item": "kettle"}
+
+
+def test_publish_on_commit_waits_for_the_commit(hub, ws):
+    browser = ws(hub.ws_url)
+    browser.subscribe("commit")
+    with transaction.atomic():
+        hd.publish_on_commit("commit", "after the commit")
+        # Published directly, inside the transaction: it must arrive first.
+        hd.publisher().publish("commit", "inside the transaction")
+    assert browser.recv()["message"]["data"] == "inside the transaction"
+    assert browser.recv()["message"]["data"] == "after the commit"
+
+
+def test_publish_on_commit_and_rollbacks(hub, ws):
+    browser = ws(hub.ws_url)
+    browser.subscribe("rollback")
+    with pytest.raises(RuntimeError):
+        with transaction.atomic():
+            hd.publish_on_commit("rollback", "rolled back")
+            raise RuntimeError("roll back")
+    with transaction.atomic():
+        hd.publish_on_commit("rollback", "outer, kept")
+        try:
+            with transaction.atomic():  # a savepoint
+                hd.publish_on_commit("rollback", "savepoint, rolled back")
+                raise RuntimeError("roll back the savepoint")
+        except RuntimeError:
+            pass
+    hd.publisher().publish("rollback", "marker")
+    assert browser.recv()["message"]["data"] == "outer, kept"
+    assert browser.recv()["message"]["data"] == "marker"
+
+
+def test_publish_on_commit_details(hub, ws, unused_url, caplog):
+    browser = ws(hub.ws_url)
+    browser.subscribe("details")
+    # Outside a transaction (autocommit) it publishes at once.
+    hd.publish_on_commit("details", 1, event="now")
+    assert browser.recv()["message"] == {"channel": "details", "event": "now", "data": 1}
+    # The data is encoded at the call: bad data fails there, later changes are not sent.
+    with pytest.raises(TypeError):
+        hd.publish_on_commit("details", {"bad": {1, 2}})
+    data = {"n": 1}
+    with transaction.atomic():
+        hd.publish_on_commit("details", data)
+        data["n"] = 2
+    assert browser.recv()["message"]["data"] == {"n": 1}
+    # After the commit, an unreachable hub is logged, not raised into the request.
+    with override_settings(HUBBUB={"URL": unused_url}):
+        with caplog.at_level(logging.ERROR, logger="hubbub"):
+            with transaction.atomic():
+                hd.publish_on_commit("details", "lost")
+    assert any("details" in r.getMessage() and r.exc_info for r in caplog.records)
+
+
+def test_connection_token(hub, ws):
+    alice = user("alice", staff=True)
+    client = Client()
+    assert client.get("/hubbub/token/").status_code == 302  # anonymous: log in first
+    client.force_login(alice)
+    token = client.get("/hubbub/token/").json()["token"]
+    claims = hubbub.verify_token(TOKEN_SECRET, token)
+    assert claims["sub"] == str(alice.pk)
+    assert claims["info"] == {"username": "alice", "is_staff": True}
+    assert claims["read"] == [f"user:{alice.pk}", "room:*", "staff:*"]
+    assert claims["write"] == ["room:*"]
+    assert claims["exp"] - claims["iat"] == 3600
+
+    # The browser connects with it and receives what the app publishes for Alice.
+    browser = ws(hub.ws_url)
+    assert browser.authenticate(token) == {"authenticated": str(alice.pk)}
+    browser.subscribe(f"user:{alice.pk}")
+    browser.subscribe("staff:alerts")
+    with transaction.atomic():
+        hd.publish_on_commit(f"user:{alice.pk}", {"hello": "alice"})
+    assert browser.recv()["message"]["data"] == {"hello": "alice"}
+
+
+def test_connection_token_defaults_and_refusals(hub, ws):
+    bob = user("bob")
+    with override_settings(HUBBUB={"URL": hub.url, "TOKEN_SECRET": TOKEN_SECRET}):
+        claims = hubbub.verify_token(TOKEN_SECRET, hd.connection_token(bob, expires_in=60))
+        assert claims["read"] == ["public:*", f"user:{bob.pk}"]
+        assert claims["write"] == []
+        assert claims["info"] == {"username": "bob", "is_staff": False}
+        assert claims["exp"] - claims["iat"] == 60
+        browser = ws(hub.ws_url)
+        browser.authenticate(hd.connection_token(bob))
+        answer = browser.command({"subscribe": {"channel": "staff:alerts"}})
+        assert answer["err"] == "ACCESS_DENIED"
+    with pytest.raises(ValueError):
+        hd.connection_token(AnonymousUser())
+    with override_settings(HUBBUB={"URL": hub.url}):
+        with pytest.raises(ImproperlyConfigured):
+            hd.connection_token(bob)
+    with override_settings(HUBBUB={"TOKEN_SECRET": "s", "PERMISSIONS": "no.such.function"}):
+        with pytest.raises(ImproperlyConfigured):
+            hd.connection_token(bob)
+
+
+def test_async_view(hub, ws):
+    browser = ws(hub.ws_url)
+    browser.subscribe("announcements")
+
+    async def request():
+        return await AsyncClient().get("/announce/", {"text": "sale"})
+
+    response = asyncio.run(request())
+    assert response.status_code == 200
+    assert response.json() == {"published": "announcements"}
+    assert browser.recv()["message"]["data"] == {"text": "sale"}
