@@ -130,6 +130,8 @@ struct Socket {
     pending: VecDeque<Pending>,
     /// When a frame last arrived (or the socket was opened), in ms since the epoch.
     last_seen: f64,
+    /// When the heartbeat last ran (or the socket was opened).
+    last_beat: f64,
     ping_out: bool,
     _on_message: Closure<dyn FnMut(MessageEvent)>,
     _on_close: Closure<dyn FnMut(CloseEvent)>,
@@ -354,13 +356,15 @@ impl Connection {
                 }
             })
         });
+        let now = js_sys::Date::now();
         self.socket = Some(Socket {
             ws,
             generation,
             welcomed: false,
             handshake: 0,
             pending: VecDeque::new(),
-            last_seen: js_sys::Date::now(),
+            last_seen: now,
+            last_beat: now,
             ping_out: false,
             _on_message: on_message,
             _on_close: on_close,
@@ -509,18 +513,28 @@ impl Connection {
         self.shut(&closed, calls);
     }
 
-    /// The heartbeat: ping a quiet connection, give up on a silent one.
+    /// The heartbeat, every eighth of `heartbeatMs`: ping a quiet connection, give up on a
+    /// silent one.
     fn beat(&mut self, generation: u32, calls: &mut Calls) {
         let heartbeat = f64::from(self.options.heartbeat_ms);
         let ping = self.pings;
         let Some(socket) = self.socket(generation) else {
             return;
         };
-        let idle = js_sys::Date::now() - socket.last_seen;
+        let now = js_sys::Date::now();
+        let late = now - socket.last_beat > heartbeat / 4.0;
+        socket.last_beat = now;
+        if late {
+            // The timer was held back (a hidden tab's timers run once a minute; a laptop
+            // slept), while the socket's events were not: the silence may be ours, not the
+            // hub's. Ask, and judge at the next beat that comes on time.
+            socket.last_seen = socket.last_seen.max(now - heartbeat / 2.0);
+        }
+        let idle = now - socket.last_seen;
         if idle >= heartbeat * 7.0 / 8.0 {
             // Nothing heard for most of a heartbeat, not even the answer to a ping: the
             // connection is dead even if the socket does not know it yet (a peer that
-            // vanished without closing). The next tick would be past `heartbeatMs`.
+            // vanished without closing). The next beat would be past `heartbeatMs`.
             self.connection_lost(calls);
         } else if idle >= heartbeat / 2.0 && socket.welcomed && !socket.ping_out {
             let value = RawJson::from_value(&ping).expect("a number is JSON");

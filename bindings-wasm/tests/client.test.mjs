@@ -502,4 +502,29 @@ describe('resilience', () => {
       await own.stop();
     }
   });
+
+  test('timers that ran late (a hidden tab, a busy page) do not drop a live connection', async () => {
+    await page.evaluate(async (url) => {
+      const { Client, Recorder } = window.hubbub;
+      window.states = new Recorder();
+      window.messages = new Recorder();
+      window.client = new Client(url, { heartbeatMs: 1000, onStateChange: window.states.push });
+      await window.client.connect();
+      await window.client.subscribe('public:late', window.messages.push);
+      // Hold the page's only thread for more than two heartbeats: the heartbeat's timer
+      // fires late, after a silence that was the page's, not the hub's.
+      const until = performance.now() + 2500;
+      while (performance.now() < until);
+    }, hub.ws);
+    // A round trip through the hub: by its end the late heartbeat has run.
+    await hub.publish('public:late', 'still here');
+    const [m] = await page.evaluate(() => window.messages.count(1));
+    assert.equal(m.data, 'still here');
+    const states = await page.evaluate(() => {
+      window.client.close();
+      return window.states.items;
+    });
+    assert.deepEqual(states, ['connecting', 'connected', 'closed']);
+    assert.equal(page.sockets.length, 1);
+  });
 });
