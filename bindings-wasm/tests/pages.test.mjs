@@ -1,12 +1,12 @@
-// The package as applications use it: bundled by Vite, and in the demo page under
-// examples/browser (a plain <script type="module">), in headless Chromium against a hub.
+// The package as applications use it: bundled by Vite (a build, and the dev server), and in
+// the demo page under examples/browser (a plain <script type="module">), in headless Chromium.
 
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
-import { build } from 'vite';
+import { build, createServer } from 'vite';
 import { Hub, launchChromium, linkPackage, ROOT, serveFiles, TESTS } from './harness.mjs';
 
 let hub;
@@ -34,33 +34,60 @@ test('an application bundled by Vite loads the package and receives messages', a
   assert.ok(assets.some((f) => f.endsWith('.wasm')), `the bundle holds the .wasm: ${assets}`);
 
   const files = await serveFiles(outDir);
-  const page = await browser.newPage();
-  const problems = [];
-  page.on('pageerror', (e) => problems.push(e.message));
   try {
-    await page.goto(`${files.url}/index.html`);
-    await page.waitForFunction(() => window.hubbub !== undefined);
-    const received = page.evaluate(async (url) => {
-      const client = new window.hubbub.Client(url);
-      let resolve;
-      const first = new Promise((r) => (resolve = r));
-      await client.connect();
-      await client.subscribe('public:vite', resolve);
-      window.subscribed = true;
-      const message = await first;
-      client.close();
-      return message;
-    }, hub.ws);
-    await page.waitForFunction(() => window.subscribed === true);
-    await hub.publish('public:vite', { bundled: true });
-    assert.deepEqual(await received, { channel: 'public:vite', event: 'message', data: { bundled: true } });
-    assert.deepEqual(problems, []);
+    await roundTrip(`${files.url}/index.html`, 'public:vite-build');
   } finally {
-    await page.close();
     await files.close();
     fs.rmSync(outDir, { recursive: true, force: true });
   }
 });
+
+test("the same application runs under Vite's dev server", async () => {
+  linkPackage();
+  const server = await createServer({
+    root: path.join(TESTS, 'vite'),
+    configFile: false,
+    logLevel: 'warn',
+    server: { host: '127.0.0.1', port: 0 },
+  });
+  await server.listen();
+  try {
+    await roundTrip(server.resolvedUrls.local[0], 'public:vite-dev');
+  } finally {
+    await server.close();
+  }
+});
+
+/** Opens the Vite app at `url`, subscribes to `channel` and receives one publication. */
+async function roundTrip(url, channel) {
+  const page = await browser.newPage();
+  const problems = [];
+  page.on('pageerror', (e) => problems.push(e.message));
+  try {
+    await page.goto(url);
+    await page.waitForFunction(() => window.hubbub !== undefined);
+    const received = page.evaluate(
+      async ({ url, channel }) => {
+        const client = new window.hubbub.Client(url);
+        let resolve;
+        const first = new Promise((r) => (resolve = r));
+        await client.connect();
+        await client.subscribe(channel, resolve);
+        window.subscribed = true;
+        const message = await first;
+        client.close();
+        return message;
+      },
+      { url: hub.ws, channel },
+    );
+    await page.waitForFunction(() => window.subscribed === true);
+    await hub.publish(channel, { bundled: true });
+    assert.deepEqual(await received, { channel, event: 'message', data: { bundled: true } });
+    assert.deepEqual(problems, []);
+  } finally {
+    await page.close();
+  }
+}
 
 test('the demo page shows a channel\'s messages as they arrive', async () => {
   const files = await serveFiles(ROOT);
