@@ -10,7 +10,11 @@ source "$(dirname "$0")/lib.sh"
 if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
   apt_install nodejs npm
 fi
-[ -x /usr/bin/chromium ] || apt_install chromium
+if [ "$(node -p 'process.versions.node.split(".")[0]')" -lt 20 ]; then
+  echo "test-django: Node.js 20 or later is needed (playwright-core); found $(node --version)" >&2
+  exit 1
+fi
+apt_install chromium
 ensure_hubbub
 
 # Django and the `hubbub` Python package (with hubbub.django) in the shared virtualenv.
@@ -32,9 +36,10 @@ if [ ! -f "$ROOT/bindings-wasm/pkg/hubbub_client.js" ]; then
   fi
   want="$(sed -n 's/^wasm-bindgen = "=\(.*\)"$/\1/p' "$ROOT/bindings-wasm/Cargo.toml")"
   if [ "$(wasm-bindgen --version 2>/dev/null | awk '{print $2}')" != "$want" ]; then
-    cargo install -q wasm-bindgen-cli --version "=$want" --locked
+    cargo install -q wasm-bindgen-cli --version "=$want" --locked ||
+      cargo install -q wasm-bindgen-cli --version "=$want"
   fi
-  (cd "$ROOT/bindings-wasm" && npm run build)
+  (cd "$ROOT/bindings-wasm" && npm run --silent build)
 fi
 
 # playwright-core, for the test.

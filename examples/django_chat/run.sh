@@ -46,11 +46,14 @@ fi
 
 if [ ! -f "$ROOT/bindings-wasm/pkg/hubbub_client.js" ]; then
   say "building the browser package hubbub-client (bindings-wasm/pkg)"
-  if [ -f "$ROOT/bindings-wasm/package.json" ]; then
-    (cd "$ROOT/bindings-wasm" && npm run build)
-  else
-    "$ROOT/bindings-wasm/build.sh"
+  rustup target list --installed | grep -qx wasm32-unknown-unknown ||
+    rustup target add wasm32-unknown-unknown
+  want="$(sed -n 's/^wasm-bindgen = "=\(.*\)"$/\1/p' "$ROOT/bindings-wasm/Cargo.toml")"
+  if [ "$(wasm-bindgen --version 2>/dev/null | awk '{print $2}')" != "$want" ]; then
+    say "installing wasm-bindgen-cli $want (a few minutes, once)"
+    cargo install -q wasm-bindgen-cli --version "=$want" --locked
   fi
+  (cd "$ROOT/bindings-wasm" && npm run --silent build)
 fi
 
 "$PY" manage.py migrate --noinput -v 0
@@ -58,10 +61,13 @@ fi
 say "starting hubbub ($HUBBUB_BIN --config hubbub.toml)"
 "$HUBBUB_BIN" --config "$HERE/hubbub.toml" &
 hub=$!
+web=
+# Stops both (Ctrl-C, or one of them exited) and waits for them to finish.
 stop() {
   trap - EXIT INT TERM
-  kill -TERM "$hub" 2>/dev/null && wait "$hub" 2>/dev/null
-  exit "${1:-0}"
+  kill -TERM $hub $web 2>/dev/null || true
+  wait 2>/dev/null || true
+  exit "$1"
 }
 trap 'stop $?' EXIT
 trap 'stop 130' INT
@@ -78,4 +84,7 @@ done
 probe || { echo "hubbub does not answer at $health" >&2; exit 1; }
 
 say "the chat is at http://$CHAT_ADDR/ (demo users: $0 manage demo). Ctrl-C stops it."
-"$PY" manage.py runserver "$CHAT_ADDR"
+"$PY" manage.py runserver "$CHAT_ADDR" &
+web=$!
+# Until either exits, or Ctrl-C.
+wait -n "$hub" "$web"
