@@ -189,7 +189,7 @@ impl Publisher {
     }
 
     fn __repr__(&self) -> String {
-        format!("Publisher(url={:?})", self.endpoint.url)
+        format!("Publisher(url='{}')", self.endpoint.url)
     }
 
     /// Publishes ``data`` (any JSON value) to every subscriber of ``channel``.

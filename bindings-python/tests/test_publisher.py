@@ -45,8 +45,9 @@ def test_defaults(monkeypatch):
     assert hubbub.Publisher().url == "http://hub.example:1234"
     assert hubbub.Publisher("http://other:1").url == "http://other:1"
     assert repr(hubbub.Publisher("http://other:1", api_key="secret")) == (
-        'Publisher(url="http://other:1")'
+        "Publisher(url='http://other:1')"
     )
+    assert repr(hubbub.AsyncPublisher("http://other:1")) == "AsyncPublisher(url='http://other:1')"
 
 
 def test_publish_delivers_data_exactly(hub, ws):
