@@ -200,6 +200,9 @@ async fn not_found() -> ApiError {
     )
 }
 
+/// The WebSocket read buffer of each connection.
+const READ_BUFFER: usize = 4096;
+
 /// `GET /ws`: checks the Origin and hands the upgraded socket to a connection task.
 async fn websocket(
     State(node): State<Arc<Node>>,
@@ -222,6 +225,10 @@ async fn websocket(
     }
     let limit = node.config.max_message_size;
     upgrade
+        // The codec zero-fills its whole read buffer on the first read, so the 128 KiB
+        // default costs every idle connection 128 KiB of memory; client commands are small,
+        // and a larger frame still grows the buffer as it needs.
+        .read_buffer_size(READ_BUFFER)
         .max_message_size(limit)
         .max_frame_size(limit)
         .on_failed_upgrade(|e| tracing::warn!("WebSocket upgrade failed: {e}"))
