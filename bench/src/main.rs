@@ -444,7 +444,7 @@ impl Plan {
                     let record = match result {
                         Ok(m) => {
                             eprintln!(
-                                "round {} {:<10} {:<8} {:>12.0} {} p99 {:.2} ms, lost {}, CPU {:.0}%",
+                                "round {} {:<10} {:<8} {:>12.0} {} p99 {:.2} ms, lost {}, CPU {:.0}% (server CPUs busy {:.0}%, load generator {:.0}%)",
                                 round + 1,
                                 target.name(),
                                 scenario.name(),
@@ -452,7 +452,9 @@ impl Plan {
                                 scenario.headline().0,
                                 m.latency.p99_ms,
                                 m.lost,
-                                m.server_cpu_pct
+                                m.server_cpu_pct,
+                                m.server_set_busy_pct,
+                                m.client_cpu_pct
                             );
                             RunRecord {
                                 round,

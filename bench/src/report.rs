@@ -105,6 +105,8 @@ fn median_metrics(runs: &[&Metrics]) -> Metrics {
         rss_per_connection_kib: opt(&|m| m.rss_per_connection_kib),
         server_cpu_pct: f(&|m| m.server_cpu_pct),
         server_rss_mib: f(&|m| m.server_rss_mib),
+        client_cpu_pct: f(&|m| m.client_cpu_pct),
+        server_set_busy_pct: f(&|m| m.server_set_busy_pct),
     }
 }
 

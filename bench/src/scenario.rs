@@ -121,6 +121,14 @@ pub struct Metrics {
     pub server_cpu_pct: f64,
     /// The server's resident memory at the end of the measured window.
     pub server_rss_mib: f64,
+    /// The load generator's CPU use over the same window, in % of one core: near 100 × its
+    /// CPU count, the load generator (not the server) is what limits the figures.
+    #[serde(default)]
+    pub client_cpu_pct: f64,
+    /// How busy the server's CPU set was over the window (any process, interrupts
+    /// included), in % of the set.
+    #[serde(default)]
+    pub server_set_busy_pct: f64,
 }
 
 impl Metrics {
@@ -152,7 +160,7 @@ impl Run<'_> {
         concurrency: usize,
         timings: Option<&Mutex<Histogram<u64>>>,
     ) -> Result<(Subscribers, Publisher)> {
-        let subscriptions: u64 = plan.iter().map(|c| c.len() as u64).sum();
+        let subscriptions = self.target.expected_subscriptions(&plan);
         let sources = self.sources.take(plan.len());
         let sockets = open_all(
             self.target.clone(),
@@ -213,8 +221,19 @@ fn metrics(
         latency: Latency::of(&stats.latency.lock()),
         server_cpu_pct: 100.0 * (after.cpu_s - before.cpu_s) / seconds,
         server_rss_mib: after.rss_bytes as f64 / (1024.0 * 1024.0),
+        client_cpu_pct: 100.0 * (after.client_cpu_s - before.client_cpu_s) / seconds,
+        server_set_busy_pct: busy(before, after),
         ..Metrics::default()
     }
+}
+
+/// How busy the server's CPU set was between two readings, in %.
+fn busy(before: Usage, after: Usage) -> f64 {
+    let total = after.set_total_s - before.set_total_s;
+    if total <= 0.0 {
+        return 0.0;
+    }
+    100.0 * (after.set_busy_s - before.set_busy_s) / total
 }
 
 async fn fanout(run: &mut Run<'_>, tree: &ProcessTree) -> Result<Metrics> {
@@ -308,6 +327,8 @@ async fn idle(run: &mut Run<'_>, tree: &ProcessTree) -> Result<Metrics> {
     let window = started.elapsed();
     let mut m = metrics(&subscribers, &publisher, n, &sent, window, before, held);
     m.server_cpu_pct = 100.0 * (held.cpu_s - before.cpu_s) / 2.0;
+    m.client_cpu_pct = 100.0 * (held.client_cpu_s - before.client_cpu_s) / 2.0;
+    m.server_set_busy_pct = busy(before, held);
     let grown = held.rss_bytes.saturating_sub(baseline.rss_bytes) as f64;
     m.rss_per_connection_kib = Some(grown / 1024.0 / n as f64);
     subscribers.stop().await;

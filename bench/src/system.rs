@@ -4,6 +4,7 @@
 use anyhow::{bail, Context, Result};
 use nix::sched::{sched_setaffinity, CpuSet};
 use nix::unistd::Pid;
+use procfs::CurrentSI;
 use std::collections::HashSet;
 use std::net::Ipv4Addr;
 
@@ -104,6 +105,7 @@ impl Sources {
 /// workers, for instance).
 pub struct ProcessTree {
     root: i32,
+    cpus: Vec<usize>,
     ticks_per_s: f64,
     page_size: u64,
 }
@@ -113,12 +115,19 @@ pub struct ProcessTree {
 pub struct Usage {
     pub cpu_s: f64,
     pub rss_bytes: u64,
+    /// The load generator's own CPU seconds at the same moment.
+    pub client_cpu_s: f64,
+    /// Busy and total CPU seconds of the server's CPU set, interrupts included (on loopback
+    /// much of the network stack runs in softirq time that no process is charged for).
+    pub set_busy_s: f64,
+    pub set_total_s: f64,
 }
 
 impl ProcessTree {
-    pub fn new(root: u32) -> ProcessTree {
+    pub fn new(root: u32, cpus: &[usize]) -> ProcessTree {
         ProcessTree {
             root: root as i32,
+            cpus: cpus.to_vec(),
             ticks_per_s: procfs::ticks_per_second() as f64,
             page_size: procfs::page_size(),
         }
@@ -155,8 +164,40 @@ impl ProcessTree {
         Ok(members)
     }
 
+    /// This process (the load generator).
+    pub fn myself() -> ProcessTree {
+        ProcessTree::new(std::process::id(), &[])
+    }
+
+    /// CPU seconds of the root process alone (threads included, children not).
+    pub fn own_cpu_s(&self) -> f64 {
+        procfs::process::Process::new(self.root)
+            .and_then(|p| p.stat())
+            .map(|s| (s.utime + s.stime) as f64 / self.ticks_per_s)
+            .unwrap_or(0.0)
+    }
+
     pub fn usage(&self) -> Result<Usage> {
-        let mut usage = Usage::default();
+        let mut usage = Usage {
+            client_cpu_s: ProcessTree::myself().own_cpu_s(),
+            ..Usage::default()
+        };
+        if let Ok(kernel) = procfs::KernelStats::current() {
+            for (i, t) in kernel.cpu_time.iter().enumerate() {
+                if !self.cpus.contains(&i) {
+                    continue;
+                }
+                let busy = t.user
+                    + t.nice
+                    + t.system
+                    + t.irq.unwrap_or(0)
+                    + t.softirq.unwrap_or(0)
+                    + t.steal.unwrap_or(0);
+                let total = busy + t.idle + t.iowait.unwrap_or(0);
+                usage.set_busy_s += busy as f64 / self.ticks_per_s;
+                usage.set_total_s += total as f64 / self.ticks_per_s;
+            }
+        }
         for stat in self.members()? {
             usage.cpu_s += (stat.utime + stat.stime) as f64 / self.ticks_per_s;
             usage.rss_bytes += stat.rss * self.page_size;

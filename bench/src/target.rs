@@ -121,11 +121,19 @@ pub trait Target: Send + Sync {
     fn parse_subscriptions(&self, _body: &str) -> Option<u64> {
         None
     }
+
+    /// What [`Target::parse_subscriptions`] should reach once connections holding `plan`
+    /// are all in place: one per channel by default.
+    fn expected_subscriptions(&self, plan: &[Vec<String>]) -> u64 {
+        plan.iter().map(|c| c.len() as u64).sum()
+    }
 }
 
 /// A running server process (and its children).
 pub struct Server {
     pub child: Child,
+    /// The CPUs it is pinned to.
+    pub cpus: Vec<usize>,
     /// Where clients and publishers connect.
     pub addr: SocketAddr,
     pub log: PathBuf,
@@ -137,7 +145,7 @@ impl Server {
     }
 
     pub fn tree(&self) -> ProcessTree {
-        ProcessTree::new(self.pid())
+        ProcessTree::new(self.pid(), &self.cpus)
     }
 
     /// Asks the server to stop (SIGTERM), and kills it if it has not after `grace`.

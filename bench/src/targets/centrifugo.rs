@@ -52,7 +52,12 @@ impl Target for Centrifugo {
         command.current_dir(launch.dir).arg("--config").arg(&conf);
         let addr: SocketAddr = ([127, 0, 0, 1], port).into();
         let child = spawn_until_listening(command, addr, &log, Duration::from_secs(30))?;
-        Ok(Server { child, addr, log })
+        Ok(Server {
+            child,
+            cpus: launch.cpus.ids.clone(),
+            addr,
+            log,
+        })
     }
 
     fn ws_path(&self, _channels: &[String]) -> String {

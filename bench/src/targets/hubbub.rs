@@ -39,7 +39,12 @@ impl Target for Hubbub {
                 let c = listening.captures(line)?;
                 format!("{}:{}", &c[1], &c[2]).parse::<SocketAddr>().ok()
             })?;
-        Ok(Server { child, addr, log })
+        Ok(Server {
+            child,
+            cpus: launch.cpus.ids.clone(),
+            addr,
+            log,
+        })
     }
 
     fn ws_path(&self, _channels: &[String]) -> String {

@@ -65,6 +65,7 @@ impl Target for Nchan {
         let child = spawn_until_listening(command, addr, &log, Duration::from_secs(20))?;
         Ok(Server {
             child,
+            cpus: launch.cpus.ids.clone(),
             addr,
             log: launch.dir.join("error.log"),
         })
@@ -98,6 +99,11 @@ impl Target for Nchan {
 
     fn subscriptions(&self) -> Option<ApiRequest> {
         Some(ApiRequest::get("/status".to_owned()))
+    }
+
+    fn expected_subscriptions(&self, plan: &[Vec<String>]) -> u64 {
+        // A multiplexed connection counts as one subscriber.
+        plan.len() as u64
     }
 
     fn parse_subscriptions(&self, body: &str) -> Option<u64> {
