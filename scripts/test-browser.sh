@@ -39,9 +39,12 @@ ensure_hubbub
 cd "$ROOT/bindings-wasm"
 # npm writes node_modules/.package-lock.json on every install: older than the lock file
 # means the installed packages are stale.
+# `npm install`, not `npm ci`: the lock file holds only this platform's entry among the
+# optional per-platform packages of vite's bundler, which `npm ci` refuses as out of sync;
+# `npm install` follows the lock file all the same.
 if [ ! -f node_modules/.package-lock.json ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
   say "installing bindings-wasm's npm packages"
-  npm ci --no-audit --no-fund --loglevel=error
+  npm install --no-audit --no-fund --loglevel=error
 fi
 
 say "building hubbub-client (npm run build)"
