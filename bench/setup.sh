@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# Installs the peers hubbub-bench compares hubbub with, from the package registries, and
+# skips what is already there:
+#
+#   nchan       Debian's nginx and libnginx-mod-nchan
+#   sockudo     cargo install sockudo (a long compile; needs protoc, from protobuf-compiler)
+#   centrifugo  go install github.com/centrifugal/centrifugo/v6@latest, where the Go module
+#               proxy serves it (the run skips Centrifugo with a message where it does not)
+#
+# plus matplotlib in the project's virtualenv for the charts (bench/charts.py).
+# Nothing of the peers' code is kept in this repository.
+source "$(dirname "$0")/../scripts/lib.sh"
+cd "$ROOT"
+
+apt_install nginx libnginx-mod-nchan protobuf-compiler util-linux python3-venv
+
+if command -v sockudo >/dev/null || [ -x "$HOME/.cargo/bin/sockudo" ]; then
+  say "sockudo is installed"
+else
+  say "cargo install sockudo (takes a while)"
+  CARGO_TARGET_DIR="${SOCKUDO_TARGET_DIR:-/tmp/sockudo-target}" nice -n 19 \
+    cargo install --locked sockudo
+fi
+
+if command -v centrifugo >/dev/null || [ -x "$HOME/go/bin/centrifugo" ]; then
+  say "centrifugo is installed"
+elif ! command -v go >/dev/null; then
+  say "no Go toolchain: Centrifugo will be skipped"
+elif ! nice -n 19 go install github.com/centrifugal/centrifugo/v6@latest; then
+  say "go install of Centrifugo failed: Centrifugo will be skipped"
+fi
+
+ensure_venv
+"$VENV/bin/python" -c "import matplotlib" 2>/dev/null || "$VENV/bin/pip" install -q matplotlib
+say "peers ready"
