@@ -18,9 +18,9 @@
 //! protocol definition of its own.
 //!
 //! - [`Client`] and [`Subscription`]: the JavaScript API (this file).
-//! - [`connection`]: the state machine (handshake, answers, heartbeat, reconnection).
-//! - [`subscriptions`]: which channels are wanted, and whose callbacks get their messages.
-//! - [`options`], [`backoff`], [`message`], [`error`]: the options object, the reconnection
+//! - `connection`: the state machine (handshake, answers, heartbeat, reconnection).
+//! - `subscriptions`: which channels are wanted, and whose callbacks get their messages.
+//! - `options`, `backoff`, `message`, `error`: the options object, the reconnection
 //!   delays, deliveries as JS objects, and the errors.
 //! - `types.d.ts`: the TypeScript types the generated declarations refer to.
 
