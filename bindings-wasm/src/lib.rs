@@ -13,7 +13,7 @@
 //! await sub.unsubscribe()
 //! ```
 //!
-//! The frames on the wire are hubbub-core's [`Command`](hubbub_core::protocol::Command)
+//! The frames on the wire are hubbub-core's [`Command`]
 //! and [`ServerFrame`](hubbub_core::protocol::ServerFrame), compiled in: the package has no
 //! protocol definition of its own.
 //!
