@@ -9,6 +9,7 @@ mod node;
 mod session;
 mod shutdown;
 
+use axum::serve::ListenerExt;
 use clap::{Parser, Subcommand};
 use config::{Config, Overrides};
 use hubbub_core::auth::{sign, Claims};
@@ -188,6 +189,13 @@ async fn run(config: Config) -> std::io::Result<()> {
             std::io::Error::new(e.kind(), format!("cannot listen on {}: {e}", config.listen))
         })?;
     let addr = listener.local_addr()?;
+    // Frames are small and must go out at once: without TCP_NODELAY, Nagle's algorithm
+    // holds a frame written while an earlier one is still unacknowledged.
+    let listener = listener.tap_io(|tcp| {
+        if let Err(e) = tcp.set_nodelay(true) {
+            tracing::debug!("cannot set TCP_NODELAY: {e}");
+        }
+    });
     let dev_mode = config.dev_mode;
     let node = Node::new(config);
     tracing::info!("hubbub {} listening on http://{addr}", hubbub_core::VERSION);
