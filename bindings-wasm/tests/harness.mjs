@@ -20,7 +20,9 @@ const LISTENING = /listening on http:\/\/([0-9.]+):([0-9]+)/;
 
 // One config for every hub of the suite: tokens, an API key, and anonymous reading of
 // `public:*` only, so that everything else needs a token's permission.
-const CONFIG = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'hubbub-browser-')), 'hubbub.toml');
+const CONFIG_DIR = fs.mkdtempSync(path.join(os.tmpdir(), 'hubbub-browser-'));
+const CONFIG = path.join(CONFIG_DIR, 'hubbub.toml');
+process.on('exit', () => fs.rmSync(CONFIG_DIR, { recursive: true, force: true }));
 fs.writeFileSync(
   CONFIG,
   `token_secret = "${SECRET}"\napi_keys = ["${API_KEY}"]\n\n[anonymous]\nread = ["public:*"]\n`,
