@@ -21,6 +21,7 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 use std::error::Error as _;
 use std::ptr;
+use std::rc::Rc;
 use std::sync::atomic::{AtomicPtr, Ordering};
 use std::time::Duration;
 
@@ -93,7 +94,7 @@ struct Local {
 }
 
 thread_local! {
-    static LOCAL: std::cell::RefCell<Option<Local>> = const { std::cell::RefCell::new(None) };
+    static LOCAL: std::cell::RefCell<Option<Rc<Local>>> = const { std::cell::RefCell::new(None) };
 }
 
 fn client() -> reqwest::Result<reqwest::Client> {
@@ -105,32 +106,39 @@ fn client() -> reqwest::Result<reqwest::Client> {
 }
 
 /// Runs `f` with this thread's runtime and pool, made on first use and after a fork.
+///
+/// `f` may run Python code (encoding data can set off the garbage collector, and a
+/// `__del__` may publish), so the thread-local is not borrowed while it runs.
 pub fn on_this_thread<R>(
     f: impl FnOnce(&tokio::runtime::Runtime, &reqwest::Client) -> PyResult<R>,
 ) -> PyResult<R> {
-    LOCAL.with(|cell| {
+    let local = LOCAL.with(|cell| -> PyResult<Rc<Local>> {
         let pid = std::process::id();
         let mut slot = cell.borrow_mut();
         if slot.as_ref().is_some_and(|l| l.pid != pid) {
             // Made before a fork: its sockets are the parent's too. Leave them be.
             std::mem::forget(slot.take());
         }
-        if slot.is_none() {
-            let runtime = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .map_err(|e| PyRuntimeError::new_err(format!("hubbub cannot start: {e}")))?;
-            let client = client()
-                .map_err(|e| PyRuntimeError::new_err(format!("hubbub cannot start: {e}")))?;
-            *slot = Some(Local {
-                pid,
-                runtime,
-                client,
-            });
+        if let Some(local) = slot.as_ref() {
+            return Ok(Rc::clone(local));
         }
-        let local = slot.as_ref().expect("made above");
-        f(&local.runtime, &local.client)
-    })
+        let failed = |e: &dyn std::fmt::Display| {
+            PyRuntimeError::new_err(format!("hubbub cannot start its HTTP client: {e}"))
+        };
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| failed(&e))?;
+        let client = client().map_err(|e| failed(&e))?;
+        let local = Rc::new(Local {
+            pid,
+            runtime,
+            client,
+        });
+        *slot = Some(Rc::clone(&local));
+        Ok(local)
+    })?;
+    f(&local.runtime, &local.client)
 }
 
 /// Where a publisher sends its calls: the hub's base URL, the API key and the timeout.

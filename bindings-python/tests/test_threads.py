@@ -122,3 +122,25 @@ def test_publishers_work_after_fork(hub, ws):
     asyncio.run(ap.publish("forked", "parent after, async"))
     assert browser.recv()["message"]["data"] == "parent after"
     assert browser.recv()["message"]["data"] == "parent after, async"
+
+
+def test_a_call_made_while_another_is_being_prepared(hub, ws):
+    """Python code runs while a call reads its arguments (here a sequence's __getitem__;
+    in life, a __del__ set off by the garbage collector) and may publish itself."""
+    browser = ws(hub.ws_url)
+    browser.subscribe("reentrant")
+    p = hubbub.Publisher(hub.url)
+
+    class Channels:
+        def __len__(self) -> int:
+            return 1
+
+        def __getitem__(self, i: int) -> str:
+            if i:
+                raise IndexError(i)
+            p.publish("reentrant", "inner")
+            return "reentrant"
+
+    assert p.broadcast(Channels(), "outer") == {"published": ["reentrant"]}
+    assert browser.recv()["message"]["data"] == "inner"
+    assert browser.recv()["message"]["data"] == "outer"
