@@ -228,7 +228,10 @@ pub fn check_api_key(keys: &[String], given: Option<&str>) -> Result<(), Rejecti
 #[derive(Debug, Clone, Default)]
 pub struct Authenticator {
     users: HashMap<String, User>,
+    // Read only where tokens are built in.
+    #[cfg_attr(not(feature = "jwt"), allow(dead_code))]
     token_secret: Option<Vec<u8>>,
+    #[cfg_attr(not(feature = "jwt"), allow(dead_code))]
     token_require_exp: bool,
     anonymous_read: Vec<String>,
 }
