@@ -21,7 +21,7 @@ use crate::options::Options;
 use crate::subscriptions::{Removed, Subscriptions};
 use crate::Subscription;
 use gloo_timers::callback::{Interval, Timeout};
-use hubbub_core::protocol::{ChannelRef, Command, RawJson, ServerFrame, Subscribe};
+use hubbub_core::protocol::{close, ChannelRef, Command, RawJson, ServerFrame, Subscribe};
 use hubbub_core::{channel, Rejection};
 use js_sys::{Function, Promise};
 use std::cell::RefCell;
@@ -341,9 +341,11 @@ impl Connection {
             }
         });
         let this = self.this.clone();
-        let on_close = Closure::<dyn FnMut(CloseEvent)>::new(move |_: CloseEvent| {
+        let on_close = Closure::<dyn FnMut(CloseEvent)>::new(move |event: CloseEvent| {
             if let Some(shared) = this.upgrade() {
-                with(&shared, |c, calls| c.closed(generation, calls));
+                with(&shared, |c, calls| {
+                    c.closed(generation, event.code(), calls)
+                });
             }
         });
         ws.set_onmessage(Some(on_message.as_ref().unchecked_ref()));
@@ -545,8 +547,15 @@ impl Connection {
     }
 
     /// The socket's close event (an error event is always followed by one).
-    fn closed(&mut self, generation: u32, calls: &mut Calls) {
-        if self.socket(generation).is_some() {
+    fn closed(&mut self, generation: u32, code: u16, calls: &mut Calls) {
+        if self.socket(generation).is_none() {
+            return;
+        }
+        if code == close::DISCONNECTED {
+            // The application closed this connection on purpose: coming back would undo it.
+            let error = error::error(CLOSED, Some("disconnected by the application"));
+            self.shut(&error, calls);
+        } else {
             self.connection_lost(calls);
         }
     }

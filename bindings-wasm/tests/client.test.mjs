@@ -401,6 +401,27 @@ describe('sending', () => {
 });
 
 describe('resilience', () => {
+  test('a client the application disconnects (close 4000) stays closed', async () => {
+    const promise = page.evaluate(async (url) => {
+      const { Client, Recorder } = window.hubbub;
+      const states = new Recorder();
+      const client = new Client(url, { onStateChange: states.push, reconnect: { minDelayMs: 10, maxDelayMs: 20 } });
+      await client.connect();
+      window.clientId = client.clientId;
+      window.step = 'connected';
+      await states.wait((s) => s === 'closed', 'closed');
+      return { state: client.state, states: states.items, connect: await client.connect().catch((e) => e.code) };
+    }, hub.ws);
+    await until('connected');
+    const clientId = await page.evaluate(() => window.clientId);
+    assert.deepEqual(await hub.api('POST', '/api/disconnect', { client: clientId }), { disconnected: 1 });
+    assert.deepEqual(await promise, {
+      state: 'closed',
+      states: ['connecting', 'connected', 'closed'],
+      connect: 'CLOSED',
+    });
+  });
+
   test('after a server restart the client reconnects, re-authenticates and resubscribes', async () => {
     const own = await Hub.start();
     try {

@@ -94,6 +94,21 @@ impl<'de> Deserialize<'de> for True {
     }
 }
 
+/// The WebSocket close codes the server uses.
+pub mod close {
+    /// After the client's `disconnect`.
+    pub const NORMAL: u16 = 1000;
+    /// The server is shutting down, or the peer stopped answering pings.
+    pub const GOING_AWAY: u16 = 1001;
+    /// The client could not keep up with its deliveries (reason `slow consumer`).
+    pub const POLICY: u16 = 1008;
+    /// The client sent a frame larger than `max_message_size`.
+    pub const TOO_BIG: u16 = 1009;
+    /// The application closed the connection through `POST /api/disconnect`: a client
+    /// should not reconnect on its own.
+    pub const DISCONNECTED: u16 = 4000;
+}
+
 // ---------------------------------------------------------------------------------------
 // Client to server
 // ---------------------------------------------------------------------------------------

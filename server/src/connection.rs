@@ -12,7 +12,7 @@ use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket};
 use futures_util::stream::{SplitSink, SplitStream};
 use futures_util::{SinkExt, StreamExt};
 use hubbub_core::hub::{ClientId, Subscriber};
-use hubbub_core::protocol::ServerFrame;
+use hubbub_core::protocol::{close, ServerFrame};
 use hubbub_core::Error;
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
@@ -26,16 +26,6 @@ pub type Frame = Utf8Bytes;
 /// Encodes a server frame once.
 pub fn encode(frame: &ServerFrame) -> Frame {
     Utf8Bytes::from(frame.to_json())
-}
-
-/// Close codes the server uses.
-pub mod close {
-    pub const NORMAL: u16 = 1000;
-    pub const GOING_AWAY: u16 = 1001;
-    pub const POLICY: u16 = 1008;
-    pub const TOO_BIG: u16 = 1009;
-    /// Closed through `POST /api/disconnect`.
-    pub const DISCONNECTED: u16 = 4000;
 }
 
 /// How many queued frames the writer sends before one flush.

@@ -159,7 +159,7 @@ async fn disconnect(
     let clients = node.targets(&r.target()?);
     for client in &clients {
         client.close(
-            connection::close::DISCONNECTED,
+            hubbub_core::protocol::close::DISCONNECTED,
             "disconnected by the application",
         );
     }

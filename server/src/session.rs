@@ -4,12 +4,13 @@
 //! applied; each command has its own method below. Answers are queued in the order the
 //! commands came, on the same queue as deliveries.
 
-use crate::connection::{close, encode, Outbound};
+use crate::connection::{encode, Outbound};
 use crate::node::Node;
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use hubbub_core::api::Target;
 use hubbub_core::auth::Identity;
 use hubbub_core::hub::{ClientId, Subscribed};
+use hubbub_core::protocol::close;
 use hubbub_core::protocol::{
     Broadcast, ChannelRef, Command, Credentials, Direct, Resubscribed, ServerFrame, Subscribe, True,
 };
