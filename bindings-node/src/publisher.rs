@@ -6,12 +6,13 @@
 use crate::failure::Failure;
 use hubbub_core::api::{self, Target};
 use hubbub_core::protocol::RawJson;
-use napi::{Error, Result, Status};
+use napi::bindgen_prelude::{Function, JsObjectValue, Object, PromiseRaw, Unknown};
+use napi::{Env, Error, Result, Status};
 use napi_derive::napi;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
-use serde_json::Value;
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::Duration;
 
 /// The hub's address when neither the options nor `HUBBUB_URL` give one.
@@ -117,10 +118,7 @@ pub struct Info {
 /// Publishes to a hubbub hub over its HTTP API.
 #[napi]
 pub struct Publisher {
-    http: reqwest::Client,
-    /// The base URL without a trailing slash.
-    url: String,
-    api_key: Option<String>,
+    hub: Arc<Hub>,
 }
 
 #[napi]
@@ -153,68 +151,87 @@ impl Publisher {
             .build()
             .map_err(|e| Error::from_reason(format!("cannot set up the HTTP client: {e}")))?;
         Ok(Publisher {
-            http,
-            url: url.trim_end_matches('/').to_owned(),
-            api_key,
+            hub: Arc::new(Hub {
+                http,
+                url: url.trim_end_matches('/').to_owned(),
+                api_key,
+            }),
         })
     }
 
     /// The hub's base URL.
     #[napi(getter)]
     pub fn url(&self) -> String {
-        self.url.clone()
+        self.hub.url.clone()
     }
 
     /// Publishes `data` (any JSON value) on `channel` with `options.event` (default
     /// `"message"`). Publishing to a channel nobody is subscribed to succeeds.
-    #[napi]
-    pub async fn publish(
+    #[napi(ts_return_type = "Promise<Published>")]
+    pub fn publish<'env>(
         &self,
+        env: &'env Env,
         channel: String,
-        data: Value,
+        #[napi(ts_arg_type = "unknown")] data: Unknown,
         options: Option<PublishOptions>,
-    ) -> Result<Published> {
+    ) -> Result<PromiseRaw<'env, Published>> {
         let request = api::PublishRequest {
             channel,
-            data: raw(&data)?,
+            data: json(env, data)?,
             event: event(options.and_then(|o| o.event)),
         };
-        let answer: api::Published = self.post("/api/publish", &request).await?;
-        Ok(Published {
-            published: answer.published,
-            offset: answer.offset.map(|o| o as i64),
+        let hub = self.hub.clone();
+        env.spawn_future(async move {
+            let answer: api::Published = hub.post("/api/publish", &request).await?;
+            Ok(Published {
+                published: answer.published,
+                offset: answer.offset.map(|o| o as i64),
+            })
         })
     }
 
     /// Publishes `data` on every channel of `channels` at once.
-    #[napi]
-    pub async fn broadcast(
+    #[napi(ts_return_type = "Promise<BroadcastPublished>")]
+    pub fn broadcast<'env>(
         &self,
+        env: &'env Env,
         channels: Vec<String>,
-        data: Value,
+        #[napi(ts_arg_type = "unknown")] data: Unknown,
         options: Option<PublishOptions>,
-    ) -> Result<BroadcastPublished> {
+    ) -> Result<PromiseRaw<'env, BroadcastPublished>> {
         let request = api::BroadcastRequest {
             channels,
-            data: raw(&data)?,
+            data: json(env, data)?,
             event: event(options.and_then(|o| o.event)),
         };
-        let answer: api::BroadcastPublished = self.post("/api/broadcast", &request).await?;
-        Ok(BroadcastPublished {
-            published: answer.published,
+        let hub = self.hub.clone();
+        env.spawn_future(async move {
+            let answer: api::BroadcastPublished = hub.post("/api/broadcast", &request).await?;
+            Ok(BroadcastPublished {
+                published: answer.published,
+            })
         })
     }
 
     /// Sends `data` to one connection (`options.client`) or to every connection of one user
     /// (`options.user`). Rejects with `INVALID_CLIENT` when nobody matched.
-    #[napi]
-    pub async fn direct(&self, data: Value, options: DirectOptions) -> Result<DirectDelivered> {
-        let target = target(options.client, options.user)?;
-        let request = api::DirectRequest::new(target, event(options.event), raw(&data)?);
-        let answer: api::DirectDelivered = self.post("/api/direct", &request).await?;
-        Ok(DirectDelivered {
-            direct_sent: answer.direct_sent,
-            delivered: count(answer.delivered),
+    #[napi(ts_return_type = "Promise<DirectDelivered>")]
+    pub fn direct<'env>(
+        &self,
+        env: &'env Env,
+        #[napi(ts_arg_type = "unknown")] data: Unknown,
+        options: DirectOptions,
+    ) -> Result<PromiseRaw<'env, DirectDelivered>> {
+        let data = json(env, data)?;
+        let hub = self.hub.clone();
+        env.spawn_future(async move {
+            let target = target(options.client, options.user)?;
+            let request = api::DirectRequest::new(target, event(options.event), data);
+            let answer: api::DirectDelivered = hub.post("/api/direct", &request).await?;
+            Ok(DirectDelivered {
+                direct_sent: answer.direct_sent,
+                delivered: count(answer.delivered),
+            })
         })
     }
 
@@ -223,7 +240,7 @@ impl Publisher {
     #[napi]
     pub async fn disconnect(&self, options: DisconnectOptions) -> Result<Disconnected> {
         let request = api::DisconnectRequest::new(target(options.client, options.user)?);
-        let answer: api::Disconnected = self.post("/api/disconnect", &request).await?;
+        let answer: api::Disconnected = self.hub.post("/api/disconnect", &request).await?;
         Ok(Disconnected {
             disconnected: count(answer.disconnected),
         })
@@ -232,7 +249,7 @@ impl Publisher {
     /// Every channel with at least one subscriber, and how many it has.
     #[napi]
     pub async fn channels(&self) -> Result<Channels> {
-        let answer: api::Channels = self.get("/api/channels").await?;
+        let answer: api::Channels = self.hub.get("/api/channels").await?;
         Ok(Channels {
             channels: answer
                 .channels
@@ -248,7 +265,7 @@ impl Publisher {
     /// The hub's version, connection and channel counts, and uptime.
     #[napi]
     pub async fn info(&self) -> Result<Info> {
-        let answer: api::Info = self.get("/api/info").await?;
+        let answer: api::Info = self.hub.get("/api/info").await?;
         Ok(Info {
             version: answer.version,
             connections: count(answer.connections),
@@ -258,7 +275,15 @@ impl Publisher {
     }
 }
 
-impl Publisher {
+/// Where the hub is and how to reach it; shared by a publisher's calls in flight.
+struct Hub {
+    http: reqwest::Client,
+    /// The base URL without a trailing slash.
+    url: String,
+    api_key: Option<String>,
+}
+
+impl Hub {
     async fn post<B: Serialize, A: DeserializeOwned>(
         &self,
         path: &str,
@@ -293,12 +318,22 @@ impl Publisher {
     }
 }
 
-/// A JavaScript value as the raw JSON the API carries.
-fn raw(data: &Value) -> std::result::Result<RawJson, Failure> {
-    RawJson::from_value(data).map_err(|e| {
-        hubbub_core::Error::InvalidPayload
-            .because(e.to_string())
-            .into()
+/// Application data as JSON text, encoded by JavaScript's own `JSON.stringify` on the
+/// calling thread, so `toJSON` (dates), left-out `undefined` properties and `NaN` as `null`
+/// all behave as JavaScript developers expect. A value with no JSON form (`undefined`, a
+/// function, a symbol) is refused; one `JSON.stringify` throws on (a BigInt, a cycle)
+/// throws the same error.
+fn json(env: &Env, data: Unknown) -> Result<RawJson> {
+    let json: Object = env.get_global()?.get_named_property("JSON")?;
+    let stringify: Function<Unknown, Option<String>> = json.get_named_property("stringify")?;
+    let text = stringify.call(data)?.ok_or_else(|| {
+        Error::new(
+            Status::InvalidArg,
+            "data has no JSON form (undefined, a function or a symbol)",
+        )
+    })?;
+    RawJson::from_string(text).map_err(|e| {
+        Failure::from(hubbub_core::Error::InvalidPayload.because(e.to_string())).into()
     })
 }
 

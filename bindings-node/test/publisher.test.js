@@ -84,6 +84,26 @@ describe('Publisher against a development-mode hub', () => {
     assert.deepEqual(await c.next('message'), { channel: 'room:1', event: 'chat', data: { x: 1 } })
   })
 
+  it('publish() encodes data as JSON.stringify does, when it is called', async () => {
+    const c = await connect()
+    await c.subscribe('json')
+    const data = {
+      at: new Date(0),
+      gone: undefined,
+      nan: NaN,
+      custom: { toJSON: () => 'custom form' },
+      list: [undefined, () => 1],
+    }
+    const sent = publisher.publish('json', data)
+    data.at = 'changed after the call'
+    await sent
+    assert.deepEqual(await c.next('message'), {
+      channel: 'json',
+      event: 'message',
+      data: { at: '1970-01-01T00:00:00.000Z', nan: null, custom: 'custom form', list: [null, null] },
+    })
+  })
+
   it('publish() to a channel nobody is subscribed to succeeds', async () => {
     assert.deepEqual(await publisher.publish('nobody:here', 1), { published: 'nobody:here' })
   })
@@ -152,7 +172,12 @@ describe('Publisher against a development-mode hub', () => {
   it('rejects arguments of the wrong type without calling the hub', async () => {
     await assert.rejects(publisher.publish(42, 1), (err) => !(err instanceof HubbubError))
     await assert.rejects(publisher.direct(1), (err) => !(err instanceof HubbubError))
-    await assert.rejects(publisher.publish('c', () => 1), (err) => !(err instanceof HubbubError))
+    for (const data of [undefined, () => 1, Symbol('s'), 10n]) {
+      await assert.rejects(publisher.publish('c', data), (err) => !(err instanceof HubbubError))
+    }
+    const cycle = {}
+    cycle.self = cycle
+    await assert.rejects(publisher.publish('c', cycle), /circular/)
   })
 
   it('keeps many publishes in flight at once on kept-alive connections', async () => {
