@@ -151,9 +151,17 @@ describe('MultiChat on hubbub', () => {
     const context = await browser.newContext();
     context.setDefaultTimeout(WAIT_MS);
     const page = await context.newPage();
+    page.username = username;
     page.sockets = [];
     page.errors = [];
-    page.on('websocket', (ws) => page.sockets.push(ws));
+    page.frames_ = [];
+    page.on('websocket', (ws) => {
+      page.sockets.push(ws);
+      const log = (dir) => (frame) => page.frames_.push(`${dir} ${frame.payload}`.slice(0, 200));
+      ws.on('framesent', log('→'));
+      ws.on('framereceived', log('←'));
+      ws.on('close', () => page.frames_.push('socket closed'));
+    });
     page.on('pageerror', (err) => page.errors.push(err.message));
     page.on('console', (msg) => msg.type() === 'error' && page.errors.push(msg.text()));
     page.on('response', (r) => r.status() >= 400 && page.errors.push(`${r.status()} ${r.url()}`));
@@ -163,27 +171,44 @@ describe('MultiChat on hubbub', () => {
     await page.click('button[type=submit]');
     await page.waitForSelector('#status[data-state=connected]').catch(async (err) => {
       const state = await page.textContent('#status').catch(() => '?');
-      throw new Error(`${username}'s page did not connect (status ${state}; page errors: ${page.errors.join(' | ')})`, { cause: err });
+      throw new Error(`${username}'s page did not connect (status ${state}; page errors: ${page.errors.join(' | ')})${trace(page)}`, { cause: err });
     });
     assert.match(await page.textContent('.who'), new RegExp(`^${username}\\b`));
     return page;
   }
 
-  // The hub's view of its channels, through its HTTP API with the example's key.
-  async function hubChannels() {
-    const response = await fetch(`${hubUrl}/api/channels`, {
+  // The hub's own view, through its HTTP API with the example's key.
+  async function hubApi(route) {
+    const response = await fetch(`${hubUrl}${route}`, {
       headers: { Authorization: `Bearer ${API_KEY}` },
     });
     assert.equal(response.status, 200);
-    return (await response.json()).channels;
+    return response.json();
   }
+  const hubChannels = async () => (await hubApi('/api/channels')).channels;
 
   const roomItem = (title) => `#rooms li[data-title="${title}"]`;
   const pane = (title) => `#chats .room[data-title="${title}"]`;
 
+  // What a page's WebSocket carried, for failure messages.
+  const trace = (page) => `\nframes of ${page.username}'s page:\n  ${page.frames_.slice(-30).join('\n  ')}`;
+
+  // Clicks a room's Join button. Clicks on one page go one at a time (they share its
+  // mouse); the subscriptions they start may be in flight together.
+  const clickJoin = (page, title) => page.click(`${roomItem(title)} button.join`);
+
+  // Waits until the page has joined the room, and fails at once if it was refused.
+  async function joined(page, title) {
+    await page
+      .waitForSelector(`${roomItem(title)}[data-joined], ${roomItem(title)} .error:not([hidden])`)
+      .catch((err) => assert.fail(`${err.message}${trace(page)}`));
+    const refused = page.locator(`${roomItem(title)} .error:not([hidden])`);
+    if (await refused.count()) assert.fail(`joining ${title}: ${await refused.textContent()}${trace(page)}`);
+  }
+
   async function join(page, title) {
-    await page.click(`${roomItem(title)} button.join`);
-    await page.waitForSelector(`${roomItem(title)}[data-joined]`);
+    await clickJoin(page, title);
+    await joined(page, title);
   }
 
   async function say(page, title, text) {
@@ -194,7 +219,7 @@ describe('MultiChat on hubbub', () => {
   // Waits for the message to appear in the room's pane and returns who sent it.
   async function seen(page, title, text) {
     const item = page.locator(`${pane(title)} .messages li`, { hasText: text });
-    await item.waitFor();
+    await item.waitFor().catch((err) => assert.fail(`${err.message}${trace(page)}`));
     return item.locator('.user').textContent();
   }
 
@@ -219,12 +244,14 @@ describe('MultiChat on hubbub', () => {
 
   test('the hub refuses the staff-only room to the non-staff user', async () => {
     const { guest } = pages;
-    await guest.click(`${roomItem('Staff lounge')} button.join`);
+    await clickJoin(guest, 'Staff lounge');
     const error = guest.locator(`${roomItem('Staff lounge')} .error`);
     await error.waitFor({ state: 'visible' });
     assert.match(await error.textContent(), /^ACCESS_DENIED/);
     assert.equal(await guest.locator(pane('Staff lounge')).count(), 0);
     assert.equal(await guest.locator(`${roomItem('Staff lounge')}[data-joined]`).count(), 0);
+    const staffChannel = await guest.getAttribute(roomItem('Staff lounge'), 'data-channel');
+    assert.equal((await hubChannels())[staffChannel], undefined);
 
     // Posting to it through Django is refused as well.
     const answer = await guest.evaluate(async (url) => {
@@ -241,7 +268,10 @@ describe('MultiChat on hubbub', () => {
 
   test('the staff user receives messages from several rooms on one socket', async () => {
     const { staff, guest } = pages;
-    await Promise.all([join(staff, 'Staff lounge'), join(staff, 'Random'), join(guest, 'Random')]);
+    await clickJoin(staff, 'Staff lounge');
+    await clickJoin(staff, 'Random');
+    await clickJoin(guest, 'Random');
+    await Promise.all([joined(staff, 'Staff lounge'), joined(staff, 'Random'), joined(guest, 'Random')]);
 
     await say(staff, 'Staff lounge', 'staff eyes only');
     assert.equal(await seen(staff, 'Staff lounge', 'staff eyes only'), 'staff');
@@ -259,6 +289,11 @@ describe('MultiChat on hubbub', () => {
     assert.equal(staff.sockets.length, 1);
     assert.equal(staff.sockets[0].isClosed(), false);
     assert.equal(await staff.getAttribute('#status', 'data-state'), 'connected');
+    // On the hub: two connections in all, one per page, holding every subscription.
+    assert.equal((await hubApi('/api/info')).connections, 2);
+    const channels = await hubChannels();
+    const subscribers = Object.values(channels).reduce((n, c) => n + c.subscribers, 0);
+    assert.equal(subscribers, 5); // staff: Lobby, Random, Staff lounge; guest: Lobby, Random
   });
 
   test('leaving a room unsubscribes from its channel on the hub', async () => {
