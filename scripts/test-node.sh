@@ -11,11 +11,15 @@ fi
 ensure_hubbub
 
 cd "$ROOT/bindings-node"
-# npm writes node_modules/.package-lock.json on every install: older than the lock file
-# means the installed packages are stale.
-if [ ! -f node_modules/.package-lock.json ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
+# npm writes node_modules/.package-lock.json on every install: older than package.json or
+# the lock file means the installed packages are stale. (`npm install` rather than `npm ci`:
+# the lock file holds @napi-rs/cli's platform packages for this platform only, which
+# `npm ci` refuses.)
+if [ ! -f node_modules/.package-lock.json ] ||
+  [ package.json -nt node_modules/.package-lock.json ] ||
+  [ package-lock.json -nt node_modules/.package-lock.json ]; then
   say "installing hubbub-node's npm packages"
-  npm ci --no-audit --no-fund --loglevel=error
+  npm install --no-audit --no-fund --loglevel=error
 fi
 
 say "building hubbub-node"
