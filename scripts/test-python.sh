@@ -10,9 +10,9 @@ ensure_hubbub
 ensure_venv
 
 PY="$VENV/bin/python"
-if ! "$PY" -c "import pytest, websockets, django, requests" 2>/dev/null || [ ! -x "$VENV/bin/maturin" ]; then
+if ! "$PY" -c "import pytest, websockets, django, requests, mypy" 2>/dev/null || [ ! -x "$VENV/bin/maturin" ]; then
   say "installing the Python test tools into $VENV"
-  "$VENV/bin/pip" install -q "maturin>=1.9.4,<2" pytest "websockets>=13" "django>=4.2" requests
+  "$VENV/bin/pip" install -q "maturin>=1.9.4,<2" pytest "websockets>=13" "django>=4.2" requests mypy
 fi
 
 # pip builds the extension with maturin (cargo, release profile, incremental in target/).

@@ -15,7 +15,7 @@ done in Rust by hubbub's own core, the code the hub itself runs.
 from __future__ import annotations
 
 import asyncio
-from typing import Any, Callable, Optional, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Optional, Sequence, cast
 
 from hubbub._native import (
     AccessDenied,
@@ -34,6 +34,16 @@ from hubbub._native import (
     token,
     verify_token,
 )
+
+if TYPE_CHECKING:
+    from hubbub._native import (
+        BroadcastPublished,
+        Channels,
+        DirectDelivered,
+        Disconnected,
+        Info,
+        Published,
+    )
 
 __all__ = [
     "AccessDenied",
@@ -54,7 +64,7 @@ __all__ = [
 ]
 
 
-def _settle(future: asyncio.Future, answer: Any, error: Optional[BaseException]) -> None:
+def _settle(future: "asyncio.Future[Any]", answer: Any, error: Optional[BaseException]) -> None:
     if future.done():  # cancelled while the call was on its way
         return
     if error is not None:
@@ -118,13 +128,18 @@ class AsyncPublisher:
             pending.cancel()
             raise
 
-    async def publish(self, channel: str, data: Any, event: str = "message") -> dict:
+    async def publish(self, channel: str, data: Any, event: str = "message") -> Published:
         """Publishes ``data`` (any JSON value) to every subscriber of ``channel``."""
-        return await self._call(self._native.publish, channel, data, event)
+        return cast("Published", await self._call(self._native.publish, channel, data, event))
 
-    async def broadcast(self, channels: Sequence[str], data: Any, event: str = "message") -> dict:
+    async def broadcast(
+        self, channels: Sequence[str], data: Any, event: str = "message"
+    ) -> BroadcastPublished:
         """Publishes ``data`` to every subscriber of each of ``channels``."""
-        return await self._call(self._native.broadcast, channels, data, event)
+        return cast(
+            "BroadcastPublished",
+            await self._call(self._native.broadcast, channels, data, event),
+        )
 
     async def direct(
         self,
@@ -133,19 +148,23 @@ class AsyncPublisher:
         client: Optional[str] = None,
         user: Optional[str] = None,
         event: str = "message",
-    ) -> dict:
+    ) -> DirectDelivered:
         """Sends ``data`` to one connection (``client=``) or every connection of a user
         (``user=``); raises ``InvalidClient`` when nobody matched."""
-        return await self._call(self._native.direct, data, client, user, event)
+        return cast(
+            "DirectDelivered", await self._call(self._native.direct, data, client, user, event)
+        )
 
-    async def disconnect(self, *, client: Optional[str] = None, user: Optional[str] = None) -> dict:
+    async def disconnect(
+        self, *, client: Optional[str] = None, user: Optional[str] = None
+    ) -> Disconnected:
         """Closes one connection (``client=``) or every connection of a user (``user=``)."""
-        return await self._call(self._native.disconnect, client, user)
+        return cast("Disconnected", await self._call(self._native.disconnect, client, user))
 
-    async def channels(self) -> dict:
+    async def channels(self) -> Channels:
         """The channels that have subscribers, with their subscriber counts."""
-        return await self._call(self._native.channels)
+        return cast("Channels", await self._call(self._native.channels))
 
-    async def info(self) -> dict:
+    async def info(self) -> Info:
         """The hub's version and counters."""
-        return await self._call(self._native.info)
+        return cast("Info", await self._call(self._native.info))

@@ -1,39 +1,79 @@
 """Type stubs of hubbub's compiled module (``hubbub._native``)."""
 
 from datetime import timedelta
-from typing import Any, Callable, Dict, List, Optional, Sequence, TypedDict, Union, final
+from typing import (
+    Any,
+    Callable,
+    Dict,
+    List,
+    Optional,
+    Sequence,
+    TypedDict,
+    Union,
+    final,
+    type_check_only,
+)
 
 __version__: str
+__all__ = [
+    "__version__",
+    "Publisher",
+    "CallbackPublisher",
+    "PendingCall",
+    "Json",
+    "token",
+    "verify_token",
+    "HubbubError",
+    "InvalidPayload",
+    "InvalidCredentials",
+    "TokenExpired",
+    "AccessDenied",
+    "InvalidClient",
+    "LimitExceeded",
+    "Unavailable",
+    "Timeout",
+]
 
-JSONValue = Any
+_JSONValue = Any
 """Any JSON value built from dict (str keys), list, tuple, str, int, float, bool, None and Json."""
 
+@type_check_only
 class _PublishedOffset(TypedDict, total=False):
     offset: int
 
+@type_check_only
 class Published(_PublishedOffset):
     published: str
 
+@type_check_only
 class BroadcastPublished(TypedDict):
     published: List[str]
 
-DirectDelivered = TypedDict("DirectDelivered", {"directSent": str, "delivered": int})
+@type_check_only
+class DirectDelivered(TypedDict):
+    directSent: str
+    delivered: int
 
+@type_check_only
 class Disconnected(TypedDict):
     disconnected: int
 
+@type_check_only
 class ChannelStats(TypedDict):
     subscribers: int
 
+@type_check_only
 class Channels(TypedDict):
     channels: Dict[str, ChannelStats]
 
+@type_check_only
 class Info(TypedDict):
     version: str
     connections: int
     channels: int
     uptime_s: int
 
+@type_check_only
 class Claims(TypedDict, total=False):
     sub: str
     exp: int
@@ -46,24 +86,24 @@ class Claims(TypedDict, total=False):
 class Publisher:
     """Publishes to a hubbub hub over its HTTP API (blocking; releases the GIL)."""
 
-    def __init__(
-        self, url: Optional[str] = None, api_key: Optional[str] = None, timeout: float = 5.0
-    ) -> None: ...
+    def __new__(
+        cls, url: Optional[str] = None, api_key: Optional[str] = None, timeout: float = 5.0
+    ) -> "Publisher": ...
     @property
     def url(self) -> str:
         """The hub's base URL."""
     @property
     def timeout(self) -> float:
         """The time limit of each call, in seconds."""
-    def publish(self, channel: str, data: JSONValue, event: str = "message") -> Published:
+    def publish(self, channel: str, data: _JSONValue, event: str = "message") -> Published:
         """Publishes ``data`` to every subscriber of ``channel``."""
     def broadcast(
-        self, channels: Sequence[str], data: JSONValue, event: str = "message"
+        self, channels: Sequence[str], data: _JSONValue, event: str = "message"
     ) -> BroadcastPublished:
         """Publishes ``data`` to every subscriber of each of ``channels``."""
     def direct(
         self,
-        data: JSONValue,
+        data: _JSONValue,
         *,
         client: Optional[str] = None,
         user: Optional[str] = None,
@@ -86,43 +126,43 @@ class PendingCall:
     def cancel(self) -> None:
         """Abandons the call: ``done`` will not be called."""
 
-Done = Callable[[Any, Optional[BaseException]], None]
+_Done = Callable[[Any, Optional[BaseException]], None]
 
 @final
 class CallbackPublisher:
     """The engine under ``AsyncPublisher``: calls finish by calling ``done``."""
 
-    def __init__(
-        self, url: Optional[str] = None, api_key: Optional[str] = None, timeout: float = 5.0
-    ) -> None: ...
+    def __new__(
+        cls, url: Optional[str] = None, api_key: Optional[str] = None, timeout: float = 5.0
+    ) -> "CallbackPublisher": ...
     @property
     def url(self) -> str:
         """The hub's base URL."""
     @property
     def timeout(self) -> float:
         """The time limit of each call, in seconds."""
-    def publish(self, done: Done, channel: str, data: JSONValue, event: str) -> PendingCall:
+    def publish(self, done: _Done, channel: str, data: _JSONValue, event: str) -> PendingCall:
         """``Publisher.publish``, answering through ``done``."""
     def broadcast(
-        self, done: Done, channels: Sequence[str], data: JSONValue, event: str
+        self, done: _Done, channels: Sequence[str], data: _JSONValue, event: str
     ) -> PendingCall:
         """``Publisher.broadcast``, answering through ``done``."""
     def direct(
-        self, done: Done, data: JSONValue, client: Optional[str], user: Optional[str], event: str
+        self, done: _Done, data: _JSONValue, client: Optional[str], user: Optional[str], event: str
     ) -> PendingCall:
         """``Publisher.direct``, answering through ``done``."""
-    def disconnect(self, done: Done, client: Optional[str], user: Optional[str]) -> PendingCall:
+    def disconnect(self, done: _Done, client: Optional[str], user: Optional[str]) -> PendingCall:
         """``Publisher.disconnect``, answering through ``done``."""
-    def channels(self, done: Done) -> PendingCall:
+    def channels(self, done: _Done) -> PendingCall:
         """``Publisher.channels``, answering through ``done``."""
-    def info(self, done: Done) -> PendingCall:
+    def info(self, done: _Done) -> PendingCall:
         """``Publisher.info``, answering through ``done``."""
 
 @final
 class Json:
     """Data already encoded as JSON text; may stand anywhere in a publisher's ``data``."""
 
-    def __init__(self, data: JSONValue) -> None: ...
+    def __new__(cls, data: _JSONValue) -> "Json": ...
     @staticmethod
     def from_text(text: str) -> "Json":
         """Wraps JSON text after checking that it is one valid JSON value."""
