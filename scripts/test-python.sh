@@ -6,6 +6,7 @@
 #   scripts/test-python.sh [pytest arguments]
 source "$(dirname "$0")/lib.sh"
 
+apt_install openssl   # test certificates for the https test
 ensure_hubbub
 ensure_venv
 

@@ -97,12 +97,48 @@ thread_local! {
     static LOCAL: std::cell::RefCell<Option<Rc<Local>>> = const { std::cell::RefCell::new(None) };
 }
 
-fn client() -> reqwest::Result<reqwest::Client> {
+/// The TLS settings of every client in the process, for `https://` hubs: the system's
+/// certificate authorities (honouring `SSL_CERT_FILE` and `SSL_CERT_DIR`).
+///
+/// Loading them takes about a millisecond, far longer than an HTTP call, so it is done
+/// once per process rather than for each thread's client.
+static TLS: AtomicPtr<rustls::ClientConfig> = AtomicPtr::new(ptr::null_mut());
+
+fn tls() -> Result<rustls::ClientConfig, String> {
+    let seen = TLS.load(Ordering::Acquire);
+    // SAFETY: a pointer stored in TLS comes from Box::into_raw and is never freed.
+    if let Some(config) = unsafe { seen.as_ref() } {
+        return Ok(config.clone());
+    }
+    use rustls_platform_verifier::BuilderVerifierExt;
+    let provider = std::sync::Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let mut config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .and_then(|b| b.with_platform_verifier())
+        .map_err(|e| format!("cannot set up TLS: {e}"))?
+        .with_no_client_auth();
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    let made = Box::into_raw(Box::new(config));
+    // Lock-free, like Process::current: two threads may both make it; one is kept.
+    match TLS.compare_exchange(seen, made, Ordering::AcqRel, Ordering::Acquire) {
+        // SAFETY: `made` was just leaked from a Box.
+        Ok(_) => Ok(unsafe { &*made }.clone()),
+        Err(winner) => {
+            // SAFETY: `made` was never shared; `winner` is a leaked Box.
+            drop(unsafe { Box::from_raw(made) });
+            Ok(unsafe { &*winner }.clone())
+        }
+    }
+}
+
+fn client() -> Result<reqwest::Client, String> {
     reqwest::Client::builder()
         .user_agent(concat!("hubbub-python/", env!("CARGO_PKG_VERSION")))
         .pool_idle_timeout(Duration::from_secs(60))
         .tcp_nodelay(true)
+        .tls_backend_preconfigured(tls()?)
         .build()
+        .map_err(|e| e.to_string())
 }
 
 /// Runs `f` with this thread's runtime and pool, made on first use and after a fork.
