@@ -8,7 +8,7 @@
 //! integration.
 //!
 //! - [`json`]: Python values to JSON and back.
-//! - [`transport`]: the per-process tokio runtime and HTTP connection pool, and one API call.
+//! - [`transport`]: one API call, and the runtimes and kept-alive connection pools it runs on.
 //! - [`publisher`]: the `Publisher` class and the callback-driven half of `AsyncPublisher`.
 //! - [`token`]: `token()` and `verify_token()`.
 //! - [`errors`]: the exception classes, one per protocol error name.

@@ -2,8 +2,9 @@
 //! I/O thread, which then hands the answer to a Python callback: `AsyncPublisher` in
 //! `hubbub/__init__.py` turns that into coroutines).
 //!
-//! Both build their requests from core's `api` types, send them through the process's
-//! shared connection pool, and decode the answers with core's types.
+//! Both build their requests from core's `api` types, send them over kept-alive
+//! connections (the calling thread's pool for `Publisher`, the I/O thread's for
+//! `CallbackPublisher`), and decode the answers with core's types.
 
 use crate::json;
 use crate::transport::{self, CallError, Endpoint, Process};
