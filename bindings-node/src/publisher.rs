@@ -1,4 +1,5 @@
-//! `Publisher`: the hub's HTTP API (PROTOCOL.md section 6) as Promise-returning methods.
+//! `Publisher`: the hub's HTTP API (docs/protocol.md, "The HTTP API") as Promise-returning
+//! methods.
 //!
 //! One `reqwest::Client` per publisher keeps a pool of kept-alive connections, so many
 //! calls can be in flight at once and each reuses a connection when one is free.
