@@ -26,16 +26,16 @@ function fromNative(err) {
 
 // Wraps a native function: failures thrown or rejected become HubbubError; a function that
 // returns a Promise rejects rather than throws.
-function guard(fn, async) {
+function guard(fn, returnsPromise) {
   return function (...args) {
     let result
     try {
       result = fn.apply(this, args)
     } catch (err) {
-      if (async) return Promise.reject(fromNative(err))
+      if (returnsPromise) return Promise.reject(fromNative(err))
       throw fromNative(err)
     }
-    return async
+    return returnsPromise
       ? result.catch((err) => {
           throw fromNative(err)
         })
