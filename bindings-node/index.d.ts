@@ -25,7 +25,7 @@ export type {
  */
 export declare class HubbubError extends Error {
   constructor(code: string, reason?: string)
-  readonly name: 'HubbubError'
+  readonly name: 'HubbubError' | 'Unavailable'
   /**
    * The protocol's error name ('INVALID_PAYLOAD', 'INVALID_CREDENTIALS', 'ACCESS_DENIED',
    * 'INVALID_CLIENT', 'TOKEN_EXPIRED', 'LIMIT_EXCEEDED', ...), or 'UNAVAILABLE' when the hub
@@ -34,6 +34,16 @@ export declare class HubbubError extends Error {
   readonly code: string
   /** The reason the hub or core gave, if any. */
   readonly reason?: string
+}
+
+/**
+ * The hub cannot be reached (refused, timed out, connection lost), or something that is not
+ * a hub answered. Its `code` is 'UNAVAILABLE'.
+ */
+export declare class Unavailable extends HubbubError {
+  constructor(reason?: string)
+  readonly name: 'Unavailable'
+  readonly code: 'UNAVAILABLE'
 }
 
 /** Publishes to a hubbub hub over its HTTP API. Rejections are HubbubErrors. */

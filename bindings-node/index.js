@@ -16,12 +16,21 @@ class HubbubError extends Error {
   }
 }
 
+/** The hub cannot be reached, timed out, or something that is not a hub answered. */
+class Unavailable extends HubbubError {
+  constructor(reason) {
+    super('UNAVAILABLE', reason)
+    this.name = 'Unavailable'
+  }
+}
+
 const CODES = new Set(native.errorCodes())
 
 // The native side reports a failure as an Error whose message is "CODE" or "CODE: reason".
 function fromNative(err) {
   const m = err instanceof Error && /^(\w+)(?:: ([\s\S]*))?$/.exec(err.message)
-  return m && CODES.has(m[1]) ? new HubbubError(m[1], m[2]) : err
+  if (!m || !CODES.has(m[1])) return err
+  return m[1] === 'UNAVAILABLE' ? new Unavailable(m[2]) : new HubbubError(m[1], m[2])
 }
 
 // Wraps a native function: failures thrown or rejected become HubbubError; a function that
@@ -67,6 +76,7 @@ for (const name of Object.getOwnPropertyNames(native.Publisher.prototype)) {
 
 module.exports = {
   HubbubError,
+  Unavailable,
   Publisher,
   token: guard(native.token, false),
   verifyToken: guard(native.verifyToken, false),

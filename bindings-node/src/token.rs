@@ -5,7 +5,6 @@ use hubbub_core::auth::{self, Claims};
 use napi::Result;
 use napi_derive::napi;
 use serde_json::{Map, Value};
-use std::time::{SystemTime, UNIX_EPOCH};
 
 /// How long a token lives, in seconds, when the options give no `expiresIn`.
 pub const DEFAULT_EXPIRES_IN: u32 = 3600;
@@ -41,19 +40,14 @@ pub struct TokenClaims {
 /// Mints a token for `options.user`, signed with `secret` (the hub's `token_secret`).
 #[napi]
 pub fn token(secret: String, options: TokenOptions) -> Result<String> {
-    let now = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0);
     let expires_in = options.expires_in.unwrap_or(DEFAULT_EXPIRES_IN);
     let claims = Claims {
-        iat: Some(now),
-        exp: Some(now + u64::from(expires_in)),
         read: options.read.unwrap_or_default(),
         write: options.write.unwrap_or_default(),
         info: options.info,
         ..Claims::new(options.user)
-    };
+    }
+    .issued_now(Some(f64::from(expires_in)));
     auth::sign(secret.as_bytes(), &claims).map_err(|r| Failure::from(r).into())
 }
 

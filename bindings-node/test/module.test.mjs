@@ -6,21 +6,28 @@ import assert from 'node:assert/strict'
 import { spawnSync } from 'node:child_process'
 import { createRequire } from 'node:module'
 import { fileURLToPath } from 'node:url'
-import hubbub, { HubbubError, Publisher, token, verifyToken } from 'hubbub-node'
+import hubbub, { HubbubError, Publisher, Unavailable, token, verifyToken } from 'hubbub-node'
 
 const require = createRequire(import.meta.url)
 const here = fileURLToPath(new URL('.', import.meta.url))
 
 test('require() and import give the same objects', () => {
   const cjs = require('hubbub-node')
-  assert.deepEqual(Object.keys(cjs).sort(), ['HubbubError', 'Publisher', 'token', 'verifyToken'])
+  assert.deepEqual(Object.keys(cjs).sort(), ['HubbubError', 'Publisher', 'Unavailable', 'token', 'verifyToken'])
   assert.equal(cjs.Publisher, Publisher)
   assert.equal(cjs.HubbubError, HubbubError)
+  assert.equal(cjs.Unavailable, Unavailable)
   assert.equal(cjs.token, token)
   assert.equal(cjs.verifyToken, verifyToken)
   assert.equal(hubbub, cjs)
   // As the repository's root loads it: require('./bindings-node').
   assert.equal(require('../../bindings-node').Publisher, Publisher)
+})
+
+test('Unavailable is the HubbubError of a hub that cannot be reached', () => {
+  const err = new Unavailable('connection refused')
+  assert.ok(err instanceof Unavailable && err instanceof HubbubError && err instanceof Error)
+  assert.deepEqual([err.name, err.code, err.reason], ['Unavailable', 'UNAVAILABLE', 'connection refused'])
 })
 
 test('HubbubError is a real class', () => {

@@ -7,15 +7,17 @@ const assert = require('node:assert/strict')
 const http = require('node:http')
 const net = require('node:net')
 const { startHub, Client } = require('./hub.js')
-const { Publisher, HubbubError } = require('..')
+const { Publisher, HubbubError, Unavailable } = require('..')
 
 /** Asserts that `promise` rejects with a HubbubError of `code`. */
 async function rejectsWith(promise, code) {
   await assert.rejects(promise, (err) => {
     assert.ok(err instanceof HubbubError, `not a HubbubError: ${err}`)
     assert.ok(err instanceof Error)
-    assert.equal(err.name, 'HubbubError')
     assert.equal(err.code, code, err.message)
+    // A hub that cannot be reached is the subclass Unavailable; refusals are HubbubError.
+    assert.equal(err instanceof Unavailable, code === 'UNAVAILABLE')
+    assert.equal(err.name, code === 'UNAVAILABLE' ? 'Unavailable' : 'HubbubError')
     return true
   })
 }

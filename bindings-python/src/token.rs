@@ -7,7 +7,6 @@ use hubbub_core::auth::{self, Claims};
 use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyInt, PyString};
-use std::time::{SystemTime, UNIX_EPOCH};
 
 /// A token secret given as str or bytes.
 #[derive(FromPyObject)]
@@ -27,13 +26,6 @@ impl Secret {
         }
         Ok(bytes)
     }
-}
-
-fn now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
 }
 
 /// How long a token lasts: `expires_in` as seconds (an int, a float or a
@@ -115,20 +107,18 @@ pub fn token(
             }
         }
     };
-    let iat = now();
-    let exp = match expires_in {
+    let ttl = match expires_in {
         Expiry::Never => None,
         // A negative expires_in makes a token that has already expired (for tests).
-        Expiry::After(s) => Some((iat as f64 + s).max(0.0).round() as u64),
+        Expiry::After(s) => Some(s),
     };
     let claims = Claims {
-        sub,
-        exp,
-        iat: Some(iat),
         read,
         write,
         info,
-    };
+        ..Claims::new(sub)
+    }
+    .issued_now(ttl);
     auth::sign(secret.bytes()?, &claims).map_err(|r| errors::rejection(py, r, None, None))
 }
 

@@ -86,6 +86,14 @@ impl Identity {
     }
 }
 
+/// Seconds since the Unix epoch.
+pub fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
 /// A user configured under `[[users]]`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -128,6 +136,18 @@ impl Claims {
             read: Vec::new(),
             write: Vec::new(),
             info: None,
+        }
+    }
+
+    /// Stamps the claims as issued now (`iat`), expiring `ttl_seconds` from now (`exp`), or
+    /// never where `ttl_seconds` is `None`. A negative `ttl_seconds` gives a token that has
+    /// already expired.
+    pub fn issued_now(self, ttl_seconds: Option<f64>) -> Claims {
+        let iat = unix_now();
+        Claims {
+            iat: Some(iat),
+            exp: ttl_seconds.map(|ttl| (iat as f64 + ttl).max(0.0).round() as u64),
+            ..self
         }
     }
 
@@ -470,6 +490,17 @@ mod tests {
                     "{token}"
                 );
             }
+        }
+
+        #[test]
+        fn issued_now_stamps_iat_and_exp() {
+            let c = Claims::new("42").issued_now(Some(3600.0));
+            let iat = c.iat.unwrap();
+            assert!(iat.abs_diff(now()) <= 1);
+            assert_eq!(c.exp, Some(iat + 3600));
+            assert_eq!(Claims::new("42").issued_now(None).exp, None);
+            let expired = Claims::new("42").issued_now(Some(-10.0));
+            assert_eq!(expired.exp, Some(iat - 10));
         }
 
         #[test]

@@ -74,17 +74,17 @@ impl<S: Subscriber> Hub<S> {
         );
     }
 
-    /// Forgets a connection and every subscription it held.
-    pub fn disconnect(&mut self, id: &str) {
-        let Some(client) = self.clients.remove(id) else {
-            return;
-        };
+    /// Forgets a connection and every subscription it held; returns its handle if it was
+    /// connected.
+    pub fn disconnect(&mut self, id: &str) -> Option<S> {
+        let client = self.clients.remove(id)?;
         for channel in &client.channels {
             self.remove_subscriber(channel, id);
         }
         if let Some(user) = &client.user {
             self.forget_user_client(user, id);
         }
+        Some(client.handle)
     }
 
     /// Records which user a connection is (or that it is anonymous again).
@@ -176,6 +176,14 @@ impl<S: Subscriber> Hub<S> {
     /// The handle of a connection, if it is connected.
     pub fn client(&self, id: &str) -> Option<&S> {
         self.clients.get(id).map(|c| &c.handle)
+    }
+
+    /// The ids of every connection of `user`.
+    pub fn user_client_ids(&self, user: &str) -> Vec<ClientId> {
+        self.users
+            .get(user)
+            .map(|ids| ids.iter().cloned().collect())
+            .unwrap_or_default()
     }
 
     /// The handles of every connection of `user`.
@@ -286,7 +294,8 @@ mod tests {
         assert!(!hub.has_subscribers("x"));
         hub.set_user("a", Some("u".into()));
         assert_eq!(hub.user_clients("u").len(), 1);
-        hub.disconnect("a");
+        assert!(hub.disconnect("a").is_some());
+        assert!(hub.disconnect("a").is_none());
         assert_eq!(hub.channel_count(), 0);
         assert_eq!(hub.connection_count(), 0);
         assert!(hub.user_clients("u").is_empty());
@@ -313,6 +322,7 @@ mod tests {
         hub.set_user("a", Some("u".into()));
         hub.set_user("b", Some("u".into()));
         assert_eq!(hub.user_clients("u").len(), 2);
+        assert_eq!(hub.user_client_ids("u").len(), 2);
         hub.set_user("a", Some("v".into()));
         assert_eq!(hub.user_clients("u").len(), 1);
         hub.set_user("b", None);

@@ -17,7 +17,7 @@ use hubbub_core::api::{
     DisconnectRequest, Disconnected, Health, Info, PublishRequest, Published, Request as _,
 };
 use hubbub_core::auth::check_api_key;
-use hubbub_core::protocol::ErrorBody;
+use hubbub_core::protocol::{close, ErrorBody};
 use hubbub_core::{Error, Rejection, VERSION};
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -156,16 +156,12 @@ async fn disconnect(
     raw: Result<Bytes, BytesRejection>,
 ) -> ApiResult<Disconnected> {
     let r = DisconnectRequest::from_body(&body(raw)?)?;
-    let clients = node.targets(&r.target()?);
-    for client in &clients {
-        client.close(
-            hubbub_core::protocol::close::DISCONNECTED,
-            "disconnected by the application",
-        );
-    }
-    Ok(Json(Disconnected {
-        disconnected: clients.len(),
-    }))
+    let disconnected = node.kick(
+        &r.target()?,
+        close::DISCONNECTED,
+        "disconnected by the application",
+    );
+    Ok(Json(Disconnected { disconnected }))
 }
 
 async fn channels(State(node): State<Arc<Node>>) -> Json<Channels> {

@@ -18,7 +18,7 @@ use std::io::IsTerminal;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 /// How long closing WebSocket connections may take at shutdown.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
@@ -133,18 +133,13 @@ fn token(config: &Config, args: TokenArgs) -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let now = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .expect("the clock is after 1970")
-        .as_secs();
     let claims = Claims {
-        sub: args.user,
-        exp: Some(now + args.ttl.as_secs()),
-        iat: Some(now),
         read: args.read,
         write: args.write,
         info,
-    };
+        ..Claims::new(args.user)
+    }
+    .issued_now(Some(args.ttl.as_secs_f64()));
     match sign(secret.as_bytes(), &claims) {
         Ok(token) => {
             println!("{token}");

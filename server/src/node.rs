@@ -45,6 +45,24 @@ impl Node {
         self.hub.write().disconnect(id);
     }
 
+    /// Closes the connections `target` names with `code`, taking them off the hub at once
+    /// (so that they receive nothing more and are no longer counted); returns how many.
+    pub fn kick(&self, target: &Target, code: u16, reason: &'static str) -> usize {
+        let mut hub = self.hub.write();
+        let ids = match target {
+            Target::Client(id) => vec![ClientId::from(id.as_str())],
+            Target::User(user) => hub.user_client_ids(user),
+        };
+        let mut kicked = 0;
+        for id in ids {
+            if let Some(client) = hub.disconnect(&id) {
+                client.close(code, reason);
+                kicked += 1;
+            }
+        }
+        kicked
+    }
+
     pub fn set_user(&self, id: &str, user: Option<String>) {
         self.hub.write().set_user(id, user);
     }

@@ -133,6 +133,11 @@ secret = "s"
         .post("/api/disconnect", json!({"client": a.id.clone()}))
         .await;
     assert_eq!((status, body), (200, json!({"disconnected": 1})));
+    // Gone at once: a second call finds nobody, even while the socket is still closing.
+    let (status, body) = server
+        .post("/api/disconnect", json!({"client": a.id.clone()}))
+        .await;
+    assert_eq!((status, body), (200, json!({"disconnected": 0})));
     assert_eq!(a.closed().await, Some(CloseCode::Library(4000)));
     let (status, body) = server.post("/api/disconnect", json!({"user": "ann"})).await;
     assert_eq!((status, body), (200, json!({"disconnected": 1})));
