@@ -6,7 +6,7 @@
 //! `"CODE: reason"`; the package's `index.js` reads the code back from that message and
 //! throws a `HubbubError` instead.
 
-use hubbub_core::protocol::ErrorBody;
+use hubbub_core::api::AnswerError;
 use hubbub_core::{Error, Rejection};
 use napi_derive::napi;
 use std::fmt;
@@ -36,28 +36,24 @@ pub enum Failure {
 }
 
 impl Failure {
-    /// The failure an HTTP error answer stands for: the `{"err": ..., "reason": ...}` body the
-    /// hub sends with every refusal, `LIMIT_EXCEEDED` for a 413 from anything in front of it
-    /// that sent no such body, and `UNAVAILABLE` for any other answer.
-    pub fn from_answer(status: u16, body: &[u8]) -> Failure {
-        if let Ok(body) = serde_json::from_slice::<ErrorBody>(body) {
-            return Failure::Rejected(body.into());
-        }
-        if status == 413 {
-            return Failure::Rejected(
-                Error::LimitExceeded.because("the request body is over the hub's limit"),
-            );
-        }
-        Failure::Unavailable(format!(
-            "the hub answered HTTP {status} without an error body"
-        ))
-    }
-
     /// The error name: one of the protocol's, or [`UNAVAILABLE`].
     pub fn code(&self) -> &str {
         match self {
             Failure::Rejected(r) => r.error.name(),
             Failure::Unavailable(_) => UNAVAILABLE,
+        }
+    }
+}
+
+impl From<AnswerError> for Failure {
+    /// A hub's refusal keeps its error name; a gateway that cannot reach the hub, or an
+    /// answer that is not a hub's, is `UNAVAILABLE`.
+    fn from(e: AnswerError) -> Failure {
+        match e {
+            AnswerError::Refused(rejection) => Failure::Rejected(rejection),
+            AnswerError::Unavailable(detail) | AnswerError::Unexpected(detail) => {
+                Failure::Unavailable(detail)
+            }
         }
     }
 }
@@ -102,13 +98,18 @@ impl From<Failure> for napi::Error {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use hubbub_core::api::{read_answer, Published};
+
+    fn answer(status: u16, body: &[u8]) -> Failure {
+        read_answer::<Published>(status, body).unwrap_err().into()
+    }
 
     #[test]
     fn error_bodies_keep_their_name_and_reason() {
-        let f = Failure::from_answer(401, br#"{"err":"INVALID_CREDENTIALS"}"#);
+        let f = answer(401, br#"{"err":"INVALID_CREDENTIALS"}"#);
         assert_eq!(f.code(), "INVALID_CREDENTIALS");
         assert_eq!(f.to_string(), "INVALID_CREDENTIALS");
-        let f = Failure::from_answer(400, br#"{"err":"INVALID_PAYLOAD","reason":"bad channel"}"#);
+        let f = answer(400, br#"{"err":"INVALID_PAYLOAD","reason":"bad channel"}"#);
         assert_eq!(f.code(), "INVALID_PAYLOAD");
         assert_eq!(f.to_string(), "INVALID_PAYLOAD: bad channel");
     }
@@ -116,15 +117,12 @@ mod tests {
     #[test]
     fn answers_without_an_error_body() {
         assert_eq!(
-            Failure::from_answer(413, b"length limit exceeded").code(),
+            answer(413, b"length limit exceeded").code(),
             "LIMIT_EXCEEDED"
         );
-        let f = Failure::from_answer(502, b"<html>bad gateway</html>");
+        let f = answer(502, b"<html>bad gateway</html>");
         assert_eq!(f.code(), UNAVAILABLE);
         assert!(f.to_string().starts_with("UNAVAILABLE: "), "{f}");
-        assert_eq!(
-            Failure::from_answer(400, br#"{"err":"NOT_A_NAME"}"#).code(),
-            UNAVAILABLE
-        );
+        assert_eq!(answer(400, br#"{"err":"NOT_A_NAME"}"#).code(), UNAVAILABLE);
     }
 }

@@ -309,13 +309,9 @@ impl Hub {
             request = request.bearer_auth(key);
         }
         let response = request.send().await?;
-        let status = response.status();
+        let status = response.status().as_u16();
         let body = response.bytes().await?;
-        if !status.is_success() {
-            return Err(Failure::from_answer(status.as_u16(), &body));
-        }
-        serde_json::from_slice(&body)
-            .map_err(|e| Failure::Unavailable(format!("the hub's answer could not be read: {e}")))
+        api::read_answer(status, &body).map_err(Failure::from)
     }
 }
 

@@ -11,7 +11,7 @@
 //! child, and its pooled sockets are shared with the parent, so the child leaves them be.
 
 use crate::errors::{self, Details};
-use hubbub_core::protocol::ErrorBody;
+use hubbub_core::api::{self, AnswerError};
 use hubbub_core::Rejection;
 use pyo3::exceptions::PyRuntimeError;
 use pyo3::prelude::*;
@@ -276,16 +276,6 @@ fn describe(err: &reqwest::Error) -> String {
     parts.join(": ")
 }
 
-/// The first bytes of a body, for an error message.
-fn excerpt(body: &[u8]) -> String {
-    let text = String::from_utf8_lossy(&body[..body.len().min(200)]);
-    if text.is_empty() {
-        "(empty body)".to_owned()
-    } else {
-        text.into_owned()
-    }
-}
-
 impl Endpoint {
     /// An endpoint at `url` (no trailing slash needed), calling with `api_key` if given.
     pub fn new(url: &str, api_key: Option<&str>, timeout: Duration) -> Result<Endpoint, String> {
@@ -354,36 +344,30 @@ impl Endpoint {
             let response = request.send().await.map_err(failed)?;
             let status = response.status().as_u16();
             let body = response.bytes().await.map_err(failed)?;
-            if (200..300).contains(&status) {
-                let answer: A =
-                    serde_json::from_slice(&body).map_err(|e| CallError::Unexpected {
-                        url: url.clone(),
+            let answer: A = match api::read_answer(status, &body) {
+                Ok(answer) => answer,
+                Err(AnswerError::Refused(rejection)) => {
+                    return Err(CallError::Refused {
+                        rejection,
                         status,
-                        detail: format!("{e}: {}", excerpt(&body)),
-                    })?;
-                return serde_json::to_value(&answer).map_err(|e| CallError::Unexpected {
-                    url: url.clone(),
-                    status,
-                    detail: e.to_string(),
-                });
-            }
-            if let Ok(refusal) = serde_json::from_slice::<ErrorBody>(&body) {
-                return Err(CallError::Refused {
-                    rejection: refusal.into(),
-                    status,
-                    url,
-                });
-            }
-            if matches!(status, 502..=504) {
-                return Err(CallError::Unavailable {
-                    detail: format!("HTTP {status}: {}", excerpt(&body)),
-                    url,
-                });
-            }
-            Err(CallError::Unexpected {
-                detail: excerpt(&body),
-                url,
+                        url,
+                    })
+                }
+                Err(AnswerError::Unavailable(detail)) => {
+                    return Err(CallError::Unavailable { detail, url })
+                }
+                Err(AnswerError::Unexpected(detail)) => {
+                    return Err(CallError::Unexpected {
+                        detail,
+                        url,
+                        status,
+                    })
+                }
+            };
+            serde_json::to_value(&answer).map_err(|e| CallError::Unexpected {
+                url: url.clone(),
                 status,
+                detail: e.to_string(),
             })
         }
     }

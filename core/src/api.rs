@@ -183,6 +183,61 @@ pub struct Health {
     pub status: String,
 }
 
+/// Why a call of the HTTP API did not give the answer the caller expected.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AnswerError {
+    /// The hub refused, with one of the protocol's error names (or a gateway in front of
+    /// it refused an oversized body: `LIMIT_EXCEEDED`).
+    Refused(Rejection),
+    /// A gateway in front of the hub says the hub cannot be reached (HTTP 502, 503, 504).
+    Unavailable(String),
+    /// Something answered, but not as a hub does.
+    Unexpected(String),
+}
+
+/// Reads an answer of the HTTP API as a publisher does: the expected body on a 2xx, the
+/// hub's error body otherwise. Every publisher reads answers with this one function, so
+/// they all agree on what each answer means.
+pub fn read_answer<T: serde::de::DeserializeOwned>(
+    status: u16,
+    body: &[u8],
+) -> Result<T, AnswerError> {
+    if (200..300).contains(&status) {
+        return serde_json::from_slice(body).map_err(|e| {
+            AnswerError::Unexpected(format!(
+                "HTTP {status} with an answer that cannot be read ({e}): {}",
+                excerpt(body)
+            ))
+        });
+    }
+    if let Ok(refusal) = serde_json::from_slice::<crate::protocol::ErrorBody>(body) {
+        return Err(AnswerError::Refused(refusal.into()));
+    }
+    match status {
+        413 => Err(AnswerError::Refused(
+            Error::LimitExceeded.because("the request body is over the limit"),
+        )),
+        502..=504 => Err(AnswerError::Unavailable(format!(
+            "HTTP {status}: {}",
+            excerpt(body)
+        ))),
+        _ => Err(AnswerError::Unexpected(format!(
+            "HTTP {status} without an error body: {}",
+            excerpt(body)
+        ))),
+    }
+}
+
+/// The start of a body, for messages.
+fn excerpt(body: &[u8]) -> String {
+    let text = String::from_utf8_lossy(&body[..body.len().min(200)]);
+    if text.is_empty() {
+        "(empty body)".to_owned()
+    } else {
+        text.into_owned()
+    }
+}
+
 /// Reads a request body, checking every channel name in it.
 pub trait Request: Sized + serde::de::DeserializeOwned {
     /// The channel names the request carries, to be validated.
@@ -277,6 +332,41 @@ mod tests {
                 .target()
                 .is_err()
         );
+    }
+
+    #[test]
+    fn answers_are_read_alike_by_every_publisher() {
+        let ok: Published = read_answer(200, br#"{"published":"c"}"#).unwrap();
+        assert_eq!(ok.published, "c");
+        let refused = read_answer::<Published>(401, br#"{"err":"INVALID_CREDENTIALS"}"#);
+        assert_eq!(
+            refused,
+            Err(AnswerError::Refused(Error::InvalidCredentials.into()))
+        );
+        let refused = read_answer::<Published>(400, br#"{"err":"INVALID_PAYLOAD","reason":"r"}"#);
+        assert_eq!(
+            refused,
+            Err(AnswerError::Refused(Error::InvalidPayload.because("r")))
+        );
+        assert!(matches!(
+            read_answer::<Published>(413, b"length limit exceeded"),
+            Err(AnswerError::Refused(Rejection {
+                error: Error::LimitExceeded,
+                ..
+            }))
+        ));
+        assert!(matches!(
+            read_answer::<Published>(502, b"<html>bad gateway</html>"),
+            Err(AnswerError::Unavailable(_))
+        ));
+        assert!(matches!(
+            read_answer::<Published>(400, br#"{"err":"NOT_A_NAME"}"#),
+            Err(AnswerError::Unexpected(_))
+        ));
+        assert!(matches!(
+            read_answer::<Published>(200, b"<html>"),
+            Err(AnswerError::Unexpected(_))
+        ));
     }
 
     #[test]
