@@ -53,7 +53,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Run scenarios against targets in alternating rounds; print a table, write JSON
-    Run(RunArgs),
+    Run(Box<RunArgs>),
     /// A few seconds of every scenario at small scale against hubbub only; fails on any loss
     Smoke(SmokeArgs),
     /// Print the table of a JSON report again
@@ -202,7 +202,7 @@ fn default_hubbub() -> &'static str {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Run(args) => run_command(args),
+        Command::Run(args) => run_command(*args),
         Command::Smoke(args) => smoke_command(args),
         Command::Show { file } => show(&file),
     };

@@ -46,6 +46,9 @@ impl Target for Nchan {
             &[
                 ("WORKERS", launch.cpus.ids.len().to_string()),
                 ("NOFILE", launch.nofile.to_string()),
+                // More than descriptors allow, so that descriptors are the only limit (nginx
+                // counts some connections of its own).
+                ("CONNECTIONS", (2 * launch.nofile).to_string()),
                 ("DIR", dir.clone()),
                 ("PORT", port.to_string()),
             ],
