@@ -148,7 +148,7 @@ struct LoadArgs {
     channels_clients: usize,
 
     /// channels: publications per second, spread over all channels
-    #[arg(long, default_value_t = 5_000.0)]
+    #[arg(long, default_value_t = 10_000.0)]
     channels_rate: f64,
 
     /// idle: connections (capped by the open-file limit)
