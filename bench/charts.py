@@ -35,6 +35,11 @@ def load(path):
     return report, scenarios, rows
 
 
+def short(v):
+    """A latency label: whole milliseconds from 10 up, two significant digits below."""
+    return f"{v:,.0f}" if v >= 10 else f"{v:.2g}"
+
+
 def bars(ax, rows, values, fmt="{:,.0f}"):
     names = [r["target"] for r in rows]
     colors = [COLORS.get(n, "#777777") for n in names]
@@ -48,6 +53,7 @@ def bars(ax, rows, values, fmt="{:,.0f}"):
             fontsize=8,
         )
     ax.margins(y=0.15)
+    ax.set_ylim(bottom=0, top=max(max(values, default=0) * 1.15, 1))
 
 
 def throughput(report, scenarios, rows, out):
@@ -85,8 +91,8 @@ def latency(report, scenarios, rows, out):
         ax.bar([i - width / 2 for i in x], p50, width, color=colors, alpha=0.55, label="p50")
         ax.bar([i + width / 2 for i in x], p99, width, color=colors, label="p99")
         for i, (a, b) in enumerate(zip(p50, p99)):
-            ax.annotate(f"{a:.2g}", (i - width / 2, a), ha="center", va="bottom", fontsize=7)
-            ax.annotate(f"{b:.2g}", (i + width / 2, b), ha="center", va="bottom", fontsize=7)
+            ax.annotate(short(a), (i - width / 2, a), ha="center", va="bottom", fontsize=7)
+            ax.annotate(short(b), (i + width / 2, b), ha="center", va="bottom", fontsize=7)
         ax.set_yscale("log")
         ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
         ax.yaxis.set_minor_formatter(NullFormatter())
