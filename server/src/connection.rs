@@ -226,7 +226,9 @@ async fn write(
     mut rx: mpsc::Receiver<Outbound>,
     control: Arc<Control>,
 ) {
-    let mut batch = Vec::with_capacity(BATCH);
+    // Grows with the batches that actually come: an idle connection keeps a few slots
+    // instead of BATCH of them (2.5 KiB).
+    let mut batch = Vec::new();
     let close = loop {
         let written = tokio::select! {
             biased;
