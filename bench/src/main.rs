@@ -36,6 +36,14 @@ use target::{Launch, Target};
         idle      N idle connections; the server's RSS per connection\n  \
         connect   new connections (one subscription each) per second\n  \
         publish   publications per second through the publish API, one subscriber\n\n\
+        Targets (--targets):\n  \
+        hubbub      target/release/hubbub (--hubbub-bin)\n  \
+        nchan       Debian's nginx with libnginx-mod-nchan, config bench/nchan/nginx.conf\n  \
+        sockudo     cargo install sockudo, config bench/sockudo/config.toml\n  \
+        centrifugo  go install github.com/centrifugal/centrifugo/v6@latest, config \
+                    bench/centrifugo/config.json\n\
+        A target that is not installed is skipped with a message; bench/setup.sh installs \
+        them.\n\n\
         Each reports deliveries per second, publish-to-receive latency p50/p99/max (timestamps \
         inside the payloads, HDR histogram), messages lost, and the server's CPU and RSS.",
     after_help = "Examples:\n  \
