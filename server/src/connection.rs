@@ -147,11 +147,15 @@ async fn read(
     let interval = node.config.ping_interval;
     let mut ping = tokio::time::interval_at(Instant::now() + interval, interval);
     let mut last_seen = Instant::now();
+    // Made once, not on every turn of the loop: each would register a waiter anew.
+    let stopped = control.stop.cancelled();
+    let shutdown = node.shutdown.triggered();
+    tokio::pin!(stopped, shutdown);
     loop {
         let message = tokio::select! {
             biased;
-            _ = control.stop.cancelled() => return,
-            _ = node.shutdown.triggered() => {
+            _ = &mut stopped => return,
+            _ = &mut shutdown => {
                 control.close(close::GOING_AWAY, "server shutting down");
                 return;
             }
@@ -229,10 +233,12 @@ async fn write(
     // Grows with the batches that actually come: an idle connection keeps a few slots
     // instead of BATCH of them (2.5 KiB).
     let mut batch = Vec::new();
+    let stopped = control.stop.cancelled();
+    tokio::pin!(stopped);
     let close = loop {
         let written = tokio::select! {
             biased;
-            _ = control.stop.cancelled() => break control.close_frame(),
+            _ = &mut stopped => break control.close_frame(),
             written = write_batch(&mut sink, &mut rx, &mut batch) => written,
         };
         match written {
