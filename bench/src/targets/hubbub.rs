@@ -2,6 +2,8 @@
 
 use crate::target::{pinned, spawn_until_line, ApiRequest, Incoming, Launch, Server, Target};
 use anyhow::Result;
+use hubbub_core::api::PublishRequest;
+use hubbub_core::protocol::{Command, RawJson, Subscribe};
 use regex::Regex;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -59,10 +61,18 @@ impl Target for Hubbub {
     fn subscribe(&self, channels: &[String]) -> Vec<String> {
         channels
             .iter()
-            .map(|c| format!(r#"{{"subscribe":{{"channel":"{c}"}}}}"#))
+            .map(|c| {
+                Command::Subscribe(Subscribe {
+                    channel: c.clone(),
+                    since: None,
+                })
+                .to_json()
+            })
             .collect()
     }
 
+    /// A look at the frame's key only: the load generator reads every frame, and a full
+    /// parse would make it, not the server, the limit.
     fn classify(&self, frame: &str) -> Incoming {
         if frame.starts_with(r#"{"message":"#) {
             Incoming::Delivery
@@ -78,9 +88,14 @@ impl Target for Hubbub {
     }
 
     fn publish(&self, channel: &str, payload: &str) -> ApiRequest {
+        let body = PublishRequest {
+            channel: channel.to_owned(),
+            data: RawJson::from_value(payload).expect("a string is JSON"),
+            event: "b".to_owned(),
+        };
         ApiRequest::post(
             "/api/publish".to_owned(),
-            format!(r#"{{"channel":"{channel}","event":"b","data":"{payload}"}}"#),
+            serde_json::to_string(&body).expect("a publish request is JSON"),
         )
         .header("content-type", "application/json")
     }
