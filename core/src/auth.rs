@@ -104,6 +104,9 @@ pub struct User {
     pub read: Vec<String>,
     #[serde(default)]
     pub write: Vec<String>,
+    /// Shown to others in presence and join frames, like a token's `info` claim.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub info: Option<serde_json::Map<String, serde_json::Value>>,
 }
 
 /// The claims of a hubbub token.
@@ -281,32 +284,45 @@ impl Authenticator {
     /// Checks credentials: `INVALID_USER`, `INVALID_CREDENTIALS` or `TOKEN_EXPIRED` when
     /// they do not hold.
     pub fn authenticate(&self, credentials: &Credentials) -> Result<Identity, Rejection> {
+        self.authenticate_with_expiry(credentials)
+            .map(|(identity, _)| identity)
+    }
+
+    /// Checks credentials as [`Authenticator::authenticate`] does, and also tells when the
+    /// identity ends: a token's `exp` (seconds since the Unix epoch), if it has one.
+    pub fn authenticate_with_expiry(
+        &self,
+        credentials: &Credentials,
+    ) -> Result<(Identity, Option<u64>), Rejection> {
         match credentials {
             Credentials::User { user, secret } => {
                 let known = self.users.get(user).ok_or(Error::InvalidUser)?;
                 if !constant_time_eq::constant_time_eq(known.secret.as_bytes(), secret.as_bytes()) {
                     return Err(Error::InvalidCredentials.into());
                 }
-                Ok(Identity {
+                let identity = Identity {
                     user: Some(known.name.clone()),
-                    info: None,
+                    info: known.info.clone(),
                     permissions: Permissions::new(known.read.clone(), known.write.clone()),
-                })
+                };
+                Ok((identity, None))
             }
             Credentials::Token { token } => self.verify_token(token),
         }
     }
 
     #[cfg(feature = "jwt")]
-    fn verify_token(&self, token: &str) -> Result<Identity, Rejection> {
+    fn verify_token(&self, token: &str) -> Result<(Identity, Option<u64>), Rejection> {
         let secret = self.token_secret.as_deref().ok_or_else(|| {
             Error::InvalidCredentials.because("tokens are not accepted: no token_secret is set")
         })?;
-        verify(secret, token, self.token_require_exp).map(Claims::into_identity)
+        let claims = verify(secret, token, self.token_require_exp)?;
+        let exp = claims.exp;
+        Ok((claims.into_identity(), exp))
     }
 
     #[cfg(not(feature = "jwt"))]
-    fn verify_token(&self, _token: &str) -> Result<Identity, Rejection> {
+    fn verify_token(&self, _token: &str) -> Result<(Identity, Option<u64>), Rejection> {
         Err(Error::InvalidCredentials.because("built without token support"))
     }
 }
@@ -347,6 +363,7 @@ mod tests {
                 secret: "s3cret".into(),
                 read: vec!["*".into()],
                 write: vec!["chat:*".into()],
+                info: None,
             }],
             Some("token-secret"),
             true,

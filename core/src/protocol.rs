@@ -107,6 +107,9 @@ pub mod close {
     /// The application closed the connection through `POST /api/disconnect`: a client
     /// should not reconnect on its own.
     pub const DISCONNECTED: u16 = 4000;
+    /// The session's token expired (its `exp` passed without a new `authenticate`): a
+    /// client reconnects with a fresh token.
+    pub const TOKEN_EXPIRED: u16 = 4001;
 }
 
 // ---------------------------------------------------------------------------------------
@@ -158,16 +161,54 @@ pub enum Credentials {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Subscribe {
     pub channel: String,
-    /// Where the client left off before a reconnect (phase 2).
+    /// Where the client left off before a reconnect, or `"latest"` (phase 2).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub since: Option<StreamPosition>,
+    pub since: Option<Since>,
 }
 
 /// A position in a channel's history: the stream's epoch and an offset in it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct StreamPosition {
     pub epoch: String,
     pub offset: u64,
+}
+
+/// Where a resubscription starts: after a known position, or from now (`"latest"`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Since {
+    /// `"latest"`: subscribe from now and learn the current position.
+    Latest,
+    /// `{"epoch": "E", "offset": N}`: deliver what came after N first.
+    Position(StreamPosition),
+}
+
+impl Serialize for Since {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        match self {
+            Since::Latest => serializer.serialize_str("latest"),
+            Since::Position(position) => position.serialize(serializer),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for Since {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Wire {
+            Word(String),
+            Position(StreamPosition),
+        }
+        match Wire::deserialize(deserializer).map_err(|_| {
+            de::Error::custom("since is \"latest\" or {\"epoch\": \"E\", \"offset\": N}")
+        })? {
+            Wire::Word(word) if word == "latest" => Ok(Since::Latest),
+            Wire::Word(_) => Err(de::Error::custom(
+                "since is \"latest\" or {\"epoch\": \"E\", \"offset\": N}",
+            )),
+            Wire::Position(position) => Ok(Since::Position(position)),
+        }
+    }
 }
 
 /// An argument naming one channel.
@@ -196,8 +237,13 @@ pub struct Direct {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct HistoryQuery {
     pub channel: String,
+    /// At most this many messages, the newest ones (all that are kept when absent; 0 for
+    /// just the position).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub limit: Option<u32>,
+    /// Only messages after this offset.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub since: Option<u64>,
 }
 
 /// The argument of `rpc` (phase 2).
@@ -591,10 +637,17 @@ mod tests {
                 r#"{"subscribe":{"channel":"c","since":{"epoch":"E","offset":3}}}"#,
                 Command::Subscribe(Subscribe {
                     channel: "c".into(),
-                    since: Some(StreamPosition {
+                    since: Some(Since::Position(StreamPosition {
                         epoch: "E".into(),
                         offset: 3,
-                    }),
+                    })),
+                }),
+            ),
+            (
+                r#"{"subscribe":{"channel":"c","since":"latest"}}"#,
+                Command::Subscribe(Subscribe {
+                    channel: "c".into(),
+                    since: Some(Since::Latest),
                 }),
             ),
             (
@@ -633,6 +686,15 @@ mod tests {
                 Command::History(HistoryQuery {
                     channel: "c".into(),
                     limit: Some(50),
+                    since: None,
+                }),
+            ),
+            (
+                r#"{"history":{"channel":"c","limit":0,"since":7}}"#,
+                Command::History(HistoryQuery {
+                    channel: "c".into(),
+                    limit: Some(0),
+                    since: Some(7),
                 }),
             ),
             (
@@ -703,6 +765,10 @@ mod tests {
             r#"{"authenticate":{"user":"u"}}"#,
             r#"{"authenticate":"u"}"#,
             r#"{"subscribe":{"channel":"c"}"#,
+            r#"{"subscribe":{"channel":"c","since":"earliest"}}"#,
+            r#"{"subscribe":{"channel":"c","since":{"offset":1}}}"#,
+            r#"{"subscribe":{"channel":"c","since":{"epoch":"E","offset":-1}}}"#,
+            r#"{"history":{"channel":"c","limit":-1}}"#,
         ] {
             let err = Command::parse(bad).unwrap_err();
             assert_eq!(err.error, Error::InvalidPayload, "{bad}");

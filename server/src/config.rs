@@ -5,6 +5,7 @@
 //! both) are laid over it key by key, and the result is deserialized and checked. Every
 //! error names the key it is about.
 
+use crate::engine::StreamOptions;
 use clap::Args;
 use hubbub_core::auth::{Authenticator, User};
 use ipnet::IpNet;
@@ -87,6 +88,11 @@ pub struct Overrides {
     /// Configured users as a TOML array, e.g. '[{name="alice", secret="s", read=["*"], write=["chat:*"]}]'
     #[arg(long, env = "HUBBUB_USERS", value_name = "TOML")]
     pub users: Option<String>,
+
+    /// Namespaces as a TOML array, e.g. '[{pattern="room:*", history_size=100, presence=true}]'
+    /// (keys: pattern, history_size, history_ttl, recover, presence, join_leave, subscribe_hook)
+    #[arg(long, env = "HUBBUB_NAMESPACES", value_name = "TOML")]
+    pub namespaces: Option<String>,
 }
 
 /// What the file holds, before checking.
@@ -106,7 +112,50 @@ struct File {
     client_rate: Option<u64>,
     anonymous: Option<Anonymous>,
     users: Option<Vec<User>>,
+    namespaces: Option<Vec<NamespaceFile>>,
 }
+
+/// A `[[namespaces]]` entry as written.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NamespaceFile {
+    pattern: String,
+    history_size: Option<u64>,
+    history_ttl: Option<String>,
+    recover: Option<bool>,
+    presence: Option<bool>,
+    join_leave: Option<bool>,
+    subscribe_hook: Option<bool>,
+}
+
+/// What the channels matching a pattern keep, and who decides about them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Namespace {
+    pub pattern: String,
+    pub stream: StreamOptions,
+    /// Whether `subscribe` with `since` may recover missed messages.
+    pub recover: bool,
+    pub presence: bool,
+    pub join_leave: bool,
+}
+
+/// How long a stream lives after its last publication when `history_ttl` is not given.
+pub const DEFAULT_HISTORY_TTL: Duration = Duration::from_secs(600);
+
+/// The most messages one channel may keep.
+pub const MAX_HISTORY_SIZE: u64 = 100_000;
+
+/// What a channel matching no namespace keeps: nothing.
+pub static NO_NAMESPACE: Namespace = Namespace {
+    pattern: String::new(),
+    stream: StreamOptions {
+        history_size: 0,
+        history_ttl: Duration::ZERO,
+    },
+    recover: false,
+    presence: false,
+    join_leave: false,
+};
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -134,6 +183,8 @@ pub struct Config {
     pub client_rate: u32,
     pub anonymous_read: Vec<String>,
     pub users: Vec<User>,
+    /// In order: the first whose pattern matches a channel decides for it.
+    pub namespaces: Vec<Namespace>,
 }
 
 /// A configuration error, naming the key it is about.
@@ -165,6 +216,15 @@ impl Config {
             None => empty_file(),
         };
         Self::build(path.is_none(), file, token_secret, overrides)
+    }
+
+    /// Reads a configuration from TOML text, as if from a file, with no overrides (for
+    /// running a server in-process).
+    pub fn from_toml(text: &str) -> Result<Config, ConfigError> {
+        let de = toml::Deserializer::parse(text).map_err(|e| ConfigError(e.to_string()))?;
+        let file: File = serde_path_to_error::deserialize(de)
+            .map_err(|e| key_error(&e.path().to_string(), e.into_inner().message()))?;
+        Self::build(false, file, None, &Overrides::default())
     }
 
     fn build(
@@ -269,7 +329,22 @@ impl Config {
                     format!("user {:?} is listed twice", u.name),
                 ));
             }
+            if u.secret.is_empty() {
+                return Err(key_error(
+                    "users",
+                    format!("user {:?} has an empty secret", u.name),
+                ));
+            }
         }
+
+        let namespaces = match &o.namespaces {
+            Some(text) => parse_namespaces(text)?,
+            None => file.namespaces.unwrap_or_default(),
+        }
+        .into_iter()
+        .enumerate()
+        .map(|(i, n)| namespace(i, n))
+        .collect::<Result<Vec<_>, _>>()?;
 
         Ok(Config {
             dev_mode,
@@ -289,7 +364,17 @@ impl Config {
             client_rate,
             anonymous_read,
             users,
+            namespaces,
         })
+    }
+
+    /// The namespace that decides for `channel`: the first that matches, or one that
+    /// keeps nothing.
+    pub fn namespace(&self, channel: &str) -> &Namespace {
+        self.namespaces
+            .iter()
+            .find(|n| hubbub_core::auth::pattern_matches(&n.pattern, channel))
+            .unwrap_or(&NO_NAMESPACE)
     }
 
     /// The authenticator this configuration describes.
@@ -356,6 +441,71 @@ fn parse_users(text: &str) -> Result<Vec<User>, ConfigError> {
     serde_path_to_error::deserialize::<_, Wrapper>(de)
         .map(|w| w.users)
         .map_err(|e| key_error(&e.path().to_string(), e.into_inner().message()))
+}
+
+fn parse_namespaces(text: &str) -> Result<Vec<NamespaceFile>, ConfigError> {
+    #[derive(Deserialize)]
+    struct Wrapper {
+        namespaces: Vec<NamespaceFile>,
+    }
+    let wrapped = format!("namespaces = {text}");
+    let de = toml::Deserializer::parse(&wrapped).map_err(|e| key_error("namespaces", e))?;
+    serde_path_to_error::deserialize::<_, Wrapper>(de)
+        .map(|w| w.namespaces)
+        .map_err(|e| key_error(&e.path().to_string(), e.into_inner().message()))
+}
+
+/// Checks the `i`th namespace; errors name its keys as `namespaces[i].key`.
+fn namespace(i: usize, n: NamespaceFile) -> Result<Namespace, ConfigError> {
+    let key = |k: &str| format!("namespaces[{i}].{k}");
+    if n.pattern.is_empty() {
+        return Err(key_error(&key("pattern"), "is empty"));
+    }
+    let history_size = n.history_size.unwrap_or(0);
+    if history_size > MAX_HISTORY_SIZE {
+        return Err(key_error(
+            &key("history_size"),
+            format!("at most {MAX_HISTORY_SIZE} messages per channel"),
+        ));
+    }
+    let history_ttl = match &n.history_ttl {
+        Some(text) => {
+            let ttl = humantime::parse_duration(text).map_err(|e| {
+                key_error(&key("history_ttl"), format!("{text:?}: {e} (e.g. \"10m\")"))
+            })?;
+            if ttl < Duration::from_secs(1) {
+                return Err(key_error(&key("history_ttl"), "must be at least 1s"));
+            }
+            ttl
+        }
+        None => DEFAULT_HISTORY_TTL,
+    };
+    let recover = match n.recover {
+        Some(true) if history_size == 0 => {
+            return Err(key_error(
+                &key("recover"),
+                "needs history (history_size greater than 0)",
+            ))
+        }
+        Some(recover) => recover,
+        None => history_size > 0,
+    };
+    if n.subscribe_hook == Some(true) {
+        return Err(key_error(
+            &key("subscribe_hook"),
+            "app hooks are not available in this version",
+        ));
+    }
+    Ok(Namespace {
+        pattern: n.pattern,
+        stream: StreamOptions {
+            history_size: history_size as usize,
+            history_ttl,
+        },
+        recover,
+        presence: n.presence.unwrap_or(false),
+        join_leave: n.join_leave.unwrap_or(false),
+    })
 }
 
 fn parse_cidr(text: &str) -> Result<IpNet, String> {
@@ -425,6 +575,23 @@ mod tests {
             ("ping_interval = \"soon\"", "ping_interval"),
             ("client_queue = 0", "client_queue"),
             ("token_secret = \"\"", "token_secret"),
+            (
+                "[[users]]\nname = \"a\"\nsecret = \"\"",
+                "users",
+            ),
+            (
+                "[[namespaces]]\npattern = \"a:*\"\n[[namespaces]]\npattern = \"b:*\"\nhistory_size = 5\nhistory_ttl = \"soon\"",
+                "namespaces[1].history_ttl",
+            ),
+            (
+                "[[namespaces]]\npattern = \"a:*\"\nrecover = true",
+                "namespaces[0].recover",
+            ),
+            (
+                "[[namespaces]]\npattern = \"a:*\"\nhistory_size = 1000000",
+                "namespaces[0].history_size",
+            ),
+            ("[[namespaces]]\npattern = \"\"", "namespaces[0].pattern"),
         ];
         for (file, key) in cases {
             let err = build(file, &Overrides::default()).unwrap_err().to_string();
@@ -447,5 +614,22 @@ mod tests {
         let c = build("", &o).unwrap();
         assert_eq!(c.users.len(), 1);
         assert_eq!(c.users[0].read, ["*"]);
+    }
+
+    #[test]
+    fn the_first_matching_namespace_decides() {
+        let c = build(
+            "[[namespaces]]\npattern = \"room:staff\"\npresence = true\n\
+             [[namespaces]]\npattern = \"room:*\"\nhistory_size = 10\njoin_leave = true",
+            &Overrides::default(),
+        )
+        .unwrap();
+        let staff = c.namespace("room:staff");
+        assert!(staff.presence && !staff.stream.keeps_history());
+        let room = c.namespace("room:1");
+        assert_eq!(room.stream.history_size, 10);
+        assert_eq!(room.stream.history_ttl, DEFAULT_HISTORY_TTL);
+        assert!(room.recover && room.join_leave && !room.presence);
+        assert_eq!(c.namespace("lobby"), &NO_NAMESPACE);
     }
 }

@@ -2,11 +2,13 @@
 //! at `/ws`, `/health` and the hello page at `/`.
 
 use crate::connection;
+use crate::engine::{EngineError, HistoryFilter};
 use crate::node::Node;
+use crate::session::{no_history, no_presence};
 use axum::body::Bytes;
-use axum::extract::rejection::BytesRejection;
+use axum::extract::rejection::{BytesRejection, QueryRejection};
 use axum::extract::ws::WebSocketUpgrade;
-use axum::extract::{ConnectInfo, DefaultBodyLimit, Request, State};
+use axum::extract::{ConnectInfo, DefaultBodyLimit, Path, Query, Request, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{Html, IntoResponse, Response};
@@ -14,7 +16,8 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use hubbub_core::api::{
     BroadcastPublished, BroadcastRequest, ChannelStats, Channels, DirectDelivered, DirectRequest,
-    DisconnectRequest, Disconnected, Health, Info, PublishRequest, Published, Request as _,
+    DisconnectRequest, Disconnected, Health, History, Info, NodeInfo, Presence, PresenceStats,
+    PublishRequest, Published, Request as _,
 };
 use hubbub_core::auth::check_api_key;
 use hubbub_core::protocol::{close, ErrorBody};
@@ -31,6 +34,8 @@ pub fn router(node: Arc<Node>) -> Router {
         .route("/disconnect", post(disconnect))
         .route("/channels", get(channels))
         .route("/info", get(info))
+        .route("/history/{*channel}", get(history))
+        .route("/presence/{*channel}", get(presence))
         .layer(middleware::from_fn_with_state(node.clone(), authorize))
         .layer(DefaultBodyLimit::max(node.config.max_message_size));
     Router::new()
@@ -54,6 +59,13 @@ impl ApiError {
 impl From<Rejection> for ApiError {
     fn from(r: Rejection) -> Self {
         ApiError::new(StatusCode::BAD_REQUEST, r)
+    }
+}
+
+/// The engine failed: 503 `UNAVAILABLE`, nothing was done.
+impl From<EngineError> for ApiError {
+    fn from(e: EngineError) -> Self {
+        ApiError::new(StatusCode::SERVICE_UNAVAILABLE, Rejection::from(e))
     }
 }
 
@@ -112,10 +124,15 @@ async fn publish(
     raw: Result<Bytes, BytesRejection>,
 ) -> ApiResult<Published> {
     let r = PublishRequest::from_body(&body(raw)?)?;
-    node.publish(&r.channel, r.event, r.data, None);
+    let position = node.publish(&r.channel, r.event, r.data, None).await?;
+    let (offset, epoch) = match position {
+        Some(p) => (Some(p.offset), Some(p.epoch)),
+        None => (None, None),
+    };
     Ok(Json(Published {
         published: r.channel,
-        offset: None,
+        offset,
+        epoch,
     }))
 }
 
@@ -123,9 +140,13 @@ async fn broadcast(
     State(node): State<Arc<Node>>,
     raw: Result<Bytes, BytesRejection>,
 ) -> ApiResult<BroadcastPublished> {
-    let r = BroadcastRequest::from_body(&body(raw)?)?;
+    let mut r = BroadcastRequest::from_body(&body(raw)?)?;
+    // A channel named twice is published to once.
+    let mut seen = std::collections::HashSet::new();
+    r.channels.retain(|c| seen.insert(c.clone()));
     for channel in &r.channels {
-        node.publish(channel, r.event.clone(), r.data.clone(), None);
+        node.publish(channel, r.event.clone(), r.data.clone(), None)
+            .await?;
     }
     Ok(Json(BroadcastPublished {
         published: r.channels,
@@ -175,12 +196,107 @@ async fn channels(State(node): State<Arc<Node>>) -> Json<Channels> {
 }
 
 async fn info(State(node): State<Arc<Node>>) -> Json<Info> {
+    let connections = node.connection_count();
+    let uptime_s = node.uptime_s();
     Json(Info {
         version: VERSION.to_owned(),
-        connections: node.connection_count(),
+        connections,
         channels: node.channel_count(),
-        uptime_s: node.uptime_s(),
+        uptime_s,
+        nodes: vec![NodeInfo {
+            id: node.id.clone(),
+            connections,
+            uptime_s,
+        }],
     })
+}
+
+/// The query of `GET /api/history/{channel}`.
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct HistoryParams {
+    limit: Option<u32>,
+    since: Option<u64>,
+}
+
+/// A channel named in a path, checked like any other channel name.
+fn channel_in_path(channel: &str) -> Result<String, ApiError> {
+    hubbub_core::channel::validate(channel)?;
+    Ok(channel.to_owned())
+}
+
+fn query<T>(query: Result<Query<T>, QueryRejection>) -> Result<T, ApiError> {
+    query.map(|Query(q)| q).map_err(|r| {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            Error::InvalidPayload.because(r.body_text()),
+        )
+    })
+}
+
+async fn history(
+    State(node): State<Arc<Node>>,
+    Path(channel): Path<String>,
+    params: Result<Query<HistoryParams>, QueryRejection>,
+) -> ApiResult<History> {
+    let channel = channel_in_path(&channel)?;
+    let params = query(params)?;
+    if !node.namespace(&channel).stream.keeps_history() {
+        return Err(ApiError::new(StatusCode::NOT_FOUND, no_history(&channel)));
+    }
+    let filter = HistoryFilter {
+        since: params.since,
+        limit: params.limit.map(|l| l as usize),
+    };
+    let history = node.history(&channel, filter).await?;
+    Ok(Json(History {
+        channel,
+        epoch: history.position.epoch,
+        offset: history.position.offset,
+        messages: history.messages,
+    }))
+}
+
+/// The query of `GET /api/presence/{channel}`.
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PresenceParams {
+    #[serde(default)]
+    stats: Option<String>,
+}
+
+async fn presence(
+    State(node): State<Arc<Node>>,
+    Path(channel): Path<String>,
+    params: Result<Query<PresenceParams>, QueryRejection>,
+) -> Result<Response, ApiError> {
+    let channel = channel_in_path(&channel)?;
+    let params = query(params)?;
+    if !node.namespace(&channel).presence {
+        return Err(ApiError::new(StatusCode::NOT_FOUND, no_presence(&channel)));
+    }
+    let stats = match params.stats.as_deref() {
+        None | Some("0") | Some("false") => false,
+        Some("1") | Some("true") | Some("") => true,
+        Some(other) => {
+            return Err(ApiError::new(
+                StatusCode::BAD_REQUEST,
+                Error::InvalidPayload
+                    .because(format!("stats={other:?}: give stats=1 or leave it out")),
+            ))
+        }
+    };
+    if stats {
+        let s = node.presence_stats(&channel).await?;
+        return Ok(Json(PresenceStats {
+            channel,
+            clients: s.clients,
+            users: s.users,
+        })
+        .into_response());
+    }
+    let clients = node.presence(&channel).await?;
+    Ok(Json(Presence { channel, clients }).into_response())
 }
 
 async fn health() -> Json<Health> {

@@ -1,27 +1,14 @@
 //! `hubbub`: a realtime push hub. Web applications publish over HTTP; browsers receive
-//! over WebSocket.
+//! over WebSocket. The command line over the `hubbub_server` library.
 
-mod broker;
-mod config;
-mod connection;
-mod http;
-mod node;
-mod session;
-mod shutdown;
-
-use axum::serve::ListenerExt;
 use clap::{Parser, Subcommand};
-use config::{Config, Overrides};
 use hubbub_core::auth::{sign, Claims};
-use node::Node;
+use hubbub_server::config::{Config, Overrides};
+use hubbub_server::Shutdown;
 use std::io::IsTerminal;
-use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
-
-/// How long closing WebSocket connections may take at shutdown.
-const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 
 #[derive(Parser)]
 #[command(
@@ -183,35 +170,11 @@ async fn run(config: Config) -> std::io::Result<()> {
         .map_err(|e| {
             std::io::Error::new(e.kind(), format!("cannot listen on {}: {e}", config.listen))
         })?;
-    let addr = listener.local_addr()?;
-    // Frames are small and must go out at once: without TCP_NODELAY, Nagle's algorithm
-    // holds a frame written while an earlier one is still unacknowledged.
-    let listener = listener.tap_io(|tcp| {
-        if let Err(e) = tcp.set_nodelay(true) {
-            tracing::debug!("cannot set TCP_NODELAY: {e}");
-        }
+    let shutdown = Shutdown::new();
+    let trigger = shutdown.clone();
+    tokio::spawn(async move {
+        hubbub_server::shutdown::signal().await;
+        trigger.trigger();
     });
-    let dev_mode = config.dev_mode;
-    let node = Node::new(config);
-    tracing::info!("hubbub {} listening on http://{addr}", hubbub_core::VERSION);
-    if dev_mode {
-        tracing::info!(
-            "development mode (no config file): anonymous clients read every channel, the HTTP \
-             API accepts loopback callers without a key; open http://{addr}/ to watch the channel \"hello\""
-        );
-    }
-    let app = http::router(node.clone()).into_make_service_with_connect_info::<SocketAddr>();
-    let shutdown = node.shutdown.clone();
-    axum::serve(listener, app)
-        .with_graceful_shutdown(async move {
-            shutdown::signal().await;
-            tracing::info!("shutting down: closing connections, finishing HTTP requests");
-            shutdown.trigger();
-        })
-        .await?;
-    if !node.shutdown.connections_closed(SHUTDOWN_GRACE).await {
-        tracing::warn!("some connections did not close within {SHUTDOWN_GRACE:?}");
-    }
-    tracing::info!("stopped");
-    Ok(())
+    hubbub_server::run(listener, config, shutdown).await
 }

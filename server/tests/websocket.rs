@@ -387,7 +387,9 @@ async fn bad_input_is_answered_and_the_connection_kept() {
         (r#"{"logout":false}"#, "INVALID_PAYLOAD"),
         (r#"{"disconnect":"now"}"#, "INVALID_PAYLOAD"),
         (r#"{"fly":{"to":"moon"}}"#, "UNKNOWN_COMMAND"),
-        (r#"{"presence":{"channel":"news"}}"#, "UNKNOWN_COMMAND"),
+        (r#"{"presence":{"channel":"news"}}"#, "INVALID_CHANNEL"),
+        (r#"{"history":{"channel":"news"}}"#, "INVALID_CHANNEL"),
+        (r#"{"rpc":{"method":"m","data":1}}"#, "UNKNOWN_COMMAND"),
     ];
     for (text, err) in cases {
         c.send_text(text).await;
