@@ -13,7 +13,28 @@ use std::collections::HashMap;
 /// Whether `channel` matches `pattern`, where `*` in the pattern matches any run of
 /// characters, including none.
 pub fn pattern_matches(pattern: &str, channel: &str) -> bool {
-    let (p, c) = (pattern.as_bytes(), channel.as_bytes());
+    wildcard_matches(pattern.as_bytes(), channel.as_bytes(), |_| true)
+}
+
+/// Whether a browser's `Origin` matches an `allowed_origins` pattern, ignoring case. The
+/// pattern `*` alone allows every origin; elsewhere `*` matches a run of letters, digits
+/// and `-` (one host label, or a port), never a `.`, `/`, `:` or `@`, so that
+/// `https://*.example.com` allows `https://eu.example.com` and not
+/// `https://evil.com/.example.com` or `https://evil.com:1.example.com`.
+pub fn origin_matches(pattern: &str, origin: &str) -> bool {
+    if pattern == "*" {
+        return true;
+    }
+    let pattern = pattern.to_ascii_lowercase();
+    let origin = origin.to_ascii_lowercase();
+    wildcard_matches(pattern.as_bytes(), origin.as_bytes(), |b| {
+        b.is_ascii_alphanumeric() || b == b'-'
+    })
+}
+
+/// Matches `c` against `p`, where `*` in `p` matches any run of bytes for which
+/// `star_takes` holds.
+fn wildcard_matches(p: &[u8], c: &[u8], star_takes: impl Fn(u8) -> bool) -> bool {
     let (mut pi, mut ci) = (0, 0);
     // Where the last `*` was, and how much of the channel it has swallowed so far.
     let mut star: Option<(usize, usize)> = None;
@@ -24,7 +45,7 @@ pub fn pattern_matches(pattern: &str, channel: &str) -> bool {
         } else if pi < p.len() && p[pi] == c[ci] {
             pi += 1;
             ci += 1;
-        } else if let Some((sp, sc)) = star {
+        } else if let Some((sp, sc)) = star.filter(|&(_, sc)| star_takes(c[sc])) {
             pi = sp + 1;
             ci = sc + 1;
             star = Some((sp, sc + 1));
@@ -353,6 +374,39 @@ mod tests {
         ];
         for (p, c, want) in cases {
             assert_eq!(pattern_matches(p, c), want, "{p} ~ {c}");
+        }
+    }
+
+    #[test]
+    fn origins() {
+        let cases = [
+            ("*", "https://anything.example", true),
+            ("https://app.example", "https://app.example", true),
+            ("https://app.example", "HTTPS://APP.Example", true),
+            ("https://app.example", "https://app.example.evil", false),
+            ("https://*.example.com", "https://eu.example.com", true),
+            ("https://*.example.com", "https://EU.example.com", true),
+            (
+                "https://*.example.com",
+                "https://evil.com/.example.com",
+                false,
+            ),
+            (
+                "https://*.example.com",
+                "https://evil.com:1.example.com",
+                false,
+            ),
+            ("https://*.example.com", "https://a.b.example.com", false),
+            ("https://*.example.com", "https://example.com", false),
+            ("http://localhost:*", "http://localhost:5173", true),
+            (
+                "http://localhost:*",
+                "http://localhost:5173.evil.com",
+                false,
+            ),
+        ];
+        for (p, o, want) in cases {
+            assert_eq!(origin_matches(p, o), want, "{p} ~ {o}");
         }
     }
 

@@ -110,6 +110,11 @@ pub mod close {
     /// The session's token expired (its `exp` passed without a new `authenticate`): a
     /// client reconnects with a fresh token.
     pub const TOKEN_EXPIRED: u16 = 4001;
+    /// The connection may not be opened: its page's origin is not allowed, or the app's
+    /// connect hook refused it. A client should not reconnect on its own.
+    pub const ACCESS_DENIED: u16 = 4403;
+    /// The app's connect hook failed; a client may retry later.
+    pub const APP_UNAVAILABLE: u16 = 4503;
 }
 
 // ---------------------------------------------------------------------------------------

@@ -403,7 +403,7 @@ impl Config {
     pub fn origin_allowed(&self, origin: &str) -> bool {
         self.allowed_origins
             .iter()
-            .any(|p| hubbub_core::auth::pattern_matches(p, origin))
+            .any(|p| hubbub_core::auth::origin_matches(p, origin))
     }
 }
 

@@ -75,6 +75,17 @@ pub async fn serve(node: Arc<Node>, socket: WebSocket) {
     tracing::debug!(client = %id, reason = ?control.close_code(), "disconnected");
 }
 
+/// Closes a connection that may not be opened, before any welcome.
+pub async fn refuse_connection(mut socket: WebSocket, code: u16, reason: &'static str) {
+    let frame = CloseFrame {
+        code,
+        reason: reason.into(),
+    };
+    let _ = tokio::time::timeout(CLOSE_GRACE, socket.send(Message::Close(Some(frame)))).await;
+    // Wait (briefly) for the peer's close, so that the close frame is not lost to a reset.
+    let _ = tokio::time::timeout(CLOSE_GRACE, socket.next()).await;
+}
+
 type Running = Pin<Box<dyn Future<Output = (Session, Step)> + Send>>;
 
 /// Runs one command, handing the session back with what the reader does next.

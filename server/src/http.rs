@@ -324,18 +324,19 @@ async fn websocket(
     if node.shutdown.is_triggered() {
         return (StatusCode::SERVICE_UNAVAILABLE, "shutting down").into_response();
     }
+    let limit = node.config.max_message_size;
     if let Some(origin) = headers.get(header::ORIGIN) {
         let origin = origin.to_str().unwrap_or("");
         if !node.config.origin_allowed(origin) {
             tracing::debug!(origin, "origin refused");
-            return ApiError::new(
-                StatusCode::FORBIDDEN,
-                Error::AccessDenied.because("origin not allowed"),
-            )
-            .into_response();
+            // A browser cannot see the status of a refused upgrade, only that the socket
+            // failed; a close code it can read tells the page why, and that retrying will
+            // not help. Nothing is read from such a connection.
+            return upgrade.max_message_size(limit).on_upgrade(|socket| {
+                connection::refuse_connection(socket, close::ACCESS_DENIED, "origin not allowed")
+            });
         }
     }
-    let limit = node.config.max_message_size;
     upgrade
         // The codec zero-fills its whole read buffer on the first read, so the 128 KiB
         // default costs every idle connection 128 KiB of memory; client commands are small,

@@ -500,8 +500,28 @@ async fn origins_are_checked() {
             .await
             .is_ok()
     );
-    let refused = tokio_tungstenite::connect_async(request("https://evil.example"))
-        .await
-        .unwrap_err();
-    assert!(refused.to_string().contains("403"), "{refused}");
+    assert!(
+        tokio_tungstenite::connect_async(request("HTTPS://EU.Example.ORG"))
+            .await
+            .is_ok()
+    );
+    // A refused origin gets a close a browser can read: 4403, and no welcome.
+    for origin in [
+        "https://evil.example",
+        "https://evil.com/.example.org",
+        "https://a.b.example.org",
+    ] {
+        let (ws, _) = tokio_tungstenite::connect_async(request(origin))
+            .await
+            .unwrap();
+        let mut refused = Client {
+            ws,
+            id: String::new(),
+        };
+        assert_eq!(
+            refused.closed().await,
+            Some(CloseCode::Library(4403)),
+            "{origin}"
+        );
+    }
 }
