@@ -278,6 +278,7 @@ pub trait Request: Sized + serde::de::DeserializeOwned {
 
     /// Parses and validates a JSON body: `INVALID_PAYLOAD` with a reason when it is not.
     fn from_body(body: &[u8]) -> Result<Self, Rejection> {
+        crate::protocol::check_depth(body)?;
         let request: Self = serde_json::from_slice(body)
             .map_err(|e| Error::InvalidPayload.because(e.to_string()))?;
         for c in request.channels() {
@@ -299,6 +300,7 @@ impl Request for BroadcastRequest {
     }
 
     fn from_body(body: &[u8]) -> Result<Self, Rejection> {
+        crate::protocol::check_depth(body)?;
         let request: Self = serde_json::from_slice(body)
             .map_err(|e| Error::InvalidPayload.because(e.to_string()))?;
         if request.channels.is_empty() {

@@ -135,11 +135,27 @@ pub struct User {
 pub struct Claims {
     /// The user's id; becomes the connection's identity.
     pub sub: String,
-    /// Expiry, seconds since the Unix epoch.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// Expiry, seconds since the Unix epoch (a fractional value, which RFC 7519 allows,
+    /// is read rounded up).
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "numeric_date"
+    )]
     pub exp: Option<u64>,
+    /// Not valid before, seconds since the Unix epoch (rounded up, like `exp`).
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "numeric_date"
+    )]
+    pub nbf: Option<u64>,
     /// Issue time, seconds since the Unix epoch.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "numeric_date"
+    )]
     pub iat: Option<u64>,
     #[serde(default)]
     pub read: Vec<String>,
@@ -156,6 +172,7 @@ impl Claims {
         Claims {
             sub: sub.into(),
             exp: None,
+            nbf: None,
             iat: None,
             read: Vec::new(),
             write: Vec::new(),
@@ -183,6 +200,19 @@ impl Claims {
             permissions: Permissions::new(self.read, self.write),
         }
     }
+}
+
+/// Reads a JWT NumericDate: seconds since the Unix epoch, which may be fractional; a
+/// fraction is rounded up, so that a token is never taken as valid for longer than it says
+/// (`exp`) or sooner than it says (`nbf`).
+fn numeric_date<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
+    let Some(seconds) = Option::<f64>::deserialize(d)? else {
+        return Ok(None);
+    };
+    if !seconds.is_finite() || seconds < 0.0 || seconds > 1e15 {
+        return Err(serde::de::Error::custom("not a date in seconds"));
+    }
+    Ok(Some(seconds.ceil() as u64))
 }
 
 #[cfg(feature = "jwt")]
@@ -215,11 +245,12 @@ mod token {
         let mut validation = Validation::new(Algorithm::HS256);
         validation.leeway = 0;
         validation.validate_aud = false;
+        // `exp` and `nbf` are checked below, from claims read as RFC 7519 allows
+        // (fractional seconds included), which jsonwebtoken does not.
+        validation.validate_exp = false;
+        validation.validate_nbf = false;
         validation.required_spec_claims.clear();
         validation.required_spec_claims.insert("sub".to_owned());
-        if require_exp {
-            validation.required_spec_claims.insert("exp".to_owned());
-        }
         let data =
             jsonwebtoken::decode::<Claims>(token, &DecodingKey::from_secret(secret), &validation)
                 .map_err(|e| match e.kind() {
@@ -237,10 +268,24 @@ mod token {
                 }
                 _ => Error::InvalidCredentials.because(format!("malformed token: {e}")),
             })?;
-        if data.claims.sub.is_empty() {
+        let claims = data.claims;
+        if claims.sub.is_empty() {
             return Err(Error::InvalidCredentials.because("the token's sub is empty"));
         }
-        Ok(data.claims)
+        let now = super::unix_now();
+        match claims.exp {
+            None if require_exp => {
+                return Err(Error::InvalidCredentials.because("the token has no exp claim"))
+            }
+            Some(exp) if exp <= now => {
+                return Err(Error::TokenExpired.because("the token's exp is past"))
+            }
+            _ => {}
+        }
+        if claims.nbf.is_some_and(|nbf| nbf > now) {
+            return Err(Error::InvalidCredentials.because("the token is not valid yet (nbf)"));
+        }
+        Ok(claims)
     }
 }
 
@@ -338,6 +383,12 @@ impl Authenticator {
             Error::InvalidCredentials.because("tokens are not accepted: no token_secret is set")
         })?;
         let claims = verify(secret, token, self.token_require_exp)?;
+        // A token must not pass for a configured user: `direct` by user and presence
+        // would mix the two up.
+        if self.users.contains_key(&claims.sub) {
+            return Err(Error::InvalidCredentials
+                .because("the token's sub is the name of a configured user"));
+        }
         let exp = claims.exp;
         Ok((claims.into_identity(), exp))
     }
@@ -489,6 +540,7 @@ mod tests {
             Claims {
                 sub: "42".into(),
                 exp,
+                nbf: None,
                 iat: Some(now()),
                 read: vec!["room:*".into()],
                 write: vec!["room:1".into()],
@@ -583,6 +635,69 @@ mod tests {
                 verify(b"k", &expired, false).unwrap_err().error,
                 Error::TokenExpired
             );
+        }
+
+        /// Signs raw claims, as another JWT library might write them.
+        fn raw(claims: serde_json::Value) -> String {
+            jsonwebtoken::encode(
+                &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
+                &claims,
+                &jsonwebtoken::EncodingKey::from_secret(b"k"),
+            )
+            .unwrap()
+        }
+
+        #[test]
+        fn fractional_dates_and_not_before() {
+            let later = now() as f64 + 60.5;
+            let ok = verify(
+                b"k",
+                &raw(serde_json::json!({"sub": "1", "exp": later})),
+                true,
+            )
+            .unwrap();
+            assert_eq!(ok.exp, Some(later.ceil() as u64));
+            let past = now() as f64 - 5.25;
+            assert_eq!(
+                verify(
+                    b"k",
+                    &raw(serde_json::json!({"sub": "1", "exp": past})),
+                    true
+                )
+                .unwrap_err()
+                .error,
+                Error::TokenExpired
+            );
+            let not_yet = serde_json::json!({"sub": "1", "exp": now() + 60, "nbf": now() + 30});
+            let err = verify(b"k", &raw(not_yet), true).unwrap_err();
+            assert_eq!(err.error, Error::InvalidCredentials);
+            assert!(err.reason.unwrap().contains("nbf"));
+            let started = serde_json::json!({"sub": "1", "exp": now() + 60, "nbf": now() - 1});
+            assert!(verify(b"k", &raw(started), true).is_ok());
+            for bad in [
+                serde_json::json!({"sub": "1", "exp": "soon"}),
+                serde_json::json!({"sub": "1", "exp": -1}),
+                serde_json::json!({"sub": "1", "exp": 1e300}),
+            ] {
+                assert_eq!(
+                    verify(b"k", &raw(bad.clone()), true).unwrap_err().error,
+                    Error::InvalidCredentials,
+                    "{bad}"
+                );
+            }
+        }
+
+        #[test]
+        fn a_token_cannot_pass_for_a_configured_user() {
+            let alice = Claims {
+                exp: Some(now() + 60),
+                ..Claims::new("alice")
+            };
+            let token = sign(b"token-secret", &alice).unwrap();
+            let err = authenticator()
+                .authenticate(&Credentials::Token { token })
+                .unwrap_err();
+            assert_eq!(err.error, Error::InvalidCredentials);
         }
 
         #[test]

@@ -258,6 +258,41 @@ pub struct Rpc {
     pub data: RawJson,
 }
 
+/// How deep a frame (or an HTTP body) may nest arrays and objects. Application data is
+/// passed through to browsers, whose JSON parsers and renderers should never meet a
+/// pathological nesting; real data stays far below.
+pub const MAX_DEPTH: usize = 64;
+
+/// Refuses JSON text that nests arrays and objects deeper than [`MAX_DEPTH`]. A scan of the
+/// bytes (strings skipped), so that the check costs no parse and no recursion.
+pub fn check_depth(text: &[u8]) -> Result<(), Rejection> {
+    let (mut depth, mut in_string, mut escaped) = (0usize, false, false);
+    for &b in text {
+        if in_string {
+            match b {
+                _ if escaped => escaped = false,
+                b'\\' => escaped = true,
+                b'"' => in_string = false,
+                _ => {}
+            }
+            continue;
+        }
+        match b {
+            b'"' => in_string = true,
+            b'[' | b'{' => {
+                depth += 1;
+                if depth > MAX_DEPTH {
+                    return Err(Error::InvalidPayload
+                        .because(format!("JSON nests deeper than {MAX_DEPTH} levels")));
+                }
+            }
+            b']' | b'}' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
 impl Command {
     /// Reads one client frame.
     ///
@@ -265,6 +300,7 @@ impl Command {
     /// name is `INVALID_PAYLOAD` (with a reason); one key that is no command is
     /// [`Command::Unknown`].
     pub fn parse(text: &str) -> Result<Command, Rejection> {
+        check_depth(text.as_bytes())?;
         let entries = object_entries(text)?;
         let (name, arg) = match entries.as_slice() {
             [one] => one,
@@ -735,6 +771,21 @@ mod tests {
             frame.to_json(),
             r#"{"message":{"channel":"c","event":"e","data":{ "b" : 1.50, "a":"\u00e9" }}}"#
         );
+    }
+
+    #[test]
+    fn deep_nesting_is_refused() {
+        let nest = |n: usize| format!("{}1{}", "[".repeat(n), "]".repeat(n));
+        let ok = format!(r#"{{"ping":{}}}"#, nest(MAX_DEPTH - 1));
+        assert!(Command::parse(&ok).is_ok());
+        let deep = format!(r#"{{"ping":{}}}"#, nest(MAX_DEPTH));
+        assert_eq!(
+            Command::parse(&deep).unwrap_err().error,
+            Error::InvalidPayload
+        );
+        // Brackets inside strings do not count.
+        let text = format!(r#"{{"ping":"{}\"{}"}}"#, "[".repeat(100), "{".repeat(100));
+        assert!(Command::parse(&text).is_ok());
     }
 
     #[test]

@@ -72,6 +72,21 @@ pub struct Overrides {
     #[arg(long, env = "HUBBUB_CLIENT_RATE", value_name = "N")]
     pub client_rate: Option<u64>,
 
+    /// Open connections (WebSockets and HTTP) in all; 0 for as many as the system's
+    /// descriptor limit allows [default: 0]
+    #[arg(long, env = "HUBBUB_MAX_CONNECTIONS", value_name = "N")]
+    pub max_connections: Option<u64>,
+
+    /// Open connections from one IP address, 0 for no cap; set it where clients connect
+    /// directly, not behind a proxy whose one address they all share [default: 0]
+    #[arg(long, env = "HUBBUB_MAX_CONNECTIONS_PER_IP", value_name = "N")]
+    pub max_connections_per_ip: Option<u64>,
+
+    /// How long an HTTP client may take to send a request's headers; idle keep-alive
+    /// connections are closed after as long [default: 10s]
+    #[arg(long, env = "HUBBUB_HTTP_TIMEOUT", value_name = "DURATION")]
+    pub http_timeout: Option<String>,
+
     /// Whether tokens must carry an `exp` claim [default: true]
     #[arg(long, env = "HUBBUB_TOKEN_REQUIRE_EXP", value_name = "BOOL")]
     pub token_require_exp: Option<bool>,
@@ -110,6 +125,9 @@ struct File {
     client_queue: Option<u64>,
     ping_interval: Option<String>,
     client_rate: Option<u64>,
+    max_connections: Option<u64>,
+    max_connections_per_ip: Option<u64>,
+    http_timeout: Option<String>,
     anonymous: Option<Anonymous>,
     users: Option<Vec<User>>,
     namespaces: Option<Vec<NamespaceFile>>,
@@ -181,6 +199,11 @@ pub struct Config {
     pub ping_interval: Duration,
     /// Commands per second per connection; 0 for no limit.
     pub client_rate: u32,
+    /// Open connections in all; 0 for as many as the system allows.
+    pub max_connections: usize,
+    /// Open connections per IP address; 0 for no cap.
+    pub max_connections_per_ip: usize,
+    pub http_timeout: Duration,
     pub anonymous_read: Vec<String>,
     pub users: Vec<User>,
     /// In order: the first whose pattern matches a channel decides for it.
@@ -302,6 +325,26 @@ impl Config {
         let client_rate =
             u32::try_from(client_rate).map_err(|_| key_error("client_rate", "is too large"))?;
 
+        let max_connections =
+            usize::try_from(o.max_connections.or(file.max_connections).unwrap_or(0))
+                .map_err(|_| key_error("max_connections", "is too large"))?;
+        let max_connections_per_ip = usize::try_from(
+            o.max_connections_per_ip
+                .or(file.max_connections_per_ip)
+                .unwrap_or(0),
+        )
+        .map_err(|_| key_error("max_connections_per_ip", "is too large"))?;
+        let http_text = o
+            .http_timeout
+            .clone()
+            .or(file.http_timeout)
+            .unwrap_or_else(|| "10s".to_owned());
+        let http_timeout = humantime::parse_duration(&http_text)
+            .map_err(|e| key_error("http_timeout", format!("{http_text:?}: {e} (e.g. \"10s\")")))?;
+        if http_timeout < Duration::from_millis(100) {
+            return Err(key_error("http_timeout", "must be at least 100ms"));
+        }
+
         let anonymous_read = o
             .anonymous_read
             .clone()
@@ -362,6 +405,9 @@ impl Config {
             client_queue,
             ping_interval,
             client_rate,
+            max_connections,
+            max_connections_per_ip,
+            http_timeout,
             anonymous_read,
             users,
             namespaces,

@@ -40,6 +40,7 @@ pub fn router(node: Arc<Node>) -> Router {
         .layer(DefaultBodyLimit::max(node.config.max_message_size));
     Router::new()
         .route("/", get(hello_page))
+        .method_not_allowed_fallback(method_not_allowed)
         .route("/health", get(health))
         .route("/ws", get(websocket))
         .nest("/api", api)
@@ -77,13 +78,31 @@ impl IntoResponse for ApiError {
 
 type ApiResult<T> = Result<Json<T>, ApiError>;
 
-/// Checks the caller's address (`allowed_ips`, 403) and key (`api_keys`, 401).
+/// Checks the caller's address (`allowed_ips`, 403) and key (`api_keys`, 401), and that
+/// a web page cannot call the API through its visitor's browser: a body must be JSON
+/// (`Content-Type: application/json`, which a browser cannot send cross-site without a
+/// CORS preflight that hubbub never grants), and where no key is needed, a request a
+/// browser marks as cross-site is refused.
 async fn authorize(
     State(node): State<Arc<Node>>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     request: Request,
     next: Next,
 ) -> Response {
+    if request.method() == axum::http::Method::POST && !is_json(request.headers()) {
+        return ApiError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            Error::InvalidPayload.because("send the body as Content-Type: application/json"),
+        )
+        .into_response();
+    }
+    if node.config.api_keys.is_empty() && is_cross_site(request.headers()) {
+        return ApiError::new(
+            StatusCode::FORBIDDEN,
+            Error::AccessDenied.because("cross-site requests may not call the API without a key"),
+        )
+        .into_response();
+    }
     if !node.config.ip_allowed(peer.ip()) {
         return ApiError::new(
             StatusCode::FORBIDDEN,
@@ -100,6 +119,37 @@ async fn authorize(
         return ApiError::new(StatusCode::UNAUTHORIZED, rejection).into_response();
     }
     next.run(request).await
+}
+
+fn is_json(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .is_some_and(|v| v.trim().eq_ignore_ascii_case("application/json"))
+}
+
+/// Whether a browser says the request comes from another site: `Sec-Fetch-Site`, or an
+/// `Origin` whose host is not the one the request is addressed to.
+fn is_cross_site(headers: &HeaderMap) -> bool {
+    let text = |name| {
+        headers
+            .get(name)
+            .and_then(|v: &header::HeaderValue| v.to_str().ok())
+    };
+    if let Some(site) = text(header::HeaderName::from_static("sec-fetch-site")) {
+        if !matches!(site, "same-origin" | "none") {
+            return true;
+        }
+    }
+    match (text(header::ORIGIN), text(header::HOST)) {
+        (Some(origin), Some(host)) => {
+            let origin_host = origin.split_once("://").map_or(origin, |(_, rest)| rest);
+            !origin_host.eq_ignore_ascii_case(host)
+        }
+        (Some(_), None) => true,
+        _ => false,
+    }
 }
 
 /// The request body, or 413 when it is over `max_message_size` and 400 when it cannot be read.
@@ -305,6 +355,13 @@ async fn health() -> Json<Health> {
     })
 }
 
+async fn method_not_allowed() -> ApiError {
+    ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        Error::UnknownCommand.because("this endpoint does not take that method"),
+    )
+}
+
 async fn not_found() -> ApiError {
     ApiError::new(
         StatusCode::NOT_FOUND,
@@ -318,6 +375,7 @@ const READ_BUFFER: usize = 4096;
 /// `GET /ws`: checks the Origin and hands the upgraded socket to a connection task.
 async fn websocket(
     State(node): State<Arc<Node>>,
+    slot: Option<axum::Extension<Arc<crate::listener::Slot>>>,
     headers: HeaderMap,
     upgrade: WebSocketUpgrade,
 ) -> Response {
@@ -345,7 +403,11 @@ async fn websocket(
         .max_message_size(limit)
         .max_frame_size(limit)
         .on_failed_upgrade(|e| tracing::warn!("WebSocket upgrade failed: {e}"))
-        .on_upgrade(move |socket| connection::serve(node, socket))
+        .on_upgrade(move |socket| async move {
+            // The connection keeps its place under the caps for as long as it is open.
+            let _slot = slot;
+            connection::serve(node, socket).await
+        })
 }
 
 /// `GET /`: a page that shows what arrives on the channel `hello`.

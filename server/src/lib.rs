@@ -10,6 +10,7 @@
 //! - `session.rs`: one client's identity and what each of its commands does.
 //! - `node.rs`: the running node: hub, engine, configuration, and the steps that touch
 //!   several of them.
+//! - `listener.rs`: accepting connections: caps, HTTP timeouts, a bounded shutdown.
 //! - `outbox.rs`: how the node reaches a connection (its bounded queue, its controls).
 //! - [`engine`]: the `Broker` and `PresenceManager` traits and their implementations.
 //! - [`config`]: the configuration, from file, environment and flags.
@@ -19,6 +20,7 @@ pub mod config;
 mod connection;
 pub mod engine;
 mod http;
+mod listener;
 mod node;
 mod outbox;
 mod session;
@@ -27,8 +29,6 @@ pub mod shutdown;
 pub use config::Config;
 pub use shutdown::Shutdown;
 
-use axum::serve::ListenerExt;
-use std::net::SocketAddr;
 use std::time::Duration;
 
 /// How long, after shutdown starts, connections and HTTP requests may take to finish.
@@ -43,40 +43,49 @@ pub async fn run(
     shutdown: Shutdown,
 ) -> std::io::Result<()> {
     let addr = listener.local_addr()?;
-    // Frames are small and must go out at once: without TCP_NODELAY, Nagle's algorithm
-    // holds a frame written while an earlier one is still unacknowledged.
-    let listener = listener.tap_io(|tcp| {
-        if let Err(e) = tcp.set_nodelay(true) {
-            tracing::debug!("cannot set TCP_NODELAY: {e}");
-        }
-    });
+    let limits = listener::Limits {
+        max_connections: match config.max_connections {
+            0 => listener::connections_the_system_allows(),
+            n => n,
+        },
+        max_connections_per_ip: config.max_connections_per_ip,
+        http_timeout: config.http_timeout,
+    };
     let dev_mode = config.dev_mode;
+    let open_api = !dev_mode && config.api_keys.is_empty() && config.allowed_ips.is_none();
     let node = node::Node::new(config, shutdown.clone())
         .await
         .map_err(std::io::Error::other)?;
-    tracing::info!("hubbub {} listening on http://{addr}", hubbub_core::VERSION);
+    tracing::info!(
+        "hubbub {} listening on http://{addr} (at most {} connections)",
+        hubbub_core::VERSION,
+        limits.max_connections
+    );
     if dev_mode {
         tracing::info!(
             "development mode (no config file): anonymous clients read every channel, the HTTP \
              API accepts loopback callers without a key; open http://{addr}/ to watch the channel \"hello\""
         );
     }
-    let app = http::router(node.clone()).into_make_service_with_connect_info::<SocketAddr>();
+    if open_api {
+        tracing::warn!(
+            "the HTTP API is open to every address that can reach {addr}: anyone may publish and \
+             disconnect clients; set api_keys, allowed_ips or both"
+        );
+    }
     let stopping = shutdown.clone();
-    let server = axum::serve(listener, app).with_graceful_shutdown(async move {
+    tokio::spawn(async move {
         stopping.triggered().await;
         tracing::info!("shutting down: closing connections, finishing HTTP requests");
     });
-    // Graceful shutdown waits for every HTTP connection; a client that never finishes its
-    // request must not keep the server running past the grace.
-    let grace_over = async {
-        shutdown.triggered().await;
-        tokio::time::sleep(SHUTDOWN_GRACE).await;
-    };
-    tokio::select! {
-        served = server => served?,
-        _ = grace_over => tracing::warn!("HTTP requests still open after {SHUTDOWN_GRACE:?}: leaving them"),
-    }
+    listener::serve(
+        listener,
+        http::router(node),
+        limits,
+        shutdown.clone(),
+        SHUTDOWN_GRACE,
+    )
+    .await;
     if !shutdown.connections_closed(SHUTDOWN_GRACE).await {
         tracing::warn!("some connections did not close within {SHUTDOWN_GRACE:?}");
     }

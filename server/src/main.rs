@@ -46,6 +46,11 @@ struct Cli {
     )]
     token_secret: Option<String>,
 
+    /// Let development mode (no config file) listen on an address other than loopback:
+    /// anyone who reaches it may then read every channel
+    #[arg(long)]
+    dev_public: bool,
+
     #[command(flatten)]
     settings: Overrides,
 
@@ -97,6 +102,15 @@ fn main() -> ExitCode {
     };
     match cli.command {
         Some(Command::Token(args)) => token(&config, args),
+        None if config.dev_mode && !config.listen.ip().is_loopback() && !cli.dev_public => {
+            eprintln!(
+                "hubbub: development mode (no config file) lets anyone read every channel, so it \
+                 listens on loopback only; {} is not loopback. Give a config file (--config) for \
+                 a server others reach, or --dev-public to accept the risk",
+                config.listen
+            );
+            ExitCode::from(2)
+        }
         None => serve(config),
     }
 }

@@ -308,6 +308,7 @@ async fn a_cut_subscriber_recovers_everything_in_order() {
         for n in 1..=N {
             let r = http
                 .post(&url)
+                .header("content-type", "application/json")
                 .body(json!({"channel": "room:cut", "data": n}).to_string())
                 .send()
                 .await

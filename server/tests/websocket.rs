@@ -48,6 +48,7 @@ fn token(sub: &str, read: &[&str], write: &[&str], exp: Option<u64>) -> String {
         sub: sub.into(),
         exp,
         iat: Some(now()),
+        nbf: None,
         read: read.iter().map(|s| s.to_string()).collect(),
         write: write.iter().map(|s| s.to_string()).collect(),
         info: None,

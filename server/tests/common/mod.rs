@@ -148,7 +148,10 @@ impl Server {
     }
 
     pub async fn post_raw(&self, path: &str, body: String, key: Option<&str>) -> (u16, Value) {
-        let mut r = reqwest::Client::new().post(self.url(path)).body(body);
+        let mut r = reqwest::Client::new()
+            .post(self.url(path))
+            .header("content-type", "application/json")
+            .body(body);
         if let Some(key) = key {
             r = r.bearer_auth(key);
         }
