@@ -209,7 +209,7 @@ fn numeric_date<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<u64>, D
     let Some(seconds) = Option::<f64>::deserialize(d)? else {
         return Ok(None);
     };
-    if !seconds.is_finite() || seconds < 0.0 || seconds > 1e15 {
+    if !seconds.is_finite() || !(0.0..=1e15).contains(&seconds) {
         return Err(serde::de::Error::custom("not a date in seconds"));
     }
     Ok(Some(seconds.ceil() as u64))

@@ -310,7 +310,7 @@ async fn write_batch(
 ) -> Written {
     for outbound in batch.drain(..) {
         let message = match outbound {
-            Outbound::Frame(text) => Message::Text(text),
+            Outbound::Frame(text) | Outbound::Answer { frame: text, .. } => Message::Text(text),
             Outbound::Ping => Message::Ping(Default::default()),
             Outbound::Close(code, reason) => {
                 if sink.flush().await.is_err() {

@@ -36,6 +36,7 @@ pub fn router(node: Arc<Node>) -> Router {
         .route("/info", get(info))
         .route("/history/{*channel}", get(history))
         .route("/presence/{*channel}", get(presence))
+        .method_not_allowed_fallback(method_not_allowed)
         .layer(middleware::from_fn_with_state(node.clone(), authorize))
         .layer(DefaultBodyLimit::max(node.config.max_message_size));
     Router::new()

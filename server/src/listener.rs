@@ -130,12 +130,22 @@ pub async fn serve(
             router.clone().oneshot(request.map(axum::body::Body::new))
         });
         let builder = builder.clone();
-        let connection = builder
-            .serve_connection_with_upgrades(TokioIo::new(tcp), service)
-            .into_owned();
-        let connection = graceful.watch(connection);
+        let watcher = graceful.watcher();
+        let http_timeout = limits.http_timeout;
         tokio::spawn(async move {
-            let _ = connection.await;
+            // hyper's header timeout starts with the first byte: a client that connects
+            // and sends nothing is given as long, then dropped.
+            let mut first = [0u8; 1];
+            if !matches!(
+                tokio::time::timeout(http_timeout, tcp.peek(&mut first)).await,
+                Ok(Ok(1..))
+            ) {
+                return;
+            }
+            let connection = builder
+                .serve_connection_with_upgrades(TokioIo::new(tcp), service)
+                .into_owned();
+            let _ = watcher.watch(connection).await;
             drop(slot);
         });
     }

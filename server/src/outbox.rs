@@ -34,6 +34,13 @@ pub fn encode_message(message: &Message) -> Frame {
 /// What the writer is asked to send.
 pub enum Outbound {
     Frame(Frame),
+    /// An answer, holding its share of the connection's answer budget until it is written
+    /// (see `session.rs`): a client that sends commands and never reads its answers ties
+    /// up that budget, not the server's memory.
+    Answer {
+        frame: Frame,
+        _budget: tokio::sync::OwnedSemaphorePermit,
+    },
     Ping,
     /// Sent after everything queued before it, then the connection ends.
     Close(u16, &'static str),

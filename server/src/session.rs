@@ -32,6 +32,11 @@ pub enum Step {
 /// (1008): enough for a mistyped secret, far too few to guess one.
 const MAX_FAILED_LOGINS: u32 = 5;
 
+/// Bytes of answers one connection may have waiting to be written. A command's answer
+/// waits for room, so a client that keeps sending commands and never reads is held to
+/// this much (and closed by its ping timeout), whatever the size of its commands.
+const ANSWER_BUDGET: usize = 1 << 20;
+
 type Answer = Result<ServerFrame, Rejection>;
 
 pub struct Session {
@@ -46,6 +51,7 @@ pub struct Session {
     tx: mpsc::Sender<Outbound>,
     handle: ClientHandle,
     rate: Option<DefaultDirectRateLimiter>,
+    answer_budget: Arc<tokio::sync::Semaphore>,
 }
 
 impl Session {
@@ -71,6 +77,7 @@ impl Session {
             tx,
             handle,
             rate,
+            answer_budget: Arc::new(tokio::sync::Semaphore::new(ANSWER_BUDGET)),
         }
     }
 
@@ -132,8 +139,17 @@ impl Session {
     }
 
     async fn answer(&mut self, answer: Answer) -> Step {
-        let frame = answer.unwrap_or_else(|r| ServerFrame::Err(r.into()));
-        match self.tx.send(Outbound::Frame(encode(&frame))).await {
+        let frame = encode(&answer.unwrap_or_else(|r| ServerFrame::Err(r.into())));
+        // An answer larger than the whole budget takes all of it.
+        let share = frame.len().clamp(1, ANSWER_BUDGET) as u32;
+        let Ok(permit) = self.answer_budget.clone().acquire_many_owned(share).await else {
+            return Step::Stop;
+        };
+        let answer = Outbound::Answer {
+            frame,
+            _budget: permit,
+        };
+        match self.tx.send(answer).await {
             Ok(()) => Step::Continue,
             Err(_) => Step::Stop,
         }
