@@ -54,15 +54,15 @@ pub struct Overrides {
 
     /// Largest WebSocket frame and HTTP body, in bytes [default: 65536]
     #[arg(long, env = "HUBBUB_MAX_MESSAGE_SIZE", value_name = "BYTES")]
-    pub max_message_size: Option<u64>,
+    pub max_message_size: Option<String>,
 
     /// Most subscriptions one connection may hold [default: 128]
     #[arg(long, env = "HUBBUB_MAX_CHANNELS_PER_CLIENT", value_name = "N")]
-    pub max_channels_per_client: Option<u64>,
+    pub max_channels_per_client: Option<String>,
 
     /// Deliveries queued per connection before it is closed as a slow consumer [default: 1024]
     #[arg(long, env = "HUBBUB_CLIENT_QUEUE", value_name = "N")]
-    pub client_queue: Option<u64>,
+    pub client_queue: Option<String>,
 
     /// Interval of WebSocket pings; a peer silent for two intervals is closed [default: 25s]
     #[arg(long, env = "HUBBUB_PING_INTERVAL", value_name = "DURATION")]
@@ -70,17 +70,17 @@ pub struct Overrides {
 
     /// Commands per second one connection may send, 0 for no limit [default: 0]
     #[arg(long, env = "HUBBUB_CLIENT_RATE", value_name = "N")]
-    pub client_rate: Option<u64>,
+    pub client_rate: Option<String>,
 
     /// Open connections (WebSockets and HTTP) in all; 0 for as many as the system's
     /// descriptor limit allows [default: 0]
     #[arg(long, env = "HUBBUB_MAX_CONNECTIONS", value_name = "N")]
-    pub max_connections: Option<u64>,
+    pub max_connections: Option<String>,
 
     /// Open connections from one IP address, 0 for no cap; set it where clients connect
     /// directly, not behind a proxy whose one address they all share [default: 0]
     #[arg(long, env = "HUBBUB_MAX_CONNECTIONS_PER_IP", value_name = "N")]
-    pub max_connections_per_ip: Option<u64>,
+    pub max_connections_per_ip: Option<String>,
 
     /// How long an HTTP client may take to send a request's headers; idle keep-alive
     /// connections are closed after as long [default: 10s]
@@ -89,7 +89,7 @@ pub struct Overrides {
 
     /// Whether tokens must carry an `exp` claim [default: true]
     #[arg(long, env = "HUBBUB_TOKEN_REQUIRE_EXP", value_name = "BOOL")]
-    pub token_require_exp: Option<bool>,
+    pub token_require_exp: Option<String>,
 
     /// Comma-separated channel patterns anonymous clients may read [default: none; * in dev mode]
     #[arg(
@@ -296,15 +296,20 @@ impl Config {
 
         let max_message_size = positive(
             "max_message_size",
-            o.max_message_size.or(file.max_message_size),
+            number("max_message_size", &o.max_message_size)?.or(file.max_message_size),
             65536,
         )?;
         let max_channels_per_client = positive(
             "max_channels_per_client",
-            o.max_channels_per_client.or(file.max_channels_per_client),
+            number("max_channels_per_client", &o.max_channels_per_client)?
+                .or(file.max_channels_per_client),
             128,
         )?;
-        let client_queue = positive("client_queue", o.client_queue.or(file.client_queue), 1024)?;
+        let client_queue = positive(
+            "client_queue",
+            number("client_queue", &o.client_queue)?.or(file.client_queue),
+            1024,
+        )?;
 
         let ping_text = o
             .ping_interval
@@ -321,15 +326,20 @@ impl Config {
             return Err(key_error("ping_interval", "must be at least 10ms"));
         }
 
-        let client_rate = o.client_rate.or(file.client_rate).unwrap_or(0);
+        let client_rate = number("client_rate", &o.client_rate)?
+            .or(file.client_rate)
+            .unwrap_or(0);
         let client_rate =
             u32::try_from(client_rate).map_err(|_| key_error("client_rate", "is too large"))?;
 
-        let max_connections =
-            usize::try_from(o.max_connections.or(file.max_connections).unwrap_or(0))
-                .map_err(|_| key_error("max_connections", "is too large"))?;
+        let max_connections = usize::try_from(
+            number("max_connections", &o.max_connections)?
+                .or(file.max_connections)
+                .unwrap_or(0),
+        )
+        .map_err(|_| key_error("max_connections", "is too large"))?;
         let max_connections_per_ip = usize::try_from(
-            o.max_connections_per_ip
+            number("max_connections_per_ip", &o.max_connections_per_ip)?
                 .or(file.max_connections_per_ip)
                 .unwrap_or(0),
         )
@@ -393,8 +403,7 @@ impl Config {
             dev_mode,
             listen,
             token_secret,
-            token_require_exp: o
-                .token_require_exp
+            token_require_exp: boolean("token_require_exp", &o.token_require_exp)?
                 .or(file.token_require_exp)
                 .unwrap_or(true),
             api_keys,
@@ -561,6 +570,44 @@ fn parse_cidr(text: &str) -> Result<IpNet, String> {
         .map_err(|_| format!("{text:?} is not an address or CIDR (e.g. \"10.0.0.0/8\")"))
 }
 
+/// Where a setting given on the command line or in the environment comes from, for
+/// error messages: the user may have set either.
+fn sources(key: &str) -> String {
+    format!(
+        "--{} or HUBBUB_{}",
+        key.replace('_', "-"),
+        key.to_ascii_uppercase()
+    )
+}
+
+/// A whole number given by flag or environment.
+fn number(key: &str, text: &Option<String>) -> Result<Option<u64>, ConfigError> {
+    text.as_deref()
+        .map(|t| {
+            t.trim().parse::<u64>().map_err(|_| {
+                key_error(
+                    key,
+                    format!("{t:?} (from {}) is not a whole number", sources(key)),
+                )
+            })
+        })
+        .transpose()
+}
+
+/// A boolean given by flag or environment.
+fn boolean(key: &str, text: &Option<String>) -> Result<Option<bool>, ConfigError> {
+    text.as_deref()
+        .map(|t| match t.trim().to_ascii_lowercase().as_str() {
+            "true" | "1" | "yes" => Ok(true),
+            "false" | "0" | "no" => Ok(false),
+            _ => Err(key_error(
+                key,
+                format!("{t:?} (from {}) is not true or false", sources(key)),
+            )),
+        })
+        .transpose()
+}
+
 fn positive(key: &str, value: Option<u64>, default: u64) -> Result<usize, ConfigError> {
     let v = value.unwrap_or(default);
     if v == 0 {
@@ -605,7 +652,7 @@ mod tests {
     fn overrides_win_over_the_file() {
         let o = Overrides {
             listen: Some("127.0.0.1:1".into()),
-            client_queue: Some(7),
+            client_queue: Some("7".into()),
             ..Overrides::default()
         };
         let c = build("listen = \"127.0.0.1:2\"\nclient_queue = 9", &o).unwrap();
@@ -649,6 +696,23 @@ mod tests {
         };
         let err = build("", &o).unwrap_err().to_string();
         assert!(err.contains("users"), "{err}");
+    }
+
+    #[test]
+    fn bad_numbers_name_the_variable_and_the_flag() {
+        let o = Overrides {
+            client_queue: Some("abc".into()),
+            ..Overrides::default()
+        };
+        let err = build("", &o).unwrap_err().to_string();
+        assert!(err.contains("HUBBUB_CLIENT_QUEUE"), "{err}");
+        assert!(err.contains("--client-queue"), "{err}");
+        let o = Overrides {
+            token_require_exp: Some("maybe".into()),
+            ..Overrides::default()
+        };
+        let err = build("", &o).unwrap_err().to_string();
+        assert!(err.contains("HUBBUB_TOKEN_REQUIRE_EXP"), "{err}");
     }
 
     #[test]
