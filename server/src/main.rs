@@ -22,10 +22,12 @@ use std::time::Duration;
         Every setting below is also a key of the config file and a HUBBUB_<KEY> environment \
         variable (e.g. listen, HUBBUB_LISTEN, --listen). A flag beats the environment, which \
         beats the file. [anonymous] read is HUBBUB_ANONYMOUS_READ / --anonymous-read; \
-        [[users]] is HUBBUB_USERS / --users.\n\n\
+        [[users]] is HUBBUB_USERS / --users; [[namespaces]] (what channels keep: history, \
+        recovery, presence, join/leave) is HUBBUB_NAMESPACES / --namespaces.\n\n\
         WebSocket clients connect to ws://HOST:PORT/ws; publishers call the HTTP API under \
-        /api (publish, broadcast, direct, disconnect, channels, info); GET / is a page that \
-        shows what arrives on the channel \"hello\".",
+        /api (publish, broadcast, direct, disconnect, channels, info, history/CHANNEL, \
+        presence/CHANNEL) with Content-Type: application/json; GET / is a page that shows \
+        what arrives on the channel \"hello\". The protocol: docs/protocol.md.
     after_help = "Examples:\n  \
         hubbub                                   # development mode on 127.0.0.1:9772\n  \
         hubbub --config hubbub.toml              # production\n  \
