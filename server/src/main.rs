@@ -27,7 +27,7 @@ use std::time::Duration;
         WebSocket clients connect to ws://HOST:PORT/ws; publishers call the HTTP API under \
         /api (publish, broadcast, direct, disconnect, channels, info, history/CHANNEL, \
         presence/CHANNEL) with Content-Type: application/json; GET / is a page that shows \
-        what arrives on the channel \"hello\". The protocol: docs/protocol.md.
+        what arrives on the channel \"hello\". The protocol: docs/protocol.md.",
     after_help = "Examples:\n  \
         hubbub                                   # development mode on 127.0.0.1:9772\n  \
         hubbub --config hubbub.toml              # production\n  \
