@@ -147,12 +147,7 @@ pub struct RpcRequest {
 }
 
 /// An error the app answers an `rpc` with; the client receives it as is.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct AppError {
-    pub code: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub reason: Option<String>,
-}
+pub use crate::protocol::AppError;
 
 /// The app's answer to `rpc`: `{"data": Y}` or `{"error": {"code", "reason"}}`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -436,8 +436,13 @@ fn object_entries(text: &str) -> Result<Vec<(String, &RawValue)>, Rejection> {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub enum ServerFrame {
-    /// The welcome, sent before anything else: `{"connected": {"client": "<client-id>"}}`.
-    Connected { client: String },
+    /// The welcome, sent before anything else: `{"connected": {"client": "<client-id>"}}`,
+    /// with `"user"` where the app's connect hook identified the connection.
+    Connected {
+        client: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        user: Option<String>,
+    },
     /// `{"authenticated": "<user or sub>"}`
     Authenticated(String),
     /// `{"subscribed": "c"}`
@@ -563,11 +568,22 @@ pub struct HistoryPage {
     pub messages: Vec<Message>,
 }
 
-/// The application's answer to an `rpc` (phase 2).
+/// The application's answer to an `rpc` (phase 2): its data, or its error.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RpcResult {
     pub method: String,
-    pub data: RawJson,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub data: Option<RawJson>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<AppError>,
+}
+
+/// An error of the application's own, passed to the client as the app wrote it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AppError {
+    pub code: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
 }
 
 /// A client joined a channel (phase 2).
@@ -612,9 +628,14 @@ impl ServerFrame {
                 #[derive(Deserialize)]
                 struct Welcome {
                     client: String,
+                    #[serde(default)]
+                    user: Option<String>,
                 }
                 let w: Welcome = argument(name, arg)?;
-                ServerFrame::Connected { client: w.client }
+                ServerFrame::Connected {
+                    client: w.client,
+                    user: w.user,
+                }
             }
             "authenticated" => ServerFrame::Authenticated(argument(name, arg)?),
             "subscribed" => ServerFrame::Subscribed(argument(name, arg)?),
@@ -840,6 +861,14 @@ mod tests {
                 r#"{"connected":{"client":"abc"}}"#,
                 ServerFrame::Connected {
                     client: "abc".into(),
+                    user: None,
+                },
+            ),
+            (
+                r#"{"connected":{"client":"abc","user":"42"}}"#,
+                ServerFrame::Connected {
+                    client: "abc".into(),
+                    user: Some("42".into()),
                 },
             ),
             (
@@ -907,7 +936,19 @@ mod tests {
                 r#"{"rpcResult":{"method":"m","data":[true]}}"#,
                 ServerFrame::RpcResult(RpcResult {
                     method: "m".into(),
-                    data: raw("[true]"),
+                    data: Some(raw("[true]")),
+                    error: None,
+                }),
+            ),
+            (
+                r#"{"rpcResult":{"method":"m","error":{"code":"NOPE","reason":"no"}}}"#,
+                ServerFrame::RpcResult(RpcResult {
+                    method: "m".into(),
+                    data: None,
+                    error: Some(AppError {
+                        code: "NOPE".into(),
+                        reason: Some("no".into()),
+                    }),
                 }),
             ),
             (

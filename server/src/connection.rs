@@ -53,6 +53,7 @@ pub async fn serve(node: Arc<Node>, socket: WebSocket) {
     // The welcome goes first: nothing else can be queued before the hub knows the client.
     let welcome = encode(&ServerFrame::Connected {
         client: id.to_string(),
+        user: None,
     });
     let _ = tx.try_send(Outbound::Frame(welcome));
     node.connect(id.clone(), handle.clone());
