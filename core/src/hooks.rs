@@ -41,12 +41,10 @@ pub fn verify(
     body: &[u8],
     now: u64,
 ) -> Result<(), Rejection> {
-    let timestamp = timestamp.ok_or_else(|| {
-        Error::AccessDenied.because(format!("no {TIMESTAMP_HEADER} header"))
-    })?;
-    let signature = signature.ok_or_else(|| {
-        Error::AccessDenied.because(format!("no {SIGNATURE_HEADER} header"))
-    })?;
+    let timestamp = timestamp
+        .ok_or_else(|| Error::AccessDenied.because(format!("no {TIMESTAMP_HEADER} header")))?;
+    let signature = signature
+        .ok_or_else(|| Error::AccessDenied.because(format!("no {SIGNATURE_HEADER} header")))?;
     let sent: u64 = timestamp
         .trim()
         .parse()
@@ -191,9 +189,8 @@ mod tests {
         let sig = sign(b"s", 1_000, body);
         assert!(sig.starts_with("sha256="));
         assert_eq!(sig.len(), "sha256=".len() + 64);
-        let ok = |ts: &str, sig: &str, body: &[u8], now| {
-            verify(b"s", Some(ts), Some(sig), body, now)
-        };
+        let ok =
+            |ts: &str, sig: &str, body: &[u8], now| verify(b"s", Some(ts), Some(sig), body, now);
         assert!(ok("1000", &sig, body, 1_000).is_ok());
         assert!(ok("1000", &sig, body, 1_000 + MAX_AGE_S).is_ok());
         let refusals = [

@@ -388,6 +388,20 @@ impl<S: Subscriber> Hub<S> {
             .map(|(name, subs)| (&**name, subs.len()))
     }
 
+    /// The ids of at most `max` subscribers of `channel` on this node.
+    pub fn subscriber_ids(&self, channel: &str, max: usize) -> Vec<String> {
+        match self.channels.get(channel) {
+            Some(c) => c
+                .live
+                .keys()
+                .chain(c.recovering.keys())
+                .take(max)
+                .map(|id| id.to_string())
+                .collect(),
+            None => Vec::new(),
+        }
+    }
+
     /// The number of subscribers of `channel` on this node.
     pub fn subscriber_count(&self, channel: &str) -> usize {
         self.channels.get(channel).map_or(0, Channel::len)

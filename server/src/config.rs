@@ -104,6 +104,35 @@ pub struct Overrides {
     #[arg(long, env = "HUBBUB_USERS", value_name = "TOML")]
     pub users: Option<String>,
 
+    /// URL the app answers `connect` hooks at: who is a new connection (its cookies)?
+    #[arg(long, env = "HUBBUB_HOOKS_CONNECT_URL", value_name = "URL")]
+    pub hooks_connect_url: Option<String>,
+
+    /// URL the app answers `subscribe` hooks at (namespaces with subscribe_hook = true)
+    #[arg(long, env = "HUBBUB_HOOKS_SUBSCRIBE_URL", value_name = "URL")]
+    pub hooks_subscribe_url: Option<String>,
+
+    /// URL the app answers clients' `rpc` commands at
+    #[arg(long, env = "HUBBUB_HOOKS_RPC_URL", value_name = "URL")]
+    pub hooks_rpc_url: Option<String>,
+
+    /// URL the app receives unsubscribe, logout and disconnect notices at
+    #[arg(long, env = "HUBBUB_HOOKS_EVENTS_URL", value_name = "URL")]
+    pub hooks_events_url: Option<String>,
+
+    /// Secret that signs every hook request (HMAC-SHA256); required with any hook URL
+    #[arg(
+        long,
+        env = "HUBBUB_HOOKS_SECRET",
+        value_name = "SECRET",
+        hide_env_values = true
+    )]
+    pub hooks_secret: Option<String>,
+
+    /// How long a hook call may take before it fails (UNAVAILABLE) [default: 5s]
+    #[arg(long, env = "HUBBUB_HOOKS_TIMEOUT", value_name = "DURATION")]
+    pub hooks_timeout: Option<String>,
+
     /// Namespaces as a TOML array, e.g. '[{pattern="room:*", history_size=100, presence=true}]'
     /// (keys: pattern, history_size, history_ttl, recover, presence, join_leave, subscribe_hook)
     #[arg(long, env = "HUBBUB_NAMESPACES", value_name = "TOML")]
@@ -131,7 +160,41 @@ struct File {
     anonymous: Option<Anonymous>,
     users: Option<Vec<User>>,
     namespaces: Option<Vec<NamespaceFile>>,
+    hooks: Option<HooksFile>,
 }
+
+/// `[hooks]` as written.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct HooksFile {
+    connect_url: Option<String>,
+    subscribe_url: Option<String>,
+    rpc_url: Option<String>,
+    events_url: Option<String>,
+    secret: Option<String>,
+    timeout: Option<String>,
+    forward_headers: Option<Vec<String>>,
+    concurrency: Option<u64>,
+}
+
+/// The app hooks: where the app answers, and how calls to it are made.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HooksConfig {
+    pub connect_url: Option<reqwest::Url>,
+    pub subscribe_url: Option<reqwest::Url>,
+    pub rpc_url: Option<reqwest::Url>,
+    pub events_url: Option<reqwest::Url>,
+    pub secret: String,
+    pub timeout: Duration,
+    /// Headers of the WebSocket upgrade request passed on to the connect hook, lower-case.
+    pub forward_headers: Vec<String>,
+    /// Hook calls in flight at once, per node.
+    pub concurrency: usize,
+}
+
+/// The headers a connect hook gets when `forward_headers` is not given.
+pub const DEFAULT_FORWARD_HEADERS: [&str; 4] =
+    ["Cookie", "Authorization", "User-Agent", "X-Forwarded-For"];
 
 /// A `[[namespaces]]` entry as written.
 #[derive(Debug, Deserialize)]
@@ -155,6 +218,8 @@ pub struct Namespace {
     pub recover: bool,
     pub presence: bool,
     pub join_leave: bool,
+    /// Whether the app's subscribe hook, not read permissions, decides who may subscribe.
+    pub subscribe_hook: bool,
 }
 
 /// How long a stream lives after its last publication when `history_ttl` is not given.
@@ -173,6 +238,7 @@ pub static NO_NAMESPACE: Namespace = Namespace {
     recover: false,
     presence: false,
     join_leave: false,
+    subscribe_hook: false,
 };
 
 #[derive(Debug, Deserialize)]
@@ -208,6 +274,8 @@ pub struct Config {
     pub users: Vec<User>,
     /// In order: the first whose pattern matches a channel decides for it.
     pub namespaces: Vec<Namespace>,
+    /// `None` where no hook URL is set.
+    pub hooks: Option<HooksConfig>,
 }
 
 /// A configuration error, naming the key it is about.
@@ -399,6 +467,17 @@ impl Config {
         .map(|(i, n)| namespace(i, n))
         .collect::<Result<Vec<_>, _>>()?;
 
+        let hooks = hooks_config(file.hooks.unwrap_or_default(), o)?;
+        for (i, n) in namespaces.iter().enumerate() {
+            let has_url = hooks.as_ref().is_some_and(|h| h.subscribe_url.is_some());
+            if n.subscribe_hook && !has_url {
+                return Err(key_error(
+                    &format!("namespaces[{i}].subscribe_hook"),
+                    "needs hooks.subscribe_url",
+                ));
+            }
+        }
+
         Ok(Config {
             dev_mode,
             listen,
@@ -420,6 +499,7 @@ impl Config {
             anonymous_read,
             users,
             namespaces,
+            hooks,
         })
     }
 
@@ -545,12 +625,6 @@ fn namespace(i: usize, n: NamespaceFile) -> Result<Namespace, ConfigError> {
         Some(recover) => recover,
         None => history_size > 0,
     };
-    if n.subscribe_hook == Some(true) {
-        return Err(key_error(
-            &key("subscribe_hook"),
-            "app hooks are not available in this version",
-        ));
-    }
     Ok(Namespace {
         pattern: n.pattern,
         stream: StreamOptions {
@@ -560,7 +634,94 @@ fn namespace(i: usize, n: NamespaceFile) -> Result<Namespace, ConfigError> {
         recover,
         presence: n.presence.unwrap_or(false),
         join_leave: n.join_leave.unwrap_or(false),
+        subscribe_hook: n.subscribe_hook.unwrap_or(false),
     })
+}
+
+/// Checks `[hooks]` with the flags laid over it; `None` where no URL is set.
+fn hooks_config(file: HooksFile, o: &Overrides) -> Result<Option<HooksConfig>, ConfigError> {
+    let url = |key: &str, given: &Option<String>, written: Option<String>| match given
+        .clone()
+        .or(written)
+    {
+        None => Ok(None),
+        Some(text) => {
+            let url = reqwest::Url::parse(&text).map_err(|e| {
+                key_error(
+                    &format!("hooks.{key}"),
+                    format!("{text:?} is not a URL: {e}"),
+                )
+            })?;
+            if !matches!(url.scheme(), "http" | "https") {
+                return Err(key_error(
+                    &format!("hooks.{key}"),
+                    "must be http:// or https://",
+                ));
+            }
+            Ok(Some(url))
+        }
+    };
+    let connect_url = url("connect_url", &o.hooks_connect_url, file.connect_url)?;
+    let subscribe_url = url("subscribe_url", &o.hooks_subscribe_url, file.subscribe_url)?;
+    let rpc_url = url("rpc_url", &o.hooks_rpc_url, file.rpc_url)?;
+    let events_url = url("events_url", &o.hooks_events_url, file.events_url)?;
+    let secret = o.hooks_secret.clone().or(file.secret);
+    if connect_url.is_none() && subscribe_url.is_none() && rpc_url.is_none() && events_url.is_none()
+    {
+        return Ok(None);
+    }
+    let secret = match secret {
+        Some(s) if !s.is_empty() => s,
+        _ => {
+            return Err(key_error(
+                "hooks.secret",
+                "is required with any hook URL: it signs every hook request",
+            ))
+        }
+    };
+    let timeout_text = o
+        .hooks_timeout
+        .clone()
+        .or(file.timeout)
+        .unwrap_or_else(|| "5s".to_owned());
+    let timeout = humantime::parse_duration(&timeout_text).map_err(|e| {
+        key_error(
+            "hooks.timeout",
+            format!("{timeout_text:?}: {e} (e.g. \"5s\")"),
+        )
+    })?;
+    if timeout < Duration::from_millis(100) {
+        return Err(key_error("hooks.timeout", "must be at least 100ms"));
+    }
+    let forward_headers = file
+        .forward_headers
+        .unwrap_or_else(|| DEFAULT_FORWARD_HEADERS.map(str::to_owned).to_vec());
+    for name in &forward_headers {
+        if axum::http::HeaderName::from_bytes(name.as_bytes()).is_err() {
+            return Err(key_error(
+                "hooks.forward_headers",
+                format!("{name:?} is not a header name"),
+            ));
+        }
+    }
+    let concurrency = file.concurrency.unwrap_or(100);
+    if concurrency == 0 {
+        return Err(key_error("hooks.concurrency", "must be greater than 0"));
+    }
+    Ok(Some(HooksConfig {
+        connect_url,
+        subscribe_url,
+        rpc_url,
+        events_url,
+        secret,
+        timeout,
+        forward_headers: forward_headers
+            .iter()
+            .map(|h| h.to_ascii_lowercase())
+            .collect(),
+        concurrency: usize::try_from(concurrency)
+            .map_err(|_| key_error("hooks.concurrency", "is too large"))?,
+    }))
 }
 
 fn parse_cidr(text: &str) -> Result<IpNet, String> {
@@ -685,6 +846,27 @@ mod tests {
                 "namespaces[0].history_size",
             ),
             ("[[namespaces]]\npattern = \"\"", "namespaces[0].pattern"),
+            (
+                "[[namespaces]]\npattern = \"a:*\"\nsubscribe_hook = true",
+                "namespaces[0].subscribe_hook",
+            ),
+            ("[hooks]\nrpc_url = \"http://app/rpc\"", "hooks.secret"),
+            (
+                "[hooks]\nrpc_url = \"ftp://app/rpc\"\nsecret = \"s\"",
+                "hooks.rpc_url",
+            ),
+            (
+                "[hooks]\nconnect_url = \"not a url\"\nsecret = \"s\"",
+                "hooks.connect_url",
+            ),
+            (
+                "[hooks]\nrpc_url = \"http://app/rpc\"\nsecret = \"s\"\ntimeout = \"1ms\"",
+                "hooks.timeout",
+            ),
+            (
+                "[hooks]\nrpc_url = \"http://app/rpc\"\nsecret = \"s\"\nforward_headers = [\"bad header\"]",
+                "hooks.forward_headers",
+            ),
         ];
         for (file, key) in cases {
             let err = build(file, &Overrides::default()).unwrap_err().to_string();

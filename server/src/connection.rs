@@ -7,12 +7,15 @@
 //! peer that stopped reading its socket never keeps a connection alive past two ping
 //! intervals.
 
+use crate::hooks::HookFailure;
 use crate::node::Node;
 use crate::outbox::{encode, ClientHandle, Control, Outbound};
 use crate::session::{Session, Step};
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket};
 use futures_util::stream::{SplitSink, SplitStream};
 use futures_util::{SinkExt, StreamExt};
+use hubbub_core::auth::{Identity, Permissions};
+use hubbub_core::hooks::{ConnectAnswer, ConnectRequest, EventKind, EventNotice};
 use hubbub_core::hub::ClientId;
 use hubbub_core::protocol::{close, ServerFrame};
 use hubbub_core::Error;
@@ -43,29 +46,111 @@ fn new_client_id() -> ClientId {
     uuid::Uuid::new_v4().simple().to_string().into()
 }
 
+/// What the app's connect hook is told of the upgrade request.
+pub struct Upgrade {
+    pub ip: String,
+    /// The `forward_headers` the request carried, names in lower case.
+    pub headers: std::collections::BTreeMap<String, String>,
+}
+
+/// Asks the app's connect hook who a new connection is. `Err` with the close code and
+/// reason when the app refuses (4403) or fails (4503), or the server shuts down meanwhile.
+async fn identify(
+    node: &Node,
+    id: &ClientId,
+    upgrade: Upgrade,
+) -> Result<Option<(Identity, Option<SystemTime>)>, (u16, &'static str)> {
+    let Some(hooks) = &node.hooks else {
+        return Ok(None);
+    };
+    let Some(url) = &hooks.config.connect_url else {
+        return Ok(None);
+    };
+    let request = ConnectRequest {
+        client: id.to_string(),
+        ip: upgrade.ip,
+        headers: upgrade.headers,
+    };
+    let answer = tokio::select! {
+        answer = hooks.call::<ConnectAnswer>(url, &request) => answer,
+        _ = node.shutdown.triggered() => return Err((close::GOING_AWAY, "server shutting down")),
+    };
+    match answer {
+        Ok(answer) => {
+            let expires = answer
+                .expires_in
+                .map(|s| SystemTime::now() + Duration::from_secs(s));
+            let identity = match answer.user {
+                Some(user) => Identity {
+                    user: Some(user),
+                    info: answer.info,
+                    permissions: Permissions::new(answer.read, answer.write),
+                },
+                None => node.auth.anonymous(),
+            };
+            Ok(Some((identity, expires)))
+        }
+        Err(HookFailure::Refused(reason)) => {
+            tracing::debug!(client = %id, "connect hook refused: {reason}");
+            Err((close::ACCESS_DENIED, "access denied"))
+        }
+        Err(HookFailure::Unavailable(reason)) => {
+            tracing::warn!(client = %id, "connect hook failed: {reason}");
+            Err((close::APP_UNAVAILABLE, "app unavailable"))
+        }
+    }
+}
+
 /// Runs one connection from the welcome to the close.
-pub async fn serve(node: Arc<Node>, socket: WebSocket) {
+pub async fn serve(node: Arc<Node>, socket: WebSocket, upgrade: Option<Upgrade>) {
     let _alive = node.shutdown.connection();
     let id = new_client_id();
+    let identified = match upgrade {
+        Some(upgrade) => identify(&node, &id, upgrade).await,
+        None => Ok(None),
+    };
+    let identified = match identified {
+        Ok(identified) => identified,
+        Err((code, reason)) => {
+            refuse_connection(socket, code, reason).await;
+            return;
+        }
+    };
+    let user = identified
+        .as_ref()
+        .and_then(|(identity, _)| identity.user.clone());
     let (tx, rx) = mpsc::channel(node.config.client_queue);
     let control = Arc::new(Control::default());
     let handle = ClientHandle::new(tx.clone(), control.clone());
     // The welcome goes first: nothing else can be queued before the hub knows the client.
     let welcome = encode(&ServerFrame::Connected {
         client: id.to_string(),
-        user: None,
+        user: user.clone(),
     });
     let _ = tx.try_send(Outbound::Frame(welcome));
     node.connect(id.clone(), handle.clone());
+    if user.is_some() {
+        node.set_user(&id, user);
+    }
     tracing::debug!(client = %id, "connected");
 
     let (sink, stream) = socket.split();
     let write_timeout = node.config.ping_interval * 2;
     let mut writer = tokio::spawn(write(sink, rx, control.clone(), write_timeout));
-    let session = Session::new(node.clone(), id.clone(), tx.clone(), handle);
+    let session = Session::new(node.clone(), id.clone(), tx.clone(), handle, identified);
     let who = read(&node, session, stream, &control, tx).await;
 
     node.disconnect(&id, &who).await;
+    if let Some(hooks) = &node.hooks {
+        hooks.notify(EventNotice {
+            event: EventKind::Disconnect,
+            client: id.to_string(),
+            user: who.user.clone(),
+            channel: None,
+            clients_in_channel: Vec::new(),
+            clients_count: 0,
+        });
+    }
     // The writer ends by itself within its graces; this bound only guards against a bug.
     if tokio::time::timeout(DRAIN_GRACE + CLOSE_GRACE * 3, &mut writer)
         .await

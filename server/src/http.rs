@@ -376,6 +376,7 @@ const READ_BUFFER: usize = 4096;
 /// `GET /ws`: checks the Origin and hands the upgraded socket to a connection task.
 async fn websocket(
     State(node): State<Arc<Node>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
     slot: Option<axum::Extension<Arc<crate::listener::Slot>>>,
     headers: HeaderMap,
     upgrade: WebSocketUpgrade,
@@ -396,6 +397,20 @@ async fn websocket(
             });
         }
     }
+    // What the connect hook is told of the upgrade request, taken now: the request is
+    // gone once the socket is upgraded.
+    let request = node.hooks.as_ref().map(|hooks| connection::Upgrade {
+        ip: peer.ip().to_string(),
+        headers: hooks
+            .config
+            .forward_headers
+            .iter()
+            .filter_map(|name| {
+                let value = headers.get(name.as_str())?.to_str().ok()?;
+                Some((name.clone(), value.to_owned()))
+            })
+            .collect(),
+    });
     upgrade
         // The codec zero-fills its whole read buffer on the first read, so the 128 KiB
         // default costs every idle connection 128 KiB of memory; client commands are small,
@@ -407,7 +422,7 @@ async fn websocket(
         .on_upgrade(move |socket| async move {
             // The connection keeps its place under the caps for as long as it is open.
             let _slot = slot;
-            connection::serve(node, socket).await
+            connection::serve(node, socket, request).await
         })
 }
 

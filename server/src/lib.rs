@@ -10,6 +10,7 @@
 //! - `session.rs`: one client's identity and what each of its commands does.
 //! - `node.rs`: the running node: hub, engine, configuration, and the steps that touch
 //!   several of them.
+//! - `hooks.rs`: calls to the application (connect, subscribe, rpc, event notices).
 //! - `listener.rs`: accepting connections: caps, HTTP timeouts, a bounded shutdown.
 //! - `outbox.rs`: how the node reaches a connection (its bounded queue, its controls).
 //! - [`engine`]: the `Broker` and `PresenceManager` traits and their implementations.
@@ -19,6 +20,7 @@
 pub mod config;
 mod connection;
 pub mod engine;
+mod hooks;
 mod http;
 mod listener;
 mod node;

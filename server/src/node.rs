@@ -38,6 +38,8 @@ pub struct Node {
     pub shutdown: Shutdown,
     /// This node's id in the cluster.
     pub id: String,
+    /// The app hooks, where the configuration sets any.
+    pub hooks: Option<crate::hooks::Hooks>,
     hub: SharedHub,
     broker: Arc<dyn Broker>,
     presence: Arc<dyn PresenceManager>,
@@ -97,10 +99,12 @@ impl Node {
         let broker: Arc<dyn Broker> = Arc::new(MemoryBroker::new());
         broker.start(Arc::new(Fanout { hub: hub.clone() })).await?;
         Ok(Arc::new(Node {
+            hooks: config.hooks.clone().map(crate::hooks::Hooks::new),
             auth: config.authenticator(),
             config,
             shutdown,
             id: crate::engine::new_epoch(),
+
             hub,
             broker,
             presence: Arc::new(MemoryPresence::new()),
@@ -402,6 +406,27 @@ impl Node {
 
     pub async fn presence_stats(&self, channel: &str) -> Result<PresenceStats, EngineError> {
         self.presence.stats(channel).await
+    }
+
+    /// Who is in `channel` for the app's hooks: the first `max` client ids and how many
+    /// there are, from presence where the namespace keeps it (cluster-wide), from this
+    /// node's subscribers otherwise.
+    pub async fn clients_in_channel(
+        &self,
+        channel: &str,
+        max: usize,
+    ) -> Result<(Vec<String>, usize), EngineError> {
+        if self.namespace(channel).presence {
+            let present = self.presence.list(channel).await?;
+            let count = present.len();
+            let ids = present.into_iter().take(max).map(|c| c.client).collect();
+            return Ok((ids, count));
+        }
+        let hub = self.hub.read();
+        Ok((
+            hub.subscriber_ids(channel, max),
+            hub.subscriber_count(channel),
+        ))
     }
 
     /// The connections `target` names.

@@ -6,16 +6,21 @@
 //! connection keeps pinging and watching for shutdown meanwhile (see `connection.rs`).
 
 use crate::node::{Node, Recovery};
-use crate::outbox::{encode, encode_message, ClientHandle, Outbound};
+use crate::outbox::{encode, encode_message, ClientHandle, Frame, Outbound};
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use hubbub_core::api::Target;
 use hubbub_core::auth::Identity;
+use hubbub_core::hooks::{
+    EventKind, EventNotice, RpcAnswer, RpcRequest, SubscribeAnswer, SubscribeRequest,
+    MAX_CLIENTS_LISTED,
+};
 use hubbub_core::hub::{ClientId, Subscribed};
 use hubbub_core::protocol::{close, PresentClient, RawJson, Since};
 use hubbub_core::protocol::{
     Broadcast, ChannelRef, Command, Credentials, Direct, HistoryPage, HistoryQuery, Presence,
     Resubscribed, ServerFrame, Subscribe, True,
 };
+use hubbub_core::protocol::{Message, Rpc, RpcResult};
 use hubbub_core::{Error, Rejection};
 use std::num::NonZeroU32;
 use std::sync::Arc;
@@ -52,25 +57,29 @@ pub struct Session {
     handle: ClientHandle,
     rate: Option<DefaultDirectRateLimiter>,
     answer_budget: Arc<tokio::sync::Semaphore>,
+    /// Frames that go out right after the current command's answer (a subscribe hook's
+    /// initial messages).
+    after_answer: Vec<Frame>,
 }
 
 impl Session {
+    /// A session for a new connection: anonymous, or whoever the app's connect hook said
+    /// it is (`identified`, with when that ends).
     pub fn new(
         node: Arc<Node>,
         id: ClientId,
         tx: mpsc::Sender<Outbound>,
         handle: ClientHandle,
+        identified: Option<(Identity, Option<SystemTime>)>,
     ) -> Session {
         let rate = NonZeroU32::new(node.config.client_rate)
             .map(|per_second| RateLimiter::direct(Quota::per_second(per_second)));
+        let (identity, expires) = identified.unwrap_or_else(|| (node.auth.anonymous(), None));
         Session {
-            identity: node.auth.anonymous(),
-            present: PresentClient {
-                client: id.to_string(),
-                user: None,
-                info: None,
-            },
-            expires: None,
+            present: present(&id, &identity),
+            identity,
+            expires,
+            after_answer: Vec::new(),
             failed_logins: 0,
             node,
             id,
@@ -116,8 +125,7 @@ impl Session {
             Command::Ping(value) => Ok(ServerFrame::Pong(value)),
             Command::Presence(ChannelRef { channel }) => self.presence(channel).await,
             Command::History(query) => self.history(query).await,
-            Command::Rpc(_) => Err(Error::UnknownCommand
-                .because("rpc is not available: the hub has no app to forward it to")),
+            Command::Rpc(rpc) => self.rpc(rpc).await,
             Command::Unknown(name) => {
                 Err(Error::UnknownCommand.because(format!("unknown command {name:?}")))
             }
@@ -139,6 +147,7 @@ impl Session {
     }
 
     async fn answer(&mut self, answer: Answer) -> Step {
+        let failed = answer.is_err();
         let frame = encode(&answer.unwrap_or_else(|r| ServerFrame::Err(r.into())));
         // An answer larger than the whole budget takes all of it.
         let share = frame.len().clamp(1, ANSWER_BUDGET) as u32;
@@ -149,9 +158,31 @@ impl Session {
             frame,
             _budget: permit,
         };
-        match self.tx.send(answer).await {
-            Ok(()) => Step::Continue,
-            Err(_) => Step::Stop,
+        if self.tx.send(answer).await.is_err() {
+            return Step::Stop;
+        }
+        let after = std::mem::take(&mut self.after_answer);
+        if !failed {
+            for frame in after {
+                if self.tx.send(Outbound::Frame(frame)).await.is_err() {
+                    return Step::Stop;
+                }
+            }
+        }
+        Step::Continue
+    }
+
+    /// Tells the app (where it listens for events) what this connection did.
+    fn notify(&self, event: EventKind, channel: Option<String>, clients: (Vec<String>, usize)) {
+        if let Some(hooks) = &self.node.hooks {
+            hooks.notify(EventNotice {
+                event,
+                client: self.id.to_string(),
+                user: self.identity.user.clone(),
+                channel,
+                clients_in_channel: clients.0,
+                clients_count: clients.1,
+            });
         }
     }
 
@@ -170,6 +201,7 @@ impl Session {
     }
 
     async fn logout(&mut self) -> Answer {
+        self.notify(EventKind::Logout, None, (Vec::new(), 0));
         self.expires = None;
         self.assume_identity(self.node.auth.anonymous()).await;
         Ok(ServerFrame::LoggedOut(True))
@@ -179,17 +211,7 @@ impl Session {
     /// in the presence of the others.
     async fn assume_identity(&mut self, identity: Identity) {
         self.node.set_user(&self.id, identity.user.clone());
-        let old = std::mem::replace(
-            &mut self.present,
-            PresentClient {
-                client: self.id.to_string(),
-                user: identity.user.clone(),
-                info: identity
-                    .info
-                    .as_ref()
-                    .and_then(|info| RawJson::from_value(info).ok()),
-            },
-        );
+        let old = std::mem::replace(&mut self.present, present(&self.id, &identity));
         let permissions = identity.permissions.clone();
         self.node
             .retain_subscriptions(&self.id, |c| permissions.can_read(c), &old)
@@ -214,7 +236,11 @@ impl Session {
     }
 
     async fn subscribe(&mut self, Subscribe { channel, since }: Subscribe) -> Answer {
-        self.may_read(&channel)?;
+        if self.node.namespace(&channel).subscribe_hook {
+            self.ask_the_app(&channel).await?;
+        } else {
+            self.may_read(&channel)?;
+        }
         let keeps_history = self.node.namespace(&channel).stream.keeps_history();
         let (subscribed, answer) = match since {
             Some(since) if keeps_history => return self.resubscribe(channel, since).await,
@@ -286,11 +312,108 @@ impl Session {
         }))
     }
 
+    /// In a namespace with `subscribe_hook`, the app decides who subscribes: allowed, its
+    /// initial messages go to this subscriber alone, right after the answer.
+    async fn ask_the_app(&mut self, channel: &str) -> Result<(), Rejection> {
+        let Some((hooks, url)) = self
+            .node
+            .hooks
+            .as_ref()
+            .and_then(|h| Some((h, h.config.subscribe_url.as_ref()?)))
+        else {
+            return Err(Error::Unavailable.because("no subscribe hook is configured"));
+        };
+        let (clients_in_channel, clients_count) = self
+            .node
+            .clients_in_channel(channel, MAX_CLIENTS_LISTED)
+            .await?;
+        let request = SubscribeRequest {
+            client: self.id.to_string(),
+            user: self.identity.user.clone(),
+            info: self.present.info.clone(),
+            channel: channel.to_owned(),
+            clients_in_channel,
+            clients_count,
+        };
+        let answer: SubscribeAnswer = hooks
+            .call(url, &request)
+            .await
+            .map_err(|f| Error::Unavailable.because(f.reason().to_owned()))?;
+        if !answer.allow {
+            return Err(Error::AccessDenied.because(
+                answer
+                    .reason
+                    .unwrap_or_else(|| format!("the app refused {channel:?}")),
+            ));
+        }
+        self.after_answer = answer
+            .messages
+            .into_iter()
+            .map(|m| {
+                encode_message(&Message {
+                    channel: channel.to_owned(),
+                    event: m.event,
+                    data: m.data,
+                    offset: None,
+                    from: None,
+                })
+            })
+            .collect();
+        Ok(())
+    }
+
     async fn unsubscribe(&mut self, channel: String) -> Answer {
-        self.node
+        let was = self
+            .node
             .unsubscribe(&self.id, &channel, Some(&self.present))
             .await;
+        if was && self.node.hooks.is_some() {
+            let clients = self
+                .node
+                .clients_in_channel(&channel, MAX_CLIENTS_LISTED)
+                .await
+                .unwrap_or_default();
+            self.notify(EventKind::Unsubscribe, Some(channel.clone()), clients);
+        }
         Ok(ServerFrame::Unsubscribed(channel))
+    }
+
+    /// A command of the app's own, forwarded with this connection's identity.
+    async fn rpc(&mut self, Rpc { method, data }: Rpc) -> Answer {
+        let Some((hooks, url)) = self
+            .node
+            .hooks
+            .as_ref()
+            .and_then(|h| Some((h, h.config.rpc_url.as_ref()?)))
+        else {
+            return Err(Error::UnknownCommand
+                .because("rpc is not available: the hub has no rpc_url to forward it to"));
+        };
+        let request = RpcRequest {
+            client: self.id.to_string(),
+            user: self.identity.user.clone(),
+            info: self.present.info.clone(),
+            method: method.clone(),
+            data,
+        };
+        let answer: RpcAnswer = hooks
+            .call(url, &request)
+            .await
+            .map_err(|f| Error::Unavailable.because(f.reason().to_owned()))?;
+        if answer.data.is_none() && answer.error.is_none() {
+            return Err(
+                Error::Unavailable.because("the app's rpc answer has neither data nor error")
+            );
+        }
+        Ok(ServerFrame::RpcResult(RpcResult {
+            method,
+            data: if answer.error.is_some() {
+                None
+            } else {
+                answer.data
+            },
+            error: answer.error,
+        }))
     }
 
     async fn broadcast(
@@ -372,6 +495,18 @@ impl Session {
             offset: history.position.offset,
             messages: history.messages,
         }))
+    }
+}
+
+/// A session's identity as others see it in presence and join/leave frames.
+fn present(id: &str, identity: &Identity) -> PresentClient {
+    PresentClient {
+        client: id.to_owned(),
+        user: identity.user.clone(),
+        info: identity
+            .info
+            .as_ref()
+            .and_then(|info| RawJson::from_value(info).ok()),
     }
 }
 
