@@ -13,5 +13,7 @@ say "hubbub-core builds for wasm32-unknown-unknown"
 cargo build -q -p hubbub-core --target wasm32-unknown-unknown
 cargo build -q -p hubbub-core --no-default-features --target wasm32-unknown-unknown
 
+apt_install redis-server   # the Redis engine's tests start their own redis-server
+
 say "Rust tests: hubbub-core, hubbub-server"
 cargo test -q -p hubbub-core -p hubbub-server

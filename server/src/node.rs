@@ -7,10 +7,10 @@
 //! hands publications back to [`Fanout`], which encodes each once and queues it for every
 //! local subscriber.
 
-use crate::config::{Config, Namespace};
+use crate::config::{Config, Engine, Namespace};
 use crate::engine::{
     Broker, BrokerHandler, EngineError, HistoryFilter, HistoryResult, MemoryBroker, MemoryPresence,
-    PresenceManager, PresenceStats,
+    PresenceManager, PresenceStats, RedisBroker, RedisPresence,
 };
 use crate::outbox::{encode, encode_message, ClientHandle, Frame};
 use crate::shutdown::Shutdown;
@@ -93,10 +93,20 @@ pub struct Recovery {
 }
 
 impl Node {
-    /// A node with the embedded engine, its broker started.
+    /// A node with the engine its configuration names, its broker started.
     pub async fn new(config: Config, shutdown: Shutdown) -> Result<Arc<Node>, EngineError> {
         let hub: SharedHub = Arc::new(RwLock::new(Hub::with_recovery_limit(config.client_queue)));
-        let broker: Arc<dyn Broker> = Arc::new(MemoryBroker::new());
+        let (broker, presence): (Arc<dyn Broker>, Arc<dyn PresenceManager>) = match &config.engine {
+            Engine::Memory => (
+                Arc::new(MemoryBroker::new()),
+                Arc::new(MemoryPresence::new()),
+            ),
+            Engine::Redis { url, prefix } => {
+                let broker = RedisBroker::connect(url, prefix).await?;
+                let presence = RedisPresence::new(broker.commands(), prefix);
+                (Arc::new(broker), Arc::new(presence))
+            }
+        };
         broker.start(Arc::new(Fanout { hub: hub.clone() })).await?;
         Ok(Arc::new(Node {
             hooks: config.hooks.clone().map(crate::hooks::Hooks::new),
@@ -107,7 +117,7 @@ impl Node {
 
             hub,
             broker,
-            presence: Arc::new(MemoryPresence::new()),
+            presence,
             channel_locks: (0..CHANNEL_LOCKS).map(|_| Default::default()).collect(),
             lock_hasher: Default::default(),
             started: Instant::now(),
