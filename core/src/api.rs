@@ -12,6 +12,10 @@ use std::collections::BTreeMap;
 /// The event name used when a publisher gives none.
 pub const DEFAULT_EVENT: &str = "message";
 
+/// The hub's base URL when a publisher is given none: where `hubbub` listens in its
+/// zero-config development mode.
+pub const DEFAULT_URL: &str = "http://127.0.0.1:9772";
+
 fn default_event() -> String {
     DEFAULT_EVENT.to_owned()
 }
@@ -59,8 +63,9 @@ pub enum Target {
 }
 
 impl Target {
-    /// Reads the target from the two optional fields of a request body.
-    fn from_fields(client: Option<String>, user: Option<String>) -> Result<Target, Rejection> {
+    /// The target named by two optional fields, as a request body or a publisher's
+    /// arguments carry them: exactly one must be given, or it is `INVALID_PAYLOAD`.
+    pub fn from_fields(client: Option<String>, user: Option<String>) -> Result<Target, Rejection> {
         match (client, user) {
             (Some(c), None) => Ok(Target::Client(c)),
             (None, Some(u)) => Ok(Target::User(u)),
@@ -175,6 +180,42 @@ pub struct Info {
     pub connections: usize,
     pub channels: usize,
     pub uptime_s: u64,
+}
+
+/// The answer to `GET /api/presence/{channel}` (phase 2): every connection subscribed.
+pub use crate::protocol::Presence;
+
+/// The answer to `GET /api/presence/{channel}?stats=1` (phase 2): counts only.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PresenceStats {
+    pub channel: String,
+    /// Connections subscribed.
+    pub clients: usize,
+    /// Distinct users among them.
+    pub users: usize,
+}
+
+/// A page of a channel's history, as `GET /api/history/{channel}` answers it (phase 2).
+pub use crate::protocol::HistoryPage;
+
+/// The answer to `GET /api/history/{channel}?limit=N&since=OFFSET` (phase 2).
+///
+/// PROTOCOL.md gives the page both bare (section 6) and wrapped as the `history` command's
+/// answer is, `{"history": {...}}` (section 8); a publisher reads either.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(untagged)]
+pub enum HistoryAnswer {
+    Wrapped { history: HistoryPage },
+    Bare(HistoryPage),
+}
+
+impl HistoryAnswer {
+    /// The page, however it was wrapped.
+    pub fn into_page(self) -> HistoryPage {
+        match self {
+            HistoryAnswer::Wrapped { history } | HistoryAnswer::Bare(history) => history,
+        }
+    }
 }
 
 /// The answer to `GET /health`.
@@ -326,6 +367,10 @@ mod tests {
             .unwrap()
             .target()
             .is_err());
+        assert_eq!(
+            Target::from_fields(None, Some("u".into())),
+            Ok(Target::User("u".into()))
+        );
         assert!(
             DisconnectRequest::from_body(br#"{"client":"a","user":"b"}"#)
                 .unwrap()
@@ -367,6 +412,21 @@ mod tests {
             read_answer::<Published>(200, b"<html>"),
             Err(AnswerError::Unexpected(_))
         ));
+    }
+
+    #[test]
+    fn history_pages_are_read_bare_or_wrapped() {
+        let page = r#"{"channel":"c","epoch":"e","offset":2,"messages":[{"channel":"c","event":"m","data":1,"offset":2}]}"#;
+        let wrapped = format!(r#"{{"history":{page}}}"#);
+        for body in [page.as_bytes(), wrapped.as_bytes()] {
+            let answer: HistoryAnswer = read_answer(200, body).unwrap();
+            let page = answer.into_page();
+            assert_eq!((page.epoch.as_str(), page.offset), ("e", 2));
+            assert_eq!(page.messages[0].data.get(), "1");
+        }
+        let stats: PresenceStats =
+            read_answer(200, br#"{"channel":"c","clients":3,"users":2}"#).unwrap();
+        assert_eq!((stats.clients, stats.users), (3, 2));
     }
 
     #[test]
