@@ -30,7 +30,8 @@ pub fn hubbub_error(env: &Env, code: &str, reason: Option<String>) -> napi::Erro
         None => code.to_owned(),
     };
     let made = (|| -> napi::Result<napi::Error> {
-        let mut error = env.create_error(napi::Error::new(Status::GenericFailure, message.clone()))?;
+        let mut error =
+            env.create_error(napi::Error::new(Status::GenericFailure, message.clone()))?;
         error.set_named_property("code", code)?;
         if let Some(reason) = &reason {
             error.set_named_property("reason", reason.as_str())?;

@@ -285,7 +285,10 @@ fn json(env: &Env, data: Unknown) -> Result<RawJson> {
     })?;
     // JSON.stringify writes JSON; were it ever not, the hub would refuse it the same way.
     RawJson::from_string(text).map_err(|e| {
-        error::rejection(env, hubbub_core::Error::InvalidPayload.because(e.to_string()))
+        error::rejection(
+            env,
+            hubbub_core::Error::InvalidPayload.because(e.to_string()),
+        )
     })
 }
 

@@ -86,8 +86,7 @@ pub fn verify_token(
 ) -> Result<TokenClaims> {
     let key = secret_bytes(&secret)?;
     let require_exp = options.unwrap_or_default().require_exp.unwrap_or(true);
-    let claims =
-        auth::verify(key, &token, require_exp).map_err(|r| error::rejection(env, r))?;
+    let claims = auth::verify(key, &token, require_exp).map_err(|r| error::rejection(env, r))?;
     Ok(TokenClaims {
         sub: claims.sub,
         exp: claims.exp.map(|t| t as i64),

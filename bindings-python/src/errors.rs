@@ -78,7 +78,6 @@ create_exception!(
     "UNAVAILABLE because the hub did not answer within the publisher's ``timeout``."
 );
 
-
 /// The exception class of one protocol error name: a subclass for the errors a publisher
 /// or a token check can meet, `HubbubError` itself (with the name in `code`) for the
 /// errors only WebSocket clients meet.

@@ -45,7 +45,10 @@ fn config_error(e: ConfigError) -> PyErr {
 /// `TypeError`, as a missing or doubled argument is.
 fn target(client: Option<String>, user: Option<String>) -> PyResult<Target> {
     Target::from_fields(client, user).map_err(|r| {
-        PyTypeError::new_err(r.reason.unwrap_or_else(|| "give client= or user=".to_owned()))
+        PyTypeError::new_err(
+            r.reason
+                .unwrap_or_else(|| "give client= or user=".to_owned()),
+        )
     })
 }
 

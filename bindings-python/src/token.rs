@@ -138,8 +138,8 @@ pub fn verify_token<'py>(
     token: &str,
     require_exp: bool,
 ) -> PyResult<Bound<'py, PyAny>> {
-    let claims = auth::verify(secret.bytes()?, token, require_exp)
-        .map_err(|r| errors::rejection(py, r))?;
+    let claims =
+        auth::verify(secret.bytes()?, token, require_exp).map_err(|r| errors::rejection(py, r))?;
     let value = serde_json::to_value(&claims).map_err(|e| PyValueError::new_err(e.to_string()))?;
     json::to_python(py, &value)
 }

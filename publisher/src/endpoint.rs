@@ -151,7 +151,8 @@ impl Endpoint {
         if timeout.is_zero() {
             return Err(ConfigError::new("the timeout must be more than zero"));
         }
-        let parsed = Url::parse(&url).map_err(|e| ConfigError::new(format!("bad hub URL {url:?}: {e}")))?;
+        let parsed =
+            Url::parse(&url).map_err(|e| ConfigError::new(format!("bad hub URL {url:?}: {e}")))?;
         if !matches!(parsed.scheme(), "http" | "https") {
             return Err(ConfigError::new(format!(
                 "bad hub URL {url:?}: use http:// or https://"

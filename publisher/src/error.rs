@@ -219,7 +219,11 @@ mod tests {
 
     fn answer(status: u16, body: &[u8]) -> Error {
         let url = reqwest::Url::parse("http://h/api/publish").unwrap();
-        Error::from_answer(&url, status, read_answer::<Published>(status, body).unwrap_err())
+        Error::from_answer(
+            &url,
+            status,
+            read_answer::<Published>(status, body).unwrap_err(),
+        )
     }
 
     #[test]
@@ -254,7 +258,11 @@ mod tests {
             assert_eq!(e.code(), UNAVAILABLE);
             assert!(e.is_unavailable() && !e.is_timeout());
             assert_eq!(e.status(), Some(status));
-            assert!(e.to_string().starts_with("UNAVAILABLE: http://h/api/publish"), "{e}");
+            assert!(
+                e.to_string()
+                    .starts_with("UNAVAILABLE: http://h/api/publish"),
+                "{e}"
+            );
         }
     }
 }

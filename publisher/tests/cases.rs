@@ -118,7 +118,10 @@ fn answer<T: serde::Serialize>(result: Result<T, Error>) -> Result<Value, Error>
 async fn call_async(p: &Publisher, call: &Call<'_>) -> Result<Value, Error> {
     match call.method() {
         "publish" => answer(p.publish(call.channel(), call.event(), &call.data()).await),
-        "broadcast" => answer(p.broadcast(call.channels(), call.event(), &call.data()).await),
+        "broadcast" => answer(
+            p.broadcast(call.channels(), call.event(), &call.data())
+                .await,
+        ),
         "direct" => answer(p.direct(call.target(), call.event(), &call.data()).await),
         "disconnect" => answer(p.disconnect(call.target()).await),
         "channels" => answer(p.channels().await),
@@ -246,5 +249,10 @@ fn every_case_of_the_table() {
         std::env::remove_var(name);
     }
     assert!(ran > 30, "only {ran} cases ran");
-    assert!(failures.is_empty(), "{} case(s) failed:\n{}", failures.len(), failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "{} case(s) failed:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
 }
