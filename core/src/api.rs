@@ -203,17 +203,44 @@ pub use crate::protocol::HistoryPage;
 /// PROTOCOL.md gives the page both bare (section 6) and wrapped as the `history` command's
 /// answer is, `{"history": {...}}` (section 8); a publisher reads either.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
-#[serde(untagged)]
-pub enum HistoryAnswer {
-    Wrapped { history: HistoryPage },
-    Bare(HistoryPage),
-}
+#[serde(try_from = "HistoryFields")]
+pub struct HistoryAnswer(HistoryPage);
 
 impl HistoryAnswer {
     /// The page, however it was wrapped.
     pub fn into_page(self) -> HistoryPage {
-        match self {
-            HistoryAnswer::Wrapped { history } | HistoryAnswer::Bare(history) => history,
+        self.0
+    }
+}
+
+/// Both forms of the history answer at once. (Not an untagged enum: serde buffers those,
+/// and the messages' raw `data` cannot be read back from a buffer.)
+#[derive(Deserialize)]
+struct HistoryFields {
+    history: Option<HistoryPage>,
+    channel: Option<String>,
+    epoch: Option<String>,
+    offset: Option<u64>,
+    messages: Option<Vec<crate::protocol::Message>>,
+}
+
+impl TryFrom<HistoryFields> for HistoryAnswer {
+    type Error = &'static str;
+
+    fn try_from(f: HistoryFields) -> Result<HistoryAnswer, Self::Error> {
+        if let Some(page) = f.history {
+            return Ok(HistoryAnswer(page));
+        }
+        match (f.channel, f.epoch, f.offset, f.messages) {
+            (Some(channel), Some(epoch), Some(offset), Some(messages)) => {
+                Ok(HistoryAnswer(HistoryPage {
+                    channel,
+                    epoch,
+                    offset,
+                    messages,
+                }))
+            }
+            _ => Err("a history page needs history, or channel, epoch, offset and messages"),
         }
     }
 }
@@ -424,6 +451,7 @@ mod tests {
             assert_eq!((page.epoch.as_str(), page.offset), ("e", 2));
             assert_eq!(page.messages[0].data.get(), "1");
         }
+        assert!(read_answer::<HistoryAnswer>(200, br#"{"channel":"c"}"#).is_err());
         let stats: PresenceStats =
             read_answer(200, br#"{"channel":"c","clients":3,"users":2}"#).unwrap();
         assert_eq!((stats.clients, stats.users), (3, 2));
