@@ -63,6 +63,8 @@
 //! Tokens for browsers are minted with [`hubbub_core::auth::sign`]; this crate re-exports
 //! `hubbub_core` as [`core`].
 
+#![deny(missing_docs)]
+
 mod client;
 mod connections;
 mod endpoint;
