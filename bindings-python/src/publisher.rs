@@ -19,6 +19,11 @@ use serde::Serialize;
 use std::future::Future;
 use std::time::Duration;
 
+/// The constructors' `timeout=5.0` (a literal, so that the signature Python shows and the
+/// type stubs agree) is hubbub-publisher's default time limit; this stops the build if the
+/// two ever part.
+const _: () = assert!(hubbub_publisher::DEFAULT_TIMEOUT.as_millis() == 5_000);
+
 /// Resolves the constructor's arguments (falling back on the environment, then the
 /// defaults: hubbub-publisher's `Options`).
 fn endpoint(url: Option<String>, api_key: Option<String>, timeout: f64) -> PyResult<Endpoint> {

@@ -58,6 +58,10 @@ impl<'a, 'py> FromPyObject<'a, 'py> for Expiry {
     }
 }
 
+/// The signature's `expires_in=3600`, as Python shows it, is core's default lifetime; this
+/// stops the build if the two ever part.
+const _: () = assert!(DEFAULT_TOKEN_TTL == 3600);
+
 /// Mints a token for ``user``: a standard HS256 JWT signed with ``secret`` (str or
 /// bytes, the hub's ``token_secret``).
 ///
