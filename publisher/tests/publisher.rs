@@ -213,3 +213,20 @@ async fn one_blocking_publisher_shared_by_threads() {
         assert_eq!(s, (0..calls as u64).collect::<Vec<_>>());
     }
 }
+
+#[tokio::test]
+async fn data_without_a_json_form_is_refused_before_anything_is_sent() {
+    // Nothing listens there: had the call been sent, it would be UNAVAILABLE.
+    let p = Publisher::new(Options::new().url(common::unreachable_url())).unwrap();
+    let data: std::collections::BTreeMap<(u8, u8), u8> = [((1, 2), 3)].into();
+    let err = p.publish("c", "m", &data).await.unwrap_err();
+    assert_eq!(err.code(), "INVALID_PAYLOAD");
+    assert_eq!((err.url(), err.status()), (None, None));
+    assert!(err.to_string().contains("data has no JSON form"), "{err}");
+    let b = blocking::Publisher::for_endpoint(p.endpoint().clone());
+    let err = tokio::task::spawn_blocking(move || b.direct(Target::User("u".into()), "m", &data))
+        .await
+        .unwrap()
+        .unwrap_err();
+    assert_eq!(err.code(), "INVALID_PAYLOAD");
+}
