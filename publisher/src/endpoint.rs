@@ -158,6 +158,12 @@ impl Endpoint {
                 "bad hub URL {url:?}: use http:// or https://"
             )));
         }
+        if parsed.query().is_some() || parsed.fragment().is_some() {
+            // The routes are appended to the URL as text, which a query would swallow.
+            return Err(ConfigError::new(format!(
+                "bad hub URL {url:?}: a base URL has no ?query or #fragment"
+            )));
+        }
         let url = url.trim_end_matches('/').to_owned();
         // The routes are the base URL with the path appended, as text: a hub behind a
         // proxy at https://example.com/hub has its API at /hub/api/...
@@ -175,9 +181,6 @@ impl Endpoint {
             history: route("/api/history")?,
             presence: route("/api/presence")?,
         };
-        if routes.publish.cannot_be_a_base() {
-            return Err(ConfigError::new(format!("bad hub URL {url:?}")));
-        }
         let authorization = match api_key {
             Some(key) if !key.is_empty() => {
                 let mut value = HeaderValue::from_str(&format!("Bearer {key}")).map_err(|_| {
@@ -265,6 +268,7 @@ mod tests {
             (Options::new().url("not a url"), "bad hub URL"),
             (Options::new().url(""), "bad hub URL"),
             (Options::new().url("ftp://h"), "use http:// or https://"),
+            (Options::new().url("http://h/?a=1"), "no ?query"),
             (Options::new().url("http://h").api_key("a\nb"), "API key"),
             (
                 Options::new().url("http://h").timeout(Duration::ZERO),
