@@ -121,4 +121,8 @@ impl PresenceManager for RedisPresence {
             users: users.len(),
         })
     }
+
+    fn refresh_every(&self) -> Option<Duration> {
+        Some(PRESENCE_TTL / 3)
+    }
 }
