@@ -388,6 +388,23 @@ impl<S: Subscriber> Hub<S> {
             .map(|(name, subs)| (&**name, subs.len()))
     }
 
+    /// The handles of every subscriber of `channel` on this node.
+    pub fn subscribers(&self, channel: &str) -> Vec<S> {
+        match self.channels.get(channel) {
+            Some(c) => c
+                .live
+                .values()
+                .cloned()
+                .chain(
+                    c.recovering
+                        .values()
+                        .map(|r| r.lock().unwrap_or_else(|e| e.into_inner()).handle.clone()),
+                )
+                .collect(),
+            None => Vec::new(),
+        }
+    }
+
     /// The ids of at most `max` subscribers of `channel` on this node.
     pub fn subscriber_ids(&self, channel: &str, max: usize) -> Vec<String> {
         match self.channels.get(channel) {

@@ -110,6 +110,10 @@ pub mod close {
     /// The session's token expired (its `exp` passed without a new `authenticate`): a
     /// client reconnects with a fresh token.
     pub const TOKEN_EXPIRED: u16 = 4001;
+    /// The node missed publications of a channel the client is subscribed to (the engine
+    /// lost some on their way, e.g. while Redis was unreachable): the client reconnects
+    /// and resubscribes with `since`, which fills the gap from history.
+    pub const RESYNC: u16 = 4002;
     /// The connection may not be opened: its page's origin is not allowed, or the app's
     /// connect hook refused it. A client should not reconnect on its own.
     pub const ACCESS_DENIED: u16 = 4403;

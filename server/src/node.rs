@@ -84,6 +84,9 @@ struct Fanout {
     hub: SharedHub,
     /// Requests of this node waiting for the nodes' replies.
     waiting: parking_lot::Mutex<HashMap<String, mpsc::UnboundedSender<Reply>>>,
+    /// The last offset delivered here of each subscribed channel with history: a jump
+    /// means publications were lost on their way to this node.
+    offsets: parking_lot::Mutex<HashMap<String, u64>>,
     chores: mpsc::UnboundedSender<Chore>,
 }
 
@@ -103,8 +106,51 @@ impl Fanout {
     }
 }
 
+impl Fanout {
+    /// Whether `offset` follows the last one delivered here on `channel` (a first one, or
+    /// a new stream starting again at 1, does).
+    fn follows(&self, channel: &str, offset: u64) -> bool {
+        let mut offsets = self.offsets.lock();
+        match offsets.get_mut(channel) {
+            Some(last) => {
+                let follows = offset <= *last + 1;
+                *last = offset;
+                follows
+            }
+            None => {
+                offsets.insert(channel.to_owned(), offset);
+                true
+            }
+        }
+    }
+
+    /// This node no longer listens to `channel`: what it saw of it no longer counts.
+    fn forget_channel(&self, channel: &str) {
+        self.offsets.lock().remove(channel);
+    }
+}
+
 impl BrokerHandler for Fanout {
     fn publication(&self, channel: &str, message: &Message) {
+        if let Some(offset) = message.offset {
+            if !self.follows(channel, offset) {
+                // Publications were lost on their way here: the subscribers' positions
+                // are behind what they received. They reconnect and recover the gap from
+                // history.
+                tracing::warn!(
+                    channel,
+                    offset,
+                    "publications lost on their way to this node: subscribers resync"
+                );
+                for subscriber in self.hub.read().subscribers(channel) {
+                    subscriber.close_after_queue(
+                        hubbub_core::protocol::close::RESYNC,
+                        "missed publications: resubscribe with since",
+                    );
+                }
+                return;
+            }
+        }
         let frame = encode_message(message);
         self.hub.read().publish(channel, &frame, message.offset);
     }
@@ -228,6 +274,7 @@ impl Node {
             node_id: id.clone(),
             hub: hub.clone(),
             waiting: Default::default(),
+            offsets: Default::default(),
             chores,
         });
         broker.start(fanout.clone()).await?;
@@ -541,6 +588,7 @@ impl Node {
         if self.hub.read().has_subscribers(&left.channel) {
             return;
         }
+        self.fanout.forget_channel(&left.channel);
         if let Err(e) = self.broker.unsubscribe(&left.channel).await {
             tracing::warn!(channel = %left.channel, "cannot unsubscribe the broker: {e}");
         }

@@ -6,12 +6,13 @@ use common::redis::redis_url;
 use common::{Client, Server};
 use serde_json::json;
 
-fn node() -> Server {
+/// A node of the cluster named `prefix` (each test has its own, on the one Redis).
+fn node(prefix: &str) -> Server {
     let config = format!(
         r#"
 engine = "redis"
 redis_url = "{}"
-redis_prefix = "cluster-test"
+redis_prefix = "{prefix}"
 
 [anonymous]
 read = ["*"]
@@ -29,8 +30,8 @@ join_leave = true
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_nodes_are_one_hub() {
-    let a = node();
-    let b = node();
+    let a = node("two-nodes");
+    let b = node("two-nodes");
     let mut on_a = Client::connect(&a).await;
     let mut on_b = Client::connect(&b).await;
     on_a.subscribe("room:1").await;
@@ -107,4 +108,44 @@ async fn two_nodes_are_one_hub() {
         on_b.closed().await,
         Some(tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode::Library(4000))
     );
+}
+
+/// Publications lost on their way to a node (here, appended to the stream behind the
+/// node's back, as if their pub/sub message had been lost while Redis was unreachable)
+/// are noticed at the next one: its subscribers are closed with 4002 and recover the gap
+/// from history.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_that_missed_publications_makes_its_subscribers_resync() {
+    let a = node("gap");
+    let mut c = Client::connect(&a).await;
+    let r = c
+        .ask(json!({"subscribe": {"channel": "room:gap", "since": "latest"}}))
+        .await;
+    let epoch = r["resubscribed"]["epoch"].as_str().unwrap().to_owned();
+    a.publish("room:gap", json!(1)).await;
+    assert_eq!(c.recv().await["message"]["offset"], 1);
+    let redis = redis::Client::open(redis_url()).unwrap();
+    let mut redis = redis.get_multiplexed_async_connection().await.unwrap();
+    let lost = json!({"channel": "room:gap", "event": "message", "data": "lost"});
+    let _: () = redis::pipe()
+        .hincr("gap:m:room:gap", "o", 1)
+        .ignore()
+        .rpush("gap:h:room:gap", format!("m2 {lost}"))
+        .ignore()
+        .query_async(&mut redis)
+        .await
+        .unwrap();
+    a.publish("room:gap", json!(3)).await;
+    assert_eq!(
+        c.closed().await,
+        Some(tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode::Library(4002))
+    );
+    let mut back = Client::connect(&a).await;
+    back.send(
+        json!({"subscribe": {"channel": "room:gap", "since": {"epoch": epoch, "offset": 1}}}),
+    )
+    .await;
+    assert_eq!(back.recv().await["message"]["data"], "lost");
+    assert_eq!(back.recv().await["message"]["data"], 3);
+    assert_eq!(back.recv().await["resubscribed"]["recovered"], true);
 }
