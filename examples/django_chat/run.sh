@@ -64,9 +64,11 @@ with socket.socket(family) as s:
 PY
 }
 busy() {
-  die "cannot listen on $1 for $2 ($3). Stop what holds it (the quick start's hub?) or move" \
-    "the chat: HUBBUB_LISTEN=127.0.0.1:9773 (the hub) and CHAT_ADDR=127.0.0.1:8001 (Django)," \
-    "e.g.  HUBBUB_LISTEN=127.0.0.1:9773 CHAT_ADDR=127.0.0.1:8001 $0"
+  printf 'run.sh: cannot listen on %s for %s: %s.\n' "$1" "$2" "$3" >&2
+  printf 'Stop what holds it (another hub, the quick start'"'"'s?) or move the chat with\n' >&2
+  printf 'HUBBUB_LISTEN (the hub) and CHAT_ADDR (Django), e.g.\n' >&2
+  printf '  HUBBUB_LISTEN=127.0.0.1:9773 CHAT_ADDR=127.0.0.1:8001 %s\n' "$0" >&2
+  exit 1
 }
 why="$(can_listen "$HUB_ADDR" 2>&1)" || busy "$HUB_ADDR" "the hub" "$why"
 why="$(can_listen "$CHAT_ADDR" 2>&1)" || busy "$CHAT_ADDR" "Django" "$why"
@@ -98,6 +100,11 @@ stop() {
   [ -z "$web" ] || kill -TERM -- "-$web" 2>/dev/null || true
   [ -z "$hub" ] || kill -TERM "$hub" 2>/dev/null || true
   wait 2>/dev/null || true
+  # The autoreloader's child is not ours to wait for: give it a few seconds to go.
+  for _ in $(seq 50); do
+    [ -n "$web" ] && kill -0 -- "-$web" 2>/dev/null || break
+    sleep 0.1
+  done
   exit "$1"
 }
 trap 'stop $?' EXIT
