@@ -37,7 +37,11 @@ fi
 # A newcomer's clean slate: a new virtualenv (activated for every block) and an empty npm
 # project.
 SCRATCH="$ROOT/target/test-docs"
-rm -rf "$SCRATCH"
+if [ -e "$SCRATCH" ]; then
+  # The last run's files go in the background: a virtualenv takes a while to delete.
+  mv "$SCRATCH" "$SCRATCH.old.$$"
+  rm -rf "$SCRATCH.old.$$" &
+fi
 mkdir -p "$SCRATCH/project"
 python3 -m venv "$SCRATCH/venv"
 (cd "$SCRATCH/project" && npm init -y >/dev/null)

@@ -37,6 +37,9 @@
 //   it. It has a token_secret: the one the blocks exported as HUBBUB_TOKEN_SECRET, else one
 //   of the test's own (blocks do not see it unless they ask: given=secret).
 // - `/path/to/hubbub` in a block is the repository's root.
+// - A shell block that an earlier file already ran, word for word and from the same
+//   directory, is not run again (the builds and installs of README.md recur in the guides).
+//   The virtualenv and the npm project are the same for every file.
 // - curl fails on an HTTP error (a .curlrc with --fail-with-body), so that a refused call
 //   fails its block.
 // - No HUBBUB_* variable of the caller's environment reaches a block.
@@ -271,6 +274,9 @@ function serveProject() {
   );
 }
 
+// The shell blocks that ran, by their directory and text: where they ran first.
+const shellRuns = new Map();
+
 let browser;
 let files;
 async function browserAndFiles() {
@@ -372,6 +378,12 @@ class Session {
     assert.fail(`${block.where}: ${what} ${how}\n--- block\n${code.trimEnd()}\n--- output\n${tail(result.output)}`);
   }
 
+  /** Where the same shell command ran already, if it did. */
+  ranBefore(block) {
+    if (block.kind !== 'sh' || block.flags.has('hub')) return undefined;
+    return shellRuns.get(`${block.flags.has('project')}\n${this.substitute(block.code)}`);
+  }
+
   async runShell(block, code, n) {
     const script = path.join(BLOCKS, `${n}.sh`);
     const envOut = path.join(BLOCKS, `${n}.env`);
@@ -383,6 +395,7 @@ class Session {
       timeoutMs: SHELL_MS,
     });
     if (result.code !== 0) this.fail(block, code, result, 'the shell block');
+    shellRuns.set(`${block.flags.has('project')}\n${code}`, block.where);
     // What the block exported reaches the later blocks, as in one terminal.
     const env = {};
     for (const entry of fs.readFileSync(envOut, 'utf8').split('\0')) {
@@ -497,6 +510,8 @@ for (const { file, blocks } of documents) {
       const name = `line ${block.line}: ${block.info}`;
       test(name, async (t) => {
         if (broken) return t.skip(`after the failure at ${broken}`);
+        const earlier = session.ranBefore(block);
+        if (earlier) return t.skip(`ran at ${earlier}`);
         try {
           await session.run(block);
         } catch (err) {
