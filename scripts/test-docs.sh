@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
 # The documentation, run: every code block of README.md, the guides (docs/) and the
 # examples' READMEs that is marked runnable (```sh runnable, ```python runnable,
-# ```js runnable, ```js runnable browser, ```toml runnable, ```sh hub) is extracted and run
-# in order against a real hub, the way a newcomer would paste it: shell commands from the
-# repository's root, Python in a clean virtualenv, JavaScript in a scratch npm project
-# (Node) or in headless Chromium (browser). tests/docs/docs.test.mjs explains the marks.
+# ```js runnable, ```js runnable browser, ```toml runnable, ```sh hub, and the proxy and
+# systemd configs of docs/production.md) is extracted and run in order against a real hub,
+# the way a newcomer would paste it: shell commands from the repository's root, Python in a
+# clean virtualenv, JavaScript in a scratch npm project (Node) or in headless Chromium
+# (browser), nginx's config in a real nginx in front of the hub.
+# tests/docs/docs.test.mjs explains the marks.
 #
 #   scripts/test-docs.sh                 # every file
 #   scripts/test-docs.sh docs/python.md  # the files whose path contains this
@@ -22,7 +24,7 @@ if [ "$(node -p 'process.versions.node.split(".")[0]')" -lt 20 ]; then
   echo "test-docs: Node.js 20 or later is needed (playwright-core); found $(node --version)" >&2
   exit 1
 fi
-apt_install binaryen chromium python3-venv
+apt_install binaryen chromium python3-venv nginx caddy openssl
 ensure_hubbub
 ensure_wasm_tools
 

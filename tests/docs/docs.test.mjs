@@ -21,6 +21,13 @@
 //                            'hubbub-client' (node_modules/hubbub-client); it passes once the
 //                            script has run to its end without an uncaught error
 //   ```toml runnable         a config file: hubbub must start with it
+//   ```nginx runnable        http-level nginx config: `nginx -t` must accept it (with a
+//                            test certificate for its ssl_certificate lines); then nginx
+//                            runs it on a free port, and a WebSocket upgrade of /ws through
+//                            it must reach the hub (101 and the welcome frame)
+//   ```caddyfile runnable    a Caddyfile: `caddy adapt` must accept it without a warning
+//   ```ini runnable          a systemd unit: `systemd-analyze verify` must say nothing about
+//                            it (its /usr/local/bin/hubbub is $HUBBUB_BIN)
 //
 // given=NAME,... gives a block what the page or program around it would have: `token` (a
 // token of user 42 that may read and write every channel of the running hub), `secret` (the
@@ -53,6 +60,8 @@ import assert from 'node:assert/strict';
 import { execFileSync, spawn } from 'node:child_process';
 import fs from 'node:fs';
 import http from 'node:http';
+import https from 'node:https';
+import net from 'node:net';
 import path from 'node:path';
 import readline from 'node:readline';
 import { fileURLToPath } from 'node:url';
@@ -77,7 +86,10 @@ const PAGE_MS = 20_000;
 
 const FLAGS = new Set(['runnable', 'hub', 'project', 'browser']);
 const OPTIONS = new Set(['given', 'file']);
-const LANGS = { sh: 'sh', bash: 'sh', shell: 'sh', python: 'python', py: 'python', js: 'js', javascript: 'js', toml: 'toml' };
+const LANGS = {
+  sh: 'sh', bash: 'sh', shell: 'sh', python: 'python', py: 'python', js: 'js', javascript: 'js', toml: 'toml',
+  nginx: 'nginx', caddyfile: 'caddyfile', ini: 'systemd',
+};
 const GIVEN = new Set(['token', 'secret', 'render']);
 
 /** The fenced code blocks of a Markdown text, with their opening line's number and words. */
@@ -255,6 +267,64 @@ class Hub {
   }
 }
 
+function freePort() {
+  return new Promise((resolve, reject) => {
+    const server = net.createServer();
+    server.on('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const { port } = server.address();
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+/** Resolves once something accepts connections on 127.0.0.1:port. */
+async function listeningOn(port) {
+  for (;;) {
+    const accepted = await new Promise((resolve) => {
+      const socket = net.connect(port, '127.0.0.1');
+      socket.on('connect', () => socket.end(() => resolve(true)));
+      socket.on('error', () => resolve(false));
+    });
+    if (accepted) return;
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+}
+
+/**
+ * A WebSocket upgrade of /ws over TLS to 127.0.0.1:port for `host`, as a page of
+ * https://host would send it; resolves with the payload of the first frame.
+ */
+function upgradeThrough(port, host) {
+  return new Promise((resolve, reject) => {
+    const req = https.request({
+      host: '127.0.0.1', port, path: '/ws', servername: host, rejectUnauthorized: false,
+      headers: {
+        Host: host, Connection: 'Upgrade', Upgrade: 'websocket', 'Sec-WebSocket-Version': '13',
+        'Sec-WebSocket-Key': 'dGhlIHNhbXBsZSBub25jZQ==', Origin: `https://${host}`,
+      },
+    });
+    req.setTimeout(PAGE_MS, () => req.destroy(new Error('no answer to the upgrade')));
+    req.on('error', reject);
+    req.on('response', (res) => reject(new Error(`the upgrade was answered ${res.statusCode}`)));
+    req.on('upgrade', (res, socket, head) => {
+      let data = head;
+      const frame = () => {
+        // An unmasked text frame from the server: 2 header bytes (a payload under 126).
+        if (data.length < 2 || data.length < 2 + (data[1] & 0x7f)) return;
+        socket.destroy();
+        resolve(data.subarray(2, 2 + (data[1] & 0x7f)).toString('utf8'));
+      };
+      socket.on('data', (chunk) => {
+        data = Buffer.concat([data, chunk]);
+        frame();
+      });
+      frame();
+    });
+    req.end();
+  });
+}
+
 /** Serves the scratch project's files (node_modules included) for the browser blocks. */
 function serveProject() {
   const types = { '.html': 'text/html', '.js': 'text/javascript', '.mjs': 'text/javascript', '.wasm': 'application/wasm', '.json': 'application/json' };
@@ -370,6 +440,13 @@ class Session {
         return this.runProgram(block, 'node', this.givenCode(block) + code, path.join(PROJECT, block.options.file || `docs-${n}.${/^\s*import\s/m.test(code) ? 'mjs' : 'cjs'}`));
       case 'toml':
         return this.runConfig(block, code, n);
+      case 'nginx':
+        return this.runNginx(block, code, n);
+      case 'caddyfile':
+        return this.checkQuietly(block, code, 'caddy', (file) => ['adapt', '--config', file], `${n}.Caddyfile`);
+      case 'systemd':
+        return this.checkQuietly(block, code.replaceAll('/usr/local/bin/hubbub', HUBBUB_BIN), 'systemd-analyze',
+          (file) => ['verify', file], `${n}.service`);
     }
   }
 
@@ -429,6 +506,63 @@ class Session {
       cwd: SCRATCH, env: newcomerEnvironment(), timeoutMs: 30_000, label: `${block.where}: hubbub --config`,
     });
     await hub.stop();
+  }
+
+  /** Runs `command` on the block saved as `name`: it must succeed with nothing on stderr. */
+  async checkQuietly(block, code, command, args, name) {
+    const dir = path.join(BLOCKS, name.replace(/\.[^.]*$/, ''));
+    fs.mkdirSync(dir, { recursive: true });
+    const file = path.join(dir, name);
+    fs.writeFileSync(file, code);
+    const stderr = [];
+    const result = await new Promise((resolve) => {
+      const child = spawn(command, args(file), { cwd: dir, env: newcomerEnvironment(), stdio: ['ignore', 'ignore', 'pipe'] });
+      child.stderr.setEncoding('utf8').on('data', (chunk) => stderr.push(chunk));
+      child.on('error', (err) => stderr.push(String(err)));
+      child.on('close', (code) => resolve(code));
+    });
+    const output = stderr.join('');
+    log(output);
+    if (result !== 0 || output.trim()) {
+      assert.fail(`${block.where}: ${command} ${args(name).join(' ')} ${result !== 0 ? `exited with ${result}` : 'complained'}\n--- output\n${tail(output)}`);
+    }
+  }
+
+  /**
+   * nginx -t on the block (its certificates replaced with a test one), then nginx running it
+   * on a free port: a WebSocket upgrade of /ws must reach the hub.
+   */
+  async runNginx(block, code, n) {
+    const dir = path.join(BLOCKS, n);
+    fs.mkdirSync(dir, { recursive: true });
+    const [cert, key] = [path.join(dir, 'cert.pem'), path.join(dir, 'key.pem')];
+    execFileSync('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', key, '-out', cert,
+      '-days', '2', '-subj', '/CN=example.com'], { stdio: 'ignore' });
+    const port = await freePort();
+    const http = code
+      .replace(/^(\s*ssl_certificate)(\s+)\S+;/gm, `$1$2${cert};`)
+      .replace(/^(\s*ssl_certificate_key)(\s+)\S+;/gm, `$1$2${key};`)
+      .replace(/^(\s*)listen\s+443\s+ssl;/gm, `$1listen 127.0.0.1:${port} ssl;`);
+    const conf = path.join(dir, 'nginx.conf');
+    const errors = path.join(dir, 'error.log');
+    fs.writeFileSync(conf, `pid ${dir}/nginx.pid;\nerror_log ${errors};\nevents {}\nhttp {\naccess_log off;\n${http}}\n`);
+    const check = await run('nginx', ['-t', '-q', '-c', conf, '-e', errors], { cwd: dir, env: newcomerEnvironment(), timeoutMs: PROGRAM_MS });
+    if (check.code !== 0) this.fail(block, code, check, 'nginx -t');
+
+    const nginx = spawn('nginx', ['-c', conf, '-e', errors, '-g', 'daemon off;'], { detached: true, stdio: 'ignore' });
+    const exited = new Promise((resolve) => nginx.once('close', resolve));
+    try {
+      await Promise.race([
+        listeningOn(port),
+        exited.then((status) => assert.fail(`nginx exited (${status}):\n${fs.readFileSync(errors, 'utf8')}`)),
+      ]);
+      const welcome = await upgradeThrough(port, 'example.com').catch((err) =>
+        assert.fail(`${block.where}: a WebSocket upgrade through nginx: ${err.message}`));
+      assert.match(welcome, /^\{"connected":\{"client":"[^"]+"\}\}$/, `${block.where}: the hub's welcome through nginx`);
+    } finally {
+      killGroup(nginx, 'SIGTERM');
+      await exited;
+    }
   }
 
   async runPage(block, code, n) {
