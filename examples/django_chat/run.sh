@@ -102,7 +102,7 @@ stop() {
   wait 2>/dev/null || true
   # The autoreloader's child is not ours to wait for: give it a few seconds to go.
   for _ in $(seq 50); do
-    [ -n "$web" ] && kill -0 -- "-$web" 2>/dev/null || break
+    if [ -z "$web" ] || ! kill -0 -- "-$web" 2>/dev/null; then break; fi
     sleep 0.1
   done
   exit "$1"
