@@ -38,6 +38,8 @@ use target::{Launch, Target};
         publish   publications per second through the publish API, one subscriber\n\n\
         Targets (--targets):\n  \
         hubbub      target/release/hubbub (--hubbub-bin)\n  \
+        hubbub-history  the same, every channel keeping 100 messages of history (offsets on \
+                    every delivery): the cost of streams\n  \
         nchan       Debian's nginx with libnginx-mod-nchan, config bench/nchan/nginx.conf\n  \
         sockudo     cargo install sockudo, config bench/sockudo/config.toml\n  \
         centrifugo  go install github.com/centrifugal/centrifugo/v6@latest, config \
@@ -74,6 +76,7 @@ enum Command {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 enum TargetName {
     Hubbub,
+    HubbubHistory,
     Nchan,
     Sockudo,
     Centrifugo,
@@ -234,6 +237,11 @@ fn make_target(name: TargetName, programs: &Programs) -> Arc<dyn Target> {
     match name {
         TargetName::Hubbub => Arc::new(targets::hubbub::Hubbub {
             bin: programs.hubbub_bin.clone(),
+            history: false,
+        }),
+        TargetName::HubbubHistory => Arc::new(targets::hubbub::Hubbub {
+            bin: programs.hubbub_bin.clone(),
+            history: true,
         }),
         TargetName::Nchan => Arc::new(targets::nchan::Nchan {
             bin: programs.nginx_bin.clone(),

@@ -91,6 +91,8 @@ fn class_of(py: Python<'_>, error: Error) -> Option<Bound<'_, PyType>> {
         Error::AccessDenied => py.get_type::<AccessDenied>(),
         Error::InvalidClient => py.get_type::<InvalidClient>(),
         Error::LimitExceeded => py.get_type::<LimitExceeded>(),
+        // Registered on its own below, with the failures that never reached the hub.
+        Error::Unavailable => return None,
         Error::UnknownCommand | Error::InvalidUser | Error::InvalidChannel | Error::RateLimited => {
             return None
         }

@@ -32,6 +32,9 @@ pub struct Published {
     /// The publication's offset, where the channel keeps history (phase 2).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub offset: Option<u64>,
+    /// The epoch of the channel's stream, where the channel keeps history (phase 2).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub epoch: Option<String>,
 }
 
 /// `POST /api/broadcast`
@@ -175,6 +178,34 @@ pub struct Info {
     pub connections: usize,
     pub channels: usize,
     pub uptime_s: u64,
+    /// Every live node of the cluster (one, this node, with the memory engine).
+    #[serde(default)]
+    pub nodes: Vec<NodeInfo>,
+}
+
+/// One node in `GET /api/info`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NodeInfo {
+    pub id: String,
+    pub connections: usize,
+    pub uptime_s: u64,
+}
+
+/// The answer to `GET /api/history/{channel}`: the channel's position and the messages
+/// asked for, oldest first (the same fields as the `history` frame, without its key).
+pub type History = crate::protocol::HistoryPage;
+
+/// The answer to `GET /api/presence/{channel}`: who is subscribed, cluster-wide.
+pub type Presence = crate::protocol::Presence;
+
+/// The answer to `GET /api/presence/{channel}?stats=1`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PresenceStats {
+    pub channel: String,
+    /// Connections subscribed.
+    pub clients: usize,
+    /// Distinct users among them (anonymous connections are not counted).
+    pub users: usize,
 }
 
 /// The answer to `GET /health`.
@@ -247,6 +278,7 @@ pub trait Request: Sized + serde::de::DeserializeOwned {
 
     /// Parses and validates a JSON body: `INVALID_PAYLOAD` with a reason when it is not.
     fn from_body(body: &[u8]) -> Result<Self, Rejection> {
+        crate::protocol::check_depth(body)?;
         let request: Self = serde_json::from_slice(body)
             .map_err(|e| Error::InvalidPayload.because(e.to_string()))?;
         for c in request.channels() {
@@ -268,6 +300,7 @@ impl Request for BroadcastRequest {
     }
 
     fn from_body(body: &[u8]) -> Result<Self, Rejection> {
+        crate::protocol::check_depth(body)?;
         let request: Self = serde_json::from_slice(body)
             .map_err(|e| Error::InvalidPayload.because(e.to_string()))?;
         if request.channels.is_empty() {
@@ -376,9 +409,28 @@ mod tests {
                 serde_json::to_string(&Published {
                     published: "c".into(),
                     offset: None,
+                    epoch: None,
                 })
                 .unwrap(),
                 r#"{"published":"c"}"#,
+            ),
+            (
+                serde_json::to_string(&Published {
+                    published: "c".into(),
+                    offset: Some(4),
+                    epoch: Some("E".into()),
+                })
+                .unwrap(),
+                r#"{"published":"c","offset":4,"epoch":"E"}"#,
+            ),
+            (
+                serde_json::to_string(&PresenceStats {
+                    channel: "c".into(),
+                    clients: 3,
+                    users: 2,
+                })
+                .unwrap(),
+                r#"{"channel":"c","clients":3,"users":2}"#,
             ),
             (
                 serde_json::to_string(&BroadcastPublished {
@@ -412,9 +464,14 @@ mod tests {
                     connections: 1,
                     channels: 2,
                     uptime_s: 3,
+                    nodes: vec![NodeInfo {
+                        id: "n".into(),
+                        connections: 1,
+                        uptime_s: 3,
+                    }],
                 })
                 .unwrap(),
-                r#"{"version":"0.1.0","connections":1,"channels":2,"uptime_s":3}"#,
+                r#"{"version":"0.1.0","connections":1,"channels":2,"uptime_s":3,"nodes":[{"id":"n","connections":1,"uptime_s":3}]}"#,
             ),
         ];
         for (got, want) in cases {

@@ -13,7 +13,28 @@ use std::collections::HashMap;
 /// Whether `channel` matches `pattern`, where `*` in the pattern matches any run of
 /// characters, including none.
 pub fn pattern_matches(pattern: &str, channel: &str) -> bool {
-    let (p, c) = (pattern.as_bytes(), channel.as_bytes());
+    wildcard_matches(pattern.as_bytes(), channel.as_bytes(), |_| true)
+}
+
+/// Whether a browser's `Origin` matches an `allowed_origins` pattern, ignoring case. The
+/// pattern `*` alone allows every origin; elsewhere `*` matches a run of letters, digits
+/// and `-` (one host label, or a port), never a `.`, `/`, `:` or `@`, so that
+/// `https://*.example.com` allows `https://eu.example.com` and not
+/// `https://evil.com/.example.com` or `https://evil.com:1.example.com`.
+pub fn origin_matches(pattern: &str, origin: &str) -> bool {
+    if pattern == "*" {
+        return true;
+    }
+    let pattern = pattern.to_ascii_lowercase();
+    let origin = origin.to_ascii_lowercase();
+    wildcard_matches(pattern.as_bytes(), origin.as_bytes(), |b| {
+        b.is_ascii_alphanumeric() || b == b'-'
+    })
+}
+
+/// Matches `c` against `p`, where `*` in `p` matches any run of bytes for which
+/// `star_takes` holds.
+fn wildcard_matches(p: &[u8], c: &[u8], star_takes: impl Fn(u8) -> bool) -> bool {
     let (mut pi, mut ci) = (0, 0);
     // Where the last `*` was, and how much of the channel it has swallowed so far.
     let mut star: Option<(usize, usize)> = None;
@@ -24,7 +45,7 @@ pub fn pattern_matches(pattern: &str, channel: &str) -> bool {
         } else if pi < p.len() && p[pi] == c[ci] {
             pi += 1;
             ci += 1;
-        } else if let Some((sp, sc)) = star {
+        } else if let Some((sp, sc)) = star.filter(|&(_, sc)| star_takes(c[sc])) {
             pi = sp + 1;
             ci = sc + 1;
             star = Some((sp, sc + 1));
@@ -104,6 +125,9 @@ pub struct User {
     pub read: Vec<String>,
     #[serde(default)]
     pub write: Vec<String>,
+    /// Shown to others in presence and join frames, like a token's `info` claim.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub info: Option<serde_json::Map<String, serde_json::Value>>,
 }
 
 /// The claims of a hubbub token.
@@ -111,11 +135,27 @@ pub struct User {
 pub struct Claims {
     /// The user's id; becomes the connection's identity.
     pub sub: String,
-    /// Expiry, seconds since the Unix epoch.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// Expiry, seconds since the Unix epoch (a fractional value, which RFC 7519 allows,
+    /// is read rounded up).
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "numeric_date"
+    )]
     pub exp: Option<u64>,
+    /// Not valid before, seconds since the Unix epoch (rounded up, like `exp`).
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "numeric_date"
+    )]
+    pub nbf: Option<u64>,
     /// Issue time, seconds since the Unix epoch.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "numeric_date"
+    )]
     pub iat: Option<u64>,
     #[serde(default)]
     pub read: Vec<String>,
@@ -132,6 +172,7 @@ impl Claims {
         Claims {
             sub: sub.into(),
             exp: None,
+            nbf: None,
             iat: None,
             read: Vec::new(),
             write: Vec::new(),
@@ -159,6 +200,19 @@ impl Claims {
             permissions: Permissions::new(self.read, self.write),
         }
     }
+}
+
+/// Reads a JWT NumericDate: seconds since the Unix epoch, which may be fractional; a
+/// fraction is rounded up, so that a token is never taken as valid for longer than it says
+/// (`exp`) or sooner than it says (`nbf`).
+fn numeric_date<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
+    let Some(seconds) = Option::<f64>::deserialize(d)? else {
+        return Ok(None);
+    };
+    if !seconds.is_finite() || !(0.0..=1e15).contains(&seconds) {
+        return Err(serde::de::Error::custom("not a date in seconds"));
+    }
+    Ok(Some(seconds.ceil() as u64))
 }
 
 #[cfg(feature = "jwt")]
@@ -191,11 +245,12 @@ mod token {
         let mut validation = Validation::new(Algorithm::HS256);
         validation.leeway = 0;
         validation.validate_aud = false;
+        // `exp` and `nbf` are checked below, from claims read as RFC 7519 allows
+        // (fractional seconds included), which jsonwebtoken does not.
+        validation.validate_exp = false;
+        validation.validate_nbf = false;
         validation.required_spec_claims.clear();
         validation.required_spec_claims.insert("sub".to_owned());
-        if require_exp {
-            validation.required_spec_claims.insert("exp".to_owned());
-        }
         let data =
             jsonwebtoken::decode::<Claims>(token, &DecodingKey::from_secret(secret), &validation)
                 .map_err(|e| match e.kind() {
@@ -213,10 +268,24 @@ mod token {
                 }
                 _ => Error::InvalidCredentials.because(format!("malformed token: {e}")),
             })?;
-        if data.claims.sub.is_empty() {
+        let claims = data.claims;
+        if claims.sub.is_empty() {
             return Err(Error::InvalidCredentials.because("the token's sub is empty"));
         }
-        Ok(data.claims)
+        let now = super::unix_now();
+        match claims.exp {
+            None if require_exp => {
+                return Err(Error::InvalidCredentials.because("the token has no exp claim"))
+            }
+            Some(exp) if exp <= now => {
+                return Err(Error::TokenExpired.because("the token's exp is past"))
+            }
+            _ => {}
+        }
+        if claims.nbf.is_some_and(|nbf| nbf > now) {
+            return Err(Error::InvalidCredentials.because("the token is not valid yet (nbf)"));
+        }
+        Ok(claims)
     }
 }
 
@@ -281,32 +350,51 @@ impl Authenticator {
     /// Checks credentials: `INVALID_USER`, `INVALID_CREDENTIALS` or `TOKEN_EXPIRED` when
     /// they do not hold.
     pub fn authenticate(&self, credentials: &Credentials) -> Result<Identity, Rejection> {
+        self.authenticate_with_expiry(credentials)
+            .map(|(identity, _)| identity)
+    }
+
+    /// Checks credentials as [`Authenticator::authenticate`] does, and also tells when the
+    /// identity ends: a token's `exp` (seconds since the Unix epoch), if it has one.
+    pub fn authenticate_with_expiry(
+        &self,
+        credentials: &Credentials,
+    ) -> Result<(Identity, Option<u64>), Rejection> {
         match credentials {
             Credentials::User { user, secret } => {
                 let known = self.users.get(user).ok_or(Error::InvalidUser)?;
                 if !constant_time_eq::constant_time_eq(known.secret.as_bytes(), secret.as_bytes()) {
                     return Err(Error::InvalidCredentials.into());
                 }
-                Ok(Identity {
+                let identity = Identity {
                     user: Some(known.name.clone()),
-                    info: None,
+                    info: known.info.clone(),
                     permissions: Permissions::new(known.read.clone(), known.write.clone()),
-                })
+                };
+                Ok((identity, None))
             }
             Credentials::Token { token } => self.verify_token(token),
         }
     }
 
     #[cfg(feature = "jwt")]
-    fn verify_token(&self, token: &str) -> Result<Identity, Rejection> {
+    fn verify_token(&self, token: &str) -> Result<(Identity, Option<u64>), Rejection> {
         let secret = self.token_secret.as_deref().ok_or_else(|| {
             Error::InvalidCredentials.because("tokens are not accepted: no token_secret is set")
         })?;
-        verify(secret, token, self.token_require_exp).map(Claims::into_identity)
+        let claims = verify(secret, token, self.token_require_exp)?;
+        // A token must not pass for a configured user: `direct` by user and presence
+        // would mix the two up.
+        if self.users.contains_key(&claims.sub) {
+            return Err(Error::InvalidCredentials
+                .because("the token's sub is the name of a configured user"));
+        }
+        let exp = claims.exp;
+        Ok((claims.into_identity(), exp))
     }
 
     #[cfg(not(feature = "jwt"))]
-    fn verify_token(&self, _token: &str) -> Result<Identity, Rejection> {
+    fn verify_token(&self, _token: &str) -> Result<(Identity, Option<u64>), Rejection> {
         Err(Error::InvalidCredentials.because("built without token support"))
     }
 }
@@ -340,6 +428,39 @@ mod tests {
         }
     }
 
+    #[test]
+    fn origins() {
+        let cases = [
+            ("*", "https://anything.example", true),
+            ("https://app.example", "https://app.example", true),
+            ("https://app.example", "HTTPS://APP.Example", true),
+            ("https://app.example", "https://app.example.evil", false),
+            ("https://*.example.com", "https://eu.example.com", true),
+            ("https://*.example.com", "https://EU.example.com", true),
+            (
+                "https://*.example.com",
+                "https://evil.com/.example.com",
+                false,
+            ),
+            (
+                "https://*.example.com",
+                "https://evil.com:1.example.com",
+                false,
+            ),
+            ("https://*.example.com", "https://a.b.example.com", false),
+            ("https://*.example.com", "https://example.com", false),
+            ("http://localhost:*", "http://localhost:5173", true),
+            (
+                "http://localhost:*",
+                "http://localhost:5173.evil.com",
+                false,
+            ),
+        ];
+        for (p, o, want) in cases {
+            assert_eq!(origin_matches(p, o), want, "{p} ~ {o}");
+        }
+    }
+
     fn authenticator() -> Authenticator {
         Authenticator::new(
             [User {
@@ -347,6 +468,7 @@ mod tests {
                 secret: "s3cret".into(),
                 read: vec!["*".into()],
                 write: vec!["chat:*".into()],
+                info: None,
             }],
             Some("token-secret"),
             true,
@@ -418,6 +540,7 @@ mod tests {
             Claims {
                 sub: "42".into(),
                 exp,
+                nbf: None,
                 iat: Some(now()),
                 read: vec!["room:*".into()],
                 write: vec!["room:1".into()],
@@ -512,6 +635,69 @@ mod tests {
                 verify(b"k", &expired, false).unwrap_err().error,
                 Error::TokenExpired
             );
+        }
+
+        /// Signs raw claims, as another JWT library might write them.
+        fn raw(claims: serde_json::Value) -> String {
+            jsonwebtoken::encode(
+                &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
+                &claims,
+                &jsonwebtoken::EncodingKey::from_secret(b"k"),
+            )
+            .unwrap()
+        }
+
+        #[test]
+        fn fractional_dates_and_not_before() {
+            let later = now() as f64 + 60.5;
+            let ok = verify(
+                b"k",
+                &raw(serde_json::json!({"sub": "1", "exp": later})),
+                true,
+            )
+            .unwrap();
+            assert_eq!(ok.exp, Some(later.ceil() as u64));
+            let past = now() as f64 - 5.25;
+            assert_eq!(
+                verify(
+                    b"k",
+                    &raw(serde_json::json!({"sub": "1", "exp": past})),
+                    true
+                )
+                .unwrap_err()
+                .error,
+                Error::TokenExpired
+            );
+            let not_yet = serde_json::json!({"sub": "1", "exp": now() + 60, "nbf": now() + 30});
+            let err = verify(b"k", &raw(not_yet), true).unwrap_err();
+            assert_eq!(err.error, Error::InvalidCredentials);
+            assert!(err.reason.unwrap().contains("nbf"));
+            let started = serde_json::json!({"sub": "1", "exp": now() + 60, "nbf": now() - 1});
+            assert!(verify(b"k", &raw(started), true).is_ok());
+            for bad in [
+                serde_json::json!({"sub": "1", "exp": "soon"}),
+                serde_json::json!({"sub": "1", "exp": -1}),
+                serde_json::json!({"sub": "1", "exp": 1e300}),
+            ] {
+                assert_eq!(
+                    verify(b"k", &raw(bad.clone()), true).unwrap_err().error,
+                    Error::InvalidCredentials,
+                    "{bad}"
+                );
+            }
+        }
+
+        #[test]
+        fn a_token_cannot_pass_for_a_configured_user() {
+            let alice = Claims {
+                exp: Some(now() + 60),
+                ..Claims::new("alice")
+            };
+            let token = sign(b"token-secret", &alice).unwrap();
+            let err = authenticator()
+                .authenticate(&Credentials::Token { token })
+                .unwrap_err();
+            assert_eq!(err.error, Error::InvalidCredentials);
         }
 
         #[test]

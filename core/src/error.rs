@@ -33,11 +33,13 @@ pub enum Error {
     LimitExceeded,
     /// Commands sent faster than `client_rate`.
     RateLimited,
+    /// The engine (Redis) or an app hook failed or timed out; HTTP 503 on the API.
+    Unavailable,
 }
 
 impl Error {
     /// Every error name, in the order of the protocol's table.
-    pub const ALL: [Error; 10] = [
+    pub const ALL: [Error; 11] = [
         Error::InvalidPayload,
         Error::UnknownCommand,
         Error::InvalidCredentials,
@@ -48,6 +50,7 @@ impl Error {
         Error::InvalidClient,
         Error::LimitExceeded,
         Error::RateLimited,
+        Error::Unavailable,
     ];
 
     /// The name on the wire, e.g. `"INVALID_PAYLOAD"`.
@@ -63,6 +66,7 @@ impl Error {
             Error::InvalidClient => "INVALID_CLIENT",
             Error::LimitExceeded => "LIMIT_EXCEEDED",
             Error::RateLimited => "RATE_LIMITED",
+            Error::Unavailable => "UNAVAILABLE",
         }
     }
 

@@ -7,13 +7,13 @@
 //! plain channels.
 
 use std::collections::{HashMap, HashSet};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 /// How the hub hands a frame to one connection.
 pub trait Subscriber: Clone {
     /// What is delivered: the server uses an encoded, shared frame so that one
     /// publication is encoded once whatever the number of subscribers.
-    type Frame;
+    type Frame: Clone;
 
     /// Queues `frame` without waiting. Returns `false` when the subscriber could not take
     /// it (gone, or too slow: the subscriber deals with that itself).
@@ -29,30 +29,87 @@ struct Client<S> {
     channels: HashSet<Arc<str>>,
 }
 
+/// The subscribers of one channel on this node.
+struct Channel<S: Subscriber> {
+    live: HashMap<ClientId, S>,
+    /// Subscribers catching up from history: what is published meanwhile waits here,
+    /// with its offset, until the catching up is done (see [`Hub::finish_recovery`]).
+    recovering: HashMap<ClientId, Mutex<Recovery<S>>>,
+}
+
+impl<S: Subscriber> Default for Channel<S> {
+    fn default() -> Self {
+        Channel {
+            live: HashMap::new(),
+            recovering: HashMap::new(),
+        }
+    }
+}
+
+impl<S: Subscriber> Channel<S> {
+    fn len(&self) -> usize {
+        self.live.len() + self.recovering.len()
+    }
+
+    fn remove(&mut self, id: &str) {
+        if self.live.remove(id).is_none() {
+            self.recovering.remove(id);
+        }
+    }
+}
+
+struct Recovery<S: Subscriber> {
+    handle: S,
+    waiting: Vec<(Option<u64>, S::Frame)>,
+    /// More was published meanwhile than the hub keeps for one subscriber.
+    overflowed: bool,
+}
+
 /// What a subscribe did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Subscribed {
-    /// The client was not subscribed before.
-    New,
+    /// The client was not subscribed before; `first` when nobody else on this node was
+    /// either (the node starts listening to the channel).
+    New { first: bool },
     /// The client was subscribed already; nothing changed.
     Already,
     /// The client holds `max` subscriptions already.
     LimitExceeded,
 }
 
-/// The subscription registry of one node.
-pub struct Hub<S> {
-    clients: HashMap<ClientId, Client<S>>,
-    channels: HashMap<Arc<str>, HashMap<ClientId, S>>,
-    users: HashMap<String, HashSet<ClientId>>,
+/// A channel a client left, and whether it was the channel's last subscriber on this
+/// node (the node stops listening to it).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Left {
+    pub channel: Arc<str>,
+    pub last: bool,
 }
 
-impl<S> Default for Hub<S> {
+/// A connection the hub forgot, with the channels it left.
+pub struct Gone<S> {
+    pub handle: S,
+    pub user: Option<String>,
+    pub left: Vec<Left>,
+}
+
+/// The subscription registry of one node.
+pub struct Hub<S: Subscriber> {
+    clients: HashMap<ClientId, Client<S>>,
+    channels: HashMap<Arc<str>, Channel<S>>,
+    users: HashMap<String, HashSet<ClientId>>,
+    recovery_limit: usize,
+}
+
+/// How many publications the hub keeps for one recovering subscriber by default.
+pub const DEFAULT_RECOVERY_LIMIT: usize = 1024;
+
+impl<S: Subscriber> Default for Hub<S> {
     fn default() -> Self {
         Hub {
             clients: HashMap::new(),
             channels: HashMap::new(),
             users: HashMap::new(),
+            recovery_limit: DEFAULT_RECOVERY_LIMIT,
         }
     }
 }
@@ -60,6 +117,15 @@ impl<S> Default for Hub<S> {
 impl<S: Subscriber> Hub<S> {
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// Keeps at most `limit` publications for each recovering subscriber; one that falls
+    /// further behind fails its recovery.
+    pub fn with_recovery_limit(limit: usize) -> Self {
+        Hub {
+            recovery_limit: limit,
+            ..Self::default()
+        }
     }
 
     /// Registers a new, anonymous connection.
@@ -74,17 +140,25 @@ impl<S: Subscriber> Hub<S> {
         );
     }
 
-    /// Forgets a connection and every subscription it held; returns its handle if it was
-    /// connected.
-    pub fn disconnect(&mut self, id: &str) -> Option<S> {
+    /// Forgets a connection and every subscription it held.
+    pub fn disconnect(&mut self, id: &str) -> Option<Gone<S>> {
         let client = self.clients.remove(id)?;
-        for channel in &client.channels {
-            self.remove_subscriber(channel, id);
-        }
+        let left = client
+            .channels
+            .iter()
+            .map(|channel| Left {
+                channel: channel.clone(),
+                last: self.remove_subscriber(channel, id),
+            })
+            .collect();
         if let Some(user) = &client.user {
             self.forget_user_client(user, id);
         }
-        Some(client.handle)
+        Some(Gone {
+            handle: client.handle,
+            user: client.user,
+            left,
+        })
     }
 
     /// Records which user a connection is (or that it is anonymous again).
@@ -105,43 +179,97 @@ impl<S: Subscriber> Hub<S> {
     /// Subscribes a connection to a channel, unless that would give it more than `max`
     /// subscriptions.
     pub fn subscribe(&mut self, id: &str, channel: &str, max: usize) -> Subscribed {
+        self.add_subscriber(id, channel, max, false)
+    }
+
+    /// Subscribes a connection that first catches up from history: until
+    /// [`Hub::finish_recovery`], what is published on `channel` waits for it instead of
+    /// being delivered. A connection already subscribed catches up too (it asked for what
+    /// came after its position).
+    pub fn subscribe_recovering(&mut self, id: &str, channel: &str, max: usize) -> Subscribed {
+        self.add_subscriber(id, channel, max, true)
+    }
+
+    fn add_subscriber(&mut self, id: &str, channel: &str, max: usize, recover: bool) -> Subscribed {
         let Some(key) = self.clients.get_key_value(id).map(|(k, _)| k.clone()) else {
             return Subscribed::Already;
         };
         let client = self.clients.get_mut(id).expect("present");
-        if client.channels.contains(channel) {
-            return Subscribed::Already;
-        }
-        if client.channels.len() >= max {
+        let outcome = if client.channels.contains(channel) {
+            Subscribed::Already
+        } else if client.channels.len() >= max {
             return Subscribed::LimitExceeded;
+        } else {
+            Subscribed::New {
+                first: !self.channels.contains_key(channel),
+            }
+        };
+        if outcome == Subscribed::Already && !recover {
+            return outcome;
         }
         let name: Arc<str> = match self.channels.get_key_value(channel) {
             Some((name, _)) => name.clone(),
             None => Arc::from(channel),
         };
         client.channels.insert(name.clone());
-        self.channels
-            .entry(name)
-            .or_default()
-            .insert(key, client.handle.clone());
-        Subscribed::New
+        let subscribers = self.channels.entry(name).or_default();
+        let handle = client.handle.clone();
+        if recover {
+            subscribers.live.remove(id);
+            subscribers.recovering.insert(
+                key,
+                Mutex::new(Recovery {
+                    handle,
+                    waiting: Vec::new(),
+                    overflowed: false,
+                }),
+            );
+        } else {
+            subscribers.live.insert(key, handle);
+        }
+        outcome
     }
 
-    /// Unsubscribes a connection from a channel. Returns whether it was subscribed.
-    pub fn unsubscribe(&mut self, id: &str, channel: &str) -> bool {
-        let removed = match self.clients.get_mut(id) {
-            Some(client) => client.channels.remove(channel),
-            None => false,
-        };
-        if removed {
-            self.remove_subscriber(channel, id);
+    /// Ends a connection's catching up on `channel`: delivers what was published meanwhile
+    /// after offset `after` (what it already has from history is skipped), then makes it
+    /// an ordinary subscriber. Returns `false`, leaving it unsubscribed from `channel`,
+    /// when it fell too far behind or could not take a delivery; `None` when it is no
+    /// longer recovering there (it unsubscribed or left meanwhile).
+    pub fn finish_recovery(&mut self, id: &str, channel: &str, after: u64) -> Option<bool> {
+        let subscribers = self.channels.get_mut(channel)?;
+        let (key, recovery) = subscribers.recovering.remove_entry(id)?;
+        let recovery = recovery.into_inner().unwrap_or_else(|e| e.into_inner());
+        let delivered = !recovery.overflowed
+            && recovery
+                .waiting
+                .iter()
+                .filter(|(offset, _)| offset.is_none_or(|o| o > after))
+                .all(|(_, frame)| recovery.handle.deliver(frame));
+        if delivered {
+            subscribers.live.insert(key, recovery.handle);
+        } else {
+            if subscribers.len() == 0 {
+                self.channels.remove(channel);
+            }
+            if let Some(client) = self.clients.get_mut(id) {
+                client.channels.remove(channel);
+            }
         }
-        removed
+        Some(delivered)
+    }
+
+    /// Unsubscribes a connection from a channel. Returns `None` when it was not
+    /// subscribed.
+    pub fn unsubscribe(&mut self, id: &str, channel: &str) -> Option<Left> {
+        let client = self.clients.get_mut(id)?;
+        let channel = client.channels.take(channel)?;
+        let last = self.remove_subscriber(&channel, id);
+        Some(Left { channel, last })
     }
 
     /// Unsubscribes a connection from every channel for which `keep` says no; returns
     /// those channels.
-    pub fn retain_subscriptions(&mut self, id: &str, keep: impl Fn(&str) -> bool) -> Vec<String> {
+    pub fn retain_subscriptions(&mut self, id: &str, keep: impl Fn(&str) -> bool) -> Vec<Left> {
         let Some(client) = self.clients.get_mut(id) else {
             return Vec::new();
         };
@@ -154,16 +282,51 @@ impl<S: Subscriber> Hub<S> {
         for channel in &dropped {
             client.channels.remove(channel);
         }
-        for channel in &dropped {
-            self.remove_subscriber(channel, id);
-        }
-        dropped.iter().map(|c| c.to_string()).collect()
+        dropped
+            .into_iter()
+            .map(|channel| Left {
+                last: self.remove_subscriber(&channel, id),
+                channel,
+            })
+            .collect()
     }
 
-    /// Delivers a frame to every subscriber of `channel`; returns how many took it.
-    pub fn publish(&self, channel: &str, frame: &S::Frame) -> usize {
+    /// Delivers a frame to every subscriber of `channel` (holding it for those catching
+    /// up); returns how many took it or hold it.
+    pub fn publish(&self, channel: &str, frame: &S::Frame, offset: Option<u64>) -> usize {
+        let Some(subscribers) = self.channels.get(channel) else {
+            return 0;
+        };
+        let mut taken = subscribers
+            .live
+            .values()
+            .filter(|s| s.deliver(frame))
+            .count();
+        if !subscribers.recovering.is_empty() {
+            let limit = self.recovery_limit;
+            for recovery in subscribers.recovering.values() {
+                let mut recovery = recovery.lock().unwrap_or_else(|e| e.into_inner());
+                if recovery.waiting.len() >= limit {
+                    recovery.overflowed = true;
+                    recovery.waiting = Vec::new();
+                } else if !recovery.overflowed {
+                    recovery.waiting.push((offset, frame.clone()));
+                    taken += 1;
+                }
+            }
+        }
+        taken
+    }
+
+    /// Delivers a frame to every ordinary subscriber of `channel` but `except` (a
+    /// subscriber is not told of its own join or leave); returns how many took it.
+    pub fn deliver_except(&self, channel: &str, frame: &S::Frame, except: &str) -> usize {
         match self.channels.get(channel) {
-            Some(subscribers) => subscribers.values().filter(|s| s.deliver(frame)).count(),
+            Some(subscribers) => subscribers
+                .live
+                .iter()
+                .filter(|(id, s)| &***id != except && s.deliver(frame))
+                .count(),
             None => 0,
         }
     }
@@ -171,6 +334,13 @@ impl<S: Subscriber> Hub<S> {
     /// Whether anyone on this node is subscribed to `channel`.
     pub fn has_subscribers(&self, channel: &str) -> bool {
         self.channels.contains_key(channel)
+    }
+
+    /// Whether a connection is subscribed to `channel` (or catching up on it).
+    pub fn is_subscribed(&self, id: &str, channel: &str) -> bool {
+        self.clients
+            .get(id)
+            .is_some_and(|c| c.channels.contains(channel))
     }
 
     /// The handle of a connection, if it is connected.
@@ -198,6 +368,14 @@ impl<S: Subscriber> Hub<S> {
             .unwrap_or_default()
     }
 
+    /// The channels a connection is subscribed to.
+    pub fn subscriptions(&self, id: &str) -> Vec<Arc<str>> {
+        self.clients
+            .get(id)
+            .map(|c| c.channels.iter().cloned().collect())
+            .unwrap_or_default()
+    }
+
     /// The number of channels a connection is subscribed to.
     pub fn subscription_count(&self, id: &str) -> usize {
         self.clients.get(id).map_or(0, |c| c.channels.len())
@@ -210,6 +388,25 @@ impl<S: Subscriber> Hub<S> {
             .map(|(name, subs)| (&**name, subs.len()))
     }
 
+    /// The ids of at most `max` subscribers of `channel` on this node.
+    pub fn subscriber_ids(&self, channel: &str, max: usize) -> Vec<String> {
+        match self.channels.get(channel) {
+            Some(c) => c
+                .live
+                .keys()
+                .chain(c.recovering.keys())
+                .take(max)
+                .map(|id| id.to_string())
+                .collect(),
+            None => Vec::new(),
+        }
+    }
+
+    /// The number of subscribers of `channel` on this node.
+    pub fn subscriber_count(&self, channel: &str) -> usize {
+        self.channels.get(channel).map_or(0, Channel::len)
+    }
+
     pub fn connection_count(&self) -> usize {
         self.clients.len()
     }
@@ -218,12 +415,20 @@ impl<S: Subscriber> Hub<S> {
         self.channels.len()
     }
 
-    fn remove_subscriber(&mut self, channel: &str, id: &str) {
-        if let Some(subscribers) = self.channels.get_mut(channel) {
-            subscribers.remove(id);
-            if subscribers.is_empty() {
-                self.channels.remove(channel);
+    /// Takes `id` off `channel`'s subscribers; returns whether that left the channel
+    /// without any on this node.
+    fn remove_subscriber(&mut self, channel: &str, id: &str) -> bool {
+        match self.channels.get_mut(channel) {
+            Some(subscribers) => {
+                subscribers.remove(id);
+                if subscribers.len() == 0 {
+                    self.channels.remove(channel);
+                    true
+                } else {
+                    false
+                }
             }
+            None => false,
         }
     }
 
@@ -258,18 +463,25 @@ mod tests {
         rx
     }
 
+    fn m(text: &str) -> String {
+        text.to_owned()
+    }
+
     #[test]
     fn fan_out_reaches_each_subscriber_once() {
         let mut hub = Hub::new();
         let a = client(&mut hub, "a", 8);
         let b = client(&mut hub, "b", 8);
-        assert_eq!(hub.subscribe("a", "c", 10), Subscribed::New);
+        assert_eq!(hub.subscribe("a", "c", 10), Subscribed::New { first: true });
         assert_eq!(hub.subscribe("a", "c", 10), Subscribed::Already);
-        assert_eq!(hub.subscribe("b", "c", 10), Subscribed::New);
-        assert_eq!(hub.publish("c", &"m".to_owned()), 2);
+        assert_eq!(
+            hub.subscribe("b", "c", 10),
+            Subscribed::New { first: false }
+        );
+        assert_eq!(hub.publish("c", &m("m"), None), 2);
         assert_eq!(a.try_iter().collect::<Vec<_>>(), ["m"]);
         assert_eq!(b.try_iter().collect::<Vec<_>>(), ["m"]);
-        assert_eq!(hub.publish("other", &"m".to_owned()), 0);
+        assert_eq!(hub.publish("other", &m("m"), None), 0);
     }
 
     #[test]
@@ -277,28 +489,47 @@ mod tests {
         let mut hub = Hub::new();
         let _a = client(&mut hub, "a", 1);
         hub.subscribe("a", "c", 10);
-        assert_eq!(hub.publish("c", &"1".to_owned()), 1);
-        assert_eq!(hub.publish("c", &"2".to_owned()), 0);
+        assert_eq!(hub.publish("c", &m("1"), None), 1);
+        assert_eq!(hub.publish("c", &m("2"), None), 0);
     }
 
     #[test]
     fn limits_and_cleanup() {
         let mut hub = Hub::new();
         let _a = client(&mut hub, "a", 8);
-        assert_eq!(hub.subscribe("a", "x", 2), Subscribed::New);
-        assert_eq!(hub.subscribe("a", "y", 2), Subscribed::New);
+        assert_eq!(hub.subscribe("a", "x", 2), Subscribed::New { first: true });
+        assert_eq!(hub.subscribe("a", "y", 2), Subscribed::New { first: true });
         assert_eq!(hub.subscribe("a", "z", 2), Subscribed::LimitExceeded);
         assert_eq!(hub.subscription_count("a"), 2);
-        assert!(hub.unsubscribe("a", "x"));
-        assert!(!hub.unsubscribe("a", "x"));
+        assert_eq!(hub.unsubscribe("a", "x").map(|l| l.last), Some(true));
+        assert_eq!(hub.unsubscribe("a", "x"), None);
         assert!(!hub.has_subscribers("x"));
         hub.set_user("a", Some("u".into()));
         assert_eq!(hub.user_clients("u").len(), 1);
-        assert!(hub.disconnect("a").is_some());
+        let gone = hub.disconnect("a").unwrap();
+        assert_eq!(gone.user.as_deref(), Some("u"));
+        assert_eq!(
+            gone.left,
+            [Left {
+                channel: "y".into(),
+                last: true
+            }]
+        );
         assert!(hub.disconnect("a").is_none());
         assert_eq!(hub.channel_count(), 0);
         assert_eq!(hub.connection_count(), 0);
         assert!(hub.user_clients("u").is_empty());
+    }
+
+    #[test]
+    fn the_last_subscriber_is_told_apart() {
+        let mut hub = Hub::new();
+        let _a = client(&mut hub, "a", 8);
+        let _b = client(&mut hub, "b", 8);
+        hub.subscribe("a", "c", 10);
+        hub.subscribe("b", "c", 10);
+        assert_eq!(hub.unsubscribe("a", "c").map(|l| l.last), Some(false));
+        assert!(hub.disconnect("b").unwrap().left[0].last);
     }
 
     #[test]
@@ -308,7 +539,11 @@ mod tests {
         for c in ["public:1", "private:1", "private:2"] {
             hub.subscribe("a", c, 10);
         }
-        let mut dropped = hub.retain_subscriptions("a", |c| c.starts_with("public:"));
+        let mut dropped: Vec<String> = hub
+            .retain_subscriptions("a", |c| c.starts_with("public:"))
+            .into_iter()
+            .map(|l| l.channel.to_string())
+            .collect();
         dropped.sort();
         assert_eq!(dropped, ["private:1", "private:2"]);
         assert_eq!(hub.channels().count(), 1);
@@ -328,5 +563,61 @@ mod tests {
         hub.set_user("b", None);
         assert!(hub.user_clients("u").is_empty());
         assert_eq!(hub.user_clients("v").len(), 1);
+    }
+
+    #[test]
+    fn a_recovering_subscriber_gets_what_came_meanwhile_once() {
+        let mut hub = Hub::new();
+        let a = client(&mut hub, "a", 16);
+        let b = client(&mut hub, "b", 16);
+        hub.subscribe("b", "c", 10);
+        assert_eq!(
+            hub.subscribe_recovering("a", "c", 10),
+            Subscribed::New { first: false }
+        );
+        hub.publish("c", &m("4"), Some(4));
+        hub.publish("c", &m("5"), Some(5));
+        // History gave it up to 4: only 5 is new.
+        assert_eq!(a.try_iter().count(), 0);
+        assert_eq!(hub.finish_recovery("a", "c", 4), Some(true));
+        hub.publish("c", &m("6"), Some(6));
+        assert_eq!(a.try_iter().collect::<Vec<_>>(), ["5", "6"]);
+        assert_eq!(b.try_iter().collect::<Vec<_>>(), ["4", "5", "6"]);
+        assert_eq!(hub.finish_recovery("a", "c", 4), None);
+    }
+
+    #[test]
+    fn a_recovery_that_falls_too_far_behind_fails() {
+        let mut hub = Hub::with_recovery_limit(2);
+        let _a = client(&mut hub, "a", 16);
+        hub.subscribe_recovering("a", "c", 10);
+        for i in 1..=3 {
+            hub.publish("c", &i.to_string(), Some(i));
+        }
+        assert_eq!(hub.finish_recovery("a", "c", 0), Some(false));
+        assert!(!hub.is_subscribed("a", "c"));
+        assert_eq!(hub.channel_count(), 0);
+    }
+
+    #[test]
+    fn leaving_while_recovering_forgets_the_recovery() {
+        let mut hub = Hub::new();
+        let _a = client(&mut hub, "a", 16);
+        hub.subscribe_recovering("a", "c", 10);
+        assert_eq!(hub.unsubscribe("a", "c").map(|l| l.last), Some(true));
+        assert_eq!(hub.finish_recovery("a", "c", 0), None);
+        assert_eq!(hub.channel_count(), 0);
+    }
+
+    #[test]
+    fn joins_and_leaves_skip_their_subject() {
+        let mut hub = Hub::new();
+        let a = client(&mut hub, "a", 16);
+        let b = client(&mut hub, "b", 16);
+        hub.subscribe("a", "c", 10);
+        hub.subscribe("b", "c", 10);
+        assert_eq!(hub.deliver_except("c", &m("join b"), "b"), 1);
+        assert_eq!(a.try_iter().collect::<Vec<_>>(), ["join b"]);
+        assert_eq!(b.try_iter().count(), 0);
     }
 }

@@ -8,6 +8,7 @@
 //! - [`api`]: the bodies of the HTTP API.
 //! - [`auth`]: permission patterns, users, HS256 tokens.
 //! - [`channel`]: channel-name rules.
+//! - [`hooks`]: what hubbub asks the application, what it answers, how it is signed.
 //! - [`hub`]: subscriptions and fan-out on one node.
 //! - [`Error`]: the protocol's error names, in one enum.
 
@@ -15,6 +16,7 @@ pub mod api;
 pub mod auth;
 pub mod channel;
 mod error;
+pub mod hooks;
 pub mod hub;
 pub mod protocol;
 

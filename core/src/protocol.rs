@@ -107,6 +107,14 @@ pub mod close {
     /// The application closed the connection through `POST /api/disconnect`: a client
     /// should not reconnect on its own.
     pub const DISCONNECTED: u16 = 4000;
+    /// The session's token expired (its `exp` passed without a new `authenticate`): a
+    /// client reconnects with a fresh token.
+    pub const TOKEN_EXPIRED: u16 = 4001;
+    /// The connection may not be opened: its page's origin is not allowed, or the app's
+    /// connect hook refused it. A client should not reconnect on its own.
+    pub const ACCESS_DENIED: u16 = 4403;
+    /// The app's connect hook failed; a client may retry later.
+    pub const APP_UNAVAILABLE: u16 = 4503;
 }
 
 // ---------------------------------------------------------------------------------------
@@ -158,16 +166,54 @@ pub enum Credentials {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Subscribe {
     pub channel: String,
-    /// Where the client left off before a reconnect (phase 2).
+    /// Where the client left off before a reconnect, or `"latest"` (phase 2).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub since: Option<StreamPosition>,
+    pub since: Option<Since>,
 }
 
 /// A position in a channel's history: the stream's epoch and an offset in it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct StreamPosition {
     pub epoch: String,
     pub offset: u64,
+}
+
+/// Where a resubscription starts: after a known position, or from now (`"latest"`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Since {
+    /// `"latest"`: subscribe from now and learn the current position.
+    Latest,
+    /// `{"epoch": "E", "offset": N}`: deliver what came after N first.
+    Position(StreamPosition),
+}
+
+impl Serialize for Since {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        match self {
+            Since::Latest => serializer.serialize_str("latest"),
+            Since::Position(position) => position.serialize(serializer),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for Since {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Wire {
+            Word(String),
+            Position(StreamPosition),
+        }
+        match Wire::deserialize(deserializer).map_err(|_| {
+            de::Error::custom("since is \"latest\" or {\"epoch\": \"E\", \"offset\": N}")
+        })? {
+            Wire::Word(word) if word == "latest" => Ok(Since::Latest),
+            Wire::Word(_) => Err(de::Error::custom(
+                "since is \"latest\" or {\"epoch\": \"E\", \"offset\": N}",
+            )),
+            Wire::Position(position) => Ok(Since::Position(position)),
+        }
+    }
 }
 
 /// An argument naming one channel.
@@ -196,8 +242,13 @@ pub struct Direct {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct HistoryQuery {
     pub channel: String,
+    /// At most this many messages, the newest ones (all that are kept when absent; 0 for
+    /// just the position).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub limit: Option<u32>,
+    /// Only messages after this offset.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub since: Option<u64>,
 }
 
 /// The argument of `rpc` (phase 2).
@@ -207,6 +258,41 @@ pub struct Rpc {
     pub data: RawJson,
 }
 
+/// How deep a frame (or an HTTP body) may nest arrays and objects. Application data is
+/// passed through to browsers, whose JSON parsers and renderers should never meet a
+/// pathological nesting; real data stays far below.
+pub const MAX_DEPTH: usize = 64;
+
+/// Refuses JSON text that nests arrays and objects deeper than [`MAX_DEPTH`]. A scan of the
+/// bytes (strings skipped), so that the check costs no parse and no recursion.
+pub fn check_depth(text: &[u8]) -> Result<(), Rejection> {
+    let (mut depth, mut in_string, mut escaped) = (0usize, false, false);
+    for &b in text {
+        if in_string {
+            match b {
+                _ if escaped => escaped = false,
+                b'\\' => escaped = true,
+                b'"' => in_string = false,
+                _ => {}
+            }
+            continue;
+        }
+        match b {
+            b'"' => in_string = true,
+            b'[' | b'{' => {
+                depth += 1;
+                if depth > MAX_DEPTH {
+                    return Err(Error::InvalidPayload
+                        .because(format!("JSON nests deeper than {MAX_DEPTH} levels")));
+                }
+            }
+            b']' | b'}' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
 impl Command {
     /// Reads one client frame.
     ///
@@ -214,6 +300,7 @@ impl Command {
     /// name is `INVALID_PAYLOAD` (with a reason); one key that is no command is
     /// [`Command::Unknown`].
     pub fn parse(text: &str) -> Result<Command, Rejection> {
+        check_depth(text.as_bytes())?;
         let entries = object_entries(text)?;
         let (name, arg) = match entries.as_slice() {
             [one] => one,
@@ -349,8 +436,13 @@ fn object_entries(text: &str) -> Result<Vec<(String, &RawValue)>, Rejection> {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub enum ServerFrame {
-    /// The welcome, sent before anything else: `{"connected": {"client": "<client-id>"}}`.
-    Connected { client: String },
+    /// The welcome, sent before anything else: `{"connected": {"client": "<client-id>"}}`,
+    /// with `"user"` where the app's connect hook identified the connection.
+    Connected {
+        client: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        user: Option<String>,
+    },
     /// `{"authenticated": "<user or sub>"}`
     Authenticated(String),
     /// `{"subscribed": "c"}`
@@ -476,11 +568,22 @@ pub struct HistoryPage {
     pub messages: Vec<Message>,
 }
 
-/// The application's answer to an `rpc` (phase 2).
+/// The application's answer to an `rpc` (phase 2): its data, or its error.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RpcResult {
     pub method: String,
-    pub data: RawJson,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub data: Option<RawJson>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<AppError>,
+}
+
+/// An error of the application's own, passed to the client as the app wrote it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AppError {
+    pub code: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
 }
 
 /// A client joined a channel (phase 2).
@@ -525,9 +628,14 @@ impl ServerFrame {
                 #[derive(Deserialize)]
                 struct Welcome {
                     client: String,
+                    #[serde(default)]
+                    user: Option<String>,
                 }
                 let w: Welcome = argument(name, arg)?;
-                ServerFrame::Connected { client: w.client }
+                ServerFrame::Connected {
+                    client: w.client,
+                    user: w.user,
+                }
             }
             "authenticated" => ServerFrame::Authenticated(argument(name, arg)?),
             "subscribed" => ServerFrame::Subscribed(argument(name, arg)?),
@@ -591,10 +699,17 @@ mod tests {
                 r#"{"subscribe":{"channel":"c","since":{"epoch":"E","offset":3}}}"#,
                 Command::Subscribe(Subscribe {
                     channel: "c".into(),
-                    since: Some(StreamPosition {
+                    since: Some(Since::Position(StreamPosition {
                         epoch: "E".into(),
                         offset: 3,
-                    }),
+                    })),
+                }),
+            ),
+            (
+                r#"{"subscribe":{"channel":"c","since":"latest"}}"#,
+                Command::Subscribe(Subscribe {
+                    channel: "c".into(),
+                    since: Some(Since::Latest),
                 }),
             ),
             (
@@ -633,6 +748,15 @@ mod tests {
                 Command::History(HistoryQuery {
                     channel: "c".into(),
                     limit: Some(50),
+                    since: None,
+                }),
+            ),
+            (
+                r#"{"history":{"channel":"c","limit":0,"since":7}}"#,
+                Command::History(HistoryQuery {
+                    channel: "c".into(),
+                    limit: Some(0),
+                    since: Some(7),
                 }),
             ),
             (
@@ -671,6 +795,21 @@ mod tests {
     }
 
     #[test]
+    fn deep_nesting_is_refused() {
+        let nest = |n: usize| format!("{}1{}", "[".repeat(n), "]".repeat(n));
+        let ok = format!(r#"{{"ping":{}}}"#, nest(MAX_DEPTH - 1));
+        assert!(Command::parse(&ok).is_ok());
+        let deep = format!(r#"{{"ping":{}}}"#, nest(MAX_DEPTH));
+        assert_eq!(
+            Command::parse(&deep).unwrap_err().error,
+            Error::InvalidPayload
+        );
+        // Brackets inside strings do not count.
+        let text = format!(r#"{{"ping":"{}\"{}"}}"#, "[".repeat(100), "{".repeat(100));
+        assert!(Command::parse(&text).is_ok());
+    }
+
+    #[test]
     fn unknown_commands_are_a_variant() {
         assert_eq!(
             Command::parse(r#"{"fly":{"to":"moon"}}"#).unwrap(),
@@ -703,6 +842,10 @@ mod tests {
             r#"{"authenticate":{"user":"u"}}"#,
             r#"{"authenticate":"u"}"#,
             r#"{"subscribe":{"channel":"c"}"#,
+            r#"{"subscribe":{"channel":"c","since":"earliest"}}"#,
+            r#"{"subscribe":{"channel":"c","since":{"offset":1}}}"#,
+            r#"{"subscribe":{"channel":"c","since":{"epoch":"E","offset":-1}}}"#,
+            r#"{"history":{"channel":"c","limit":-1}}"#,
         ] {
             let err = Command::parse(bad).unwrap_err();
             assert_eq!(err.error, Error::InvalidPayload, "{bad}");
@@ -718,6 +861,14 @@ mod tests {
                 r#"{"connected":{"client":"abc"}}"#,
                 ServerFrame::Connected {
                     client: "abc".into(),
+                    user: None,
+                },
+            ),
+            (
+                r#"{"connected":{"client":"abc","user":"42"}}"#,
+                ServerFrame::Connected {
+                    client: "abc".into(),
+                    user: Some("42".into()),
                 },
             ),
             (
@@ -785,7 +936,19 @@ mod tests {
                 r#"{"rpcResult":{"method":"m","data":[true]}}"#,
                 ServerFrame::RpcResult(RpcResult {
                     method: "m".into(),
-                    data: raw("[true]"),
+                    data: Some(raw("[true]")),
+                    error: None,
+                }),
+            ),
+            (
+                r#"{"rpcResult":{"method":"m","error":{"code":"NOPE","reason":"no"}}}"#,
+                ServerFrame::RpcResult(RpcResult {
+                    method: "m".into(),
+                    data: None,
+                    error: Some(AppError {
+                        code: "NOPE".into(),
+                        reason: Some("no".into()),
+                    }),
                 }),
             ),
             (

@@ -5,6 +5,7 @@
 //! both) are laid over it key by key, and the result is deserialized and checked. Every
 //! error names the key it is about.
 
+use crate::engine::StreamOptions;
 use clap::Args;
 use hubbub_core::auth::{Authenticator, User};
 use ipnet::IpNet;
@@ -53,15 +54,15 @@ pub struct Overrides {
 
     /// Largest WebSocket frame and HTTP body, in bytes [default: 65536]
     #[arg(long, env = "HUBBUB_MAX_MESSAGE_SIZE", value_name = "BYTES")]
-    pub max_message_size: Option<u64>,
+    pub max_message_size: Option<String>,
 
     /// Most subscriptions one connection may hold [default: 128]
     #[arg(long, env = "HUBBUB_MAX_CHANNELS_PER_CLIENT", value_name = "N")]
-    pub max_channels_per_client: Option<u64>,
+    pub max_channels_per_client: Option<String>,
 
     /// Deliveries queued per connection before it is closed as a slow consumer [default: 1024]
     #[arg(long, env = "HUBBUB_CLIENT_QUEUE", value_name = "N")]
-    pub client_queue: Option<u64>,
+    pub client_queue: Option<String>,
 
     /// Interval of WebSocket pings; a peer silent for two intervals is closed [default: 25s]
     #[arg(long, env = "HUBBUB_PING_INTERVAL", value_name = "DURATION")]
@@ -69,11 +70,26 @@ pub struct Overrides {
 
     /// Commands per second one connection may send, 0 for no limit [default: 0]
     #[arg(long, env = "HUBBUB_CLIENT_RATE", value_name = "N")]
-    pub client_rate: Option<u64>,
+    pub client_rate: Option<String>,
+
+    /// Open connections (WebSockets and HTTP) in all; 0 for as many as the system's
+    /// descriptor limit allows [default: 0]
+    #[arg(long, env = "HUBBUB_MAX_CONNECTIONS", value_name = "N")]
+    pub max_connections: Option<String>,
+
+    /// Open connections from one IP address, 0 for no cap; set it where clients connect
+    /// directly, not behind a proxy whose one address they all share [default: 0]
+    #[arg(long, env = "HUBBUB_MAX_CONNECTIONS_PER_IP", value_name = "N")]
+    pub max_connections_per_ip: Option<String>,
+
+    /// How long an HTTP client may take to send a request's headers; idle keep-alive
+    /// connections are closed after as long [default: 10s]
+    #[arg(long, env = "HUBBUB_HTTP_TIMEOUT", value_name = "DURATION")]
+    pub http_timeout: Option<String>,
 
     /// Whether tokens must carry an `exp` claim [default: true]
     #[arg(long, env = "HUBBUB_TOKEN_REQUIRE_EXP", value_name = "BOOL")]
-    pub token_require_exp: Option<bool>,
+    pub token_require_exp: Option<String>,
 
     /// Comma-separated channel patterns anonymous clients may read [default: none; * in dev mode]
     #[arg(
@@ -87,6 +103,40 @@ pub struct Overrides {
     /// Configured users as a TOML array, e.g. '[{name="alice", secret="s", read=["*"], write=["chat:*"]}]'
     #[arg(long, env = "HUBBUB_USERS", value_name = "TOML")]
     pub users: Option<String>,
+
+    /// URL the app answers `connect` hooks at: who is a new connection (its cookies)?
+    #[arg(long, env = "HUBBUB_HOOKS_CONNECT_URL", value_name = "URL")]
+    pub hooks_connect_url: Option<String>,
+
+    /// URL the app answers `subscribe` hooks at (namespaces with subscribe_hook = true)
+    #[arg(long, env = "HUBBUB_HOOKS_SUBSCRIBE_URL", value_name = "URL")]
+    pub hooks_subscribe_url: Option<String>,
+
+    /// URL the app answers clients' `rpc` commands at
+    #[arg(long, env = "HUBBUB_HOOKS_RPC_URL", value_name = "URL")]
+    pub hooks_rpc_url: Option<String>,
+
+    /// URL the app receives unsubscribe, logout and disconnect notices at
+    #[arg(long, env = "HUBBUB_HOOKS_EVENTS_URL", value_name = "URL")]
+    pub hooks_events_url: Option<String>,
+
+    /// Secret that signs every hook request (HMAC-SHA256); required with any hook URL
+    #[arg(
+        long,
+        env = "HUBBUB_HOOKS_SECRET",
+        value_name = "SECRET",
+        hide_env_values = true
+    )]
+    pub hooks_secret: Option<String>,
+
+    /// How long a hook call may take before it fails (UNAVAILABLE) [default: 5s]
+    #[arg(long, env = "HUBBUB_HOOKS_TIMEOUT", value_name = "DURATION")]
+    pub hooks_timeout: Option<String>,
+
+    /// Namespaces as a TOML array, e.g. '[{pattern="room:*", history_size=100, presence=true}]'
+    /// (keys: pattern, history_size, history_ttl, recover, presence, join_leave, subscribe_hook)
+    #[arg(long, env = "HUBBUB_NAMESPACES", value_name = "TOML")]
+    pub namespaces: Option<String>,
 }
 
 /// What the file holds, before checking.
@@ -104,9 +154,92 @@ struct File {
     client_queue: Option<u64>,
     ping_interval: Option<String>,
     client_rate: Option<u64>,
+    max_connections: Option<u64>,
+    max_connections_per_ip: Option<u64>,
+    http_timeout: Option<String>,
     anonymous: Option<Anonymous>,
     users: Option<Vec<User>>,
+    namespaces: Option<Vec<NamespaceFile>>,
+    hooks: Option<HooksFile>,
 }
+
+/// `[hooks]` as written.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct HooksFile {
+    connect_url: Option<String>,
+    subscribe_url: Option<String>,
+    rpc_url: Option<String>,
+    events_url: Option<String>,
+    secret: Option<String>,
+    timeout: Option<String>,
+    forward_headers: Option<Vec<String>>,
+    concurrency: Option<u64>,
+}
+
+/// The app hooks: where the app answers, and how calls to it are made.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HooksConfig {
+    pub connect_url: Option<reqwest::Url>,
+    pub subscribe_url: Option<reqwest::Url>,
+    pub rpc_url: Option<reqwest::Url>,
+    pub events_url: Option<reqwest::Url>,
+    pub secret: String,
+    pub timeout: Duration,
+    /// Headers of the WebSocket upgrade request passed on to the connect hook, lower-case.
+    pub forward_headers: Vec<String>,
+    /// Hook calls in flight at once, per node.
+    pub concurrency: usize,
+}
+
+/// The headers a connect hook gets when `forward_headers` is not given.
+pub const DEFAULT_FORWARD_HEADERS: [&str; 4] =
+    ["Cookie", "Authorization", "User-Agent", "X-Forwarded-For"];
+
+/// A `[[namespaces]]` entry as written.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NamespaceFile {
+    pattern: String,
+    history_size: Option<u64>,
+    history_ttl: Option<String>,
+    recover: Option<bool>,
+    presence: Option<bool>,
+    join_leave: Option<bool>,
+    subscribe_hook: Option<bool>,
+}
+
+/// What the channels matching a pattern keep, and who decides about them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Namespace {
+    pub pattern: String,
+    pub stream: StreamOptions,
+    /// Whether `subscribe` with `since` may recover missed messages.
+    pub recover: bool,
+    pub presence: bool,
+    pub join_leave: bool,
+    /// Whether the app's subscribe hook, not read permissions, decides who may subscribe.
+    pub subscribe_hook: bool,
+}
+
+/// How long a stream lives after its last publication when `history_ttl` is not given.
+pub const DEFAULT_HISTORY_TTL: Duration = Duration::from_secs(600);
+
+/// The most messages one channel may keep.
+pub const MAX_HISTORY_SIZE: u64 = 100_000;
+
+/// What a channel matching no namespace keeps: nothing.
+pub static NO_NAMESPACE: Namespace = Namespace {
+    pattern: String::new(),
+    stream: StreamOptions {
+        history_size: 0,
+        history_ttl: Duration::ZERO,
+    },
+    recover: false,
+    presence: false,
+    join_leave: false,
+    subscribe_hook: false,
+};
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -132,8 +265,17 @@ pub struct Config {
     pub ping_interval: Duration,
     /// Commands per second per connection; 0 for no limit.
     pub client_rate: u32,
+    /// Open connections in all; 0 for as many as the system allows.
+    pub max_connections: usize,
+    /// Open connections per IP address; 0 for no cap.
+    pub max_connections_per_ip: usize,
+    pub http_timeout: Duration,
     pub anonymous_read: Vec<String>,
     pub users: Vec<User>,
+    /// In order: the first whose pattern matches a channel decides for it.
+    pub namespaces: Vec<Namespace>,
+    /// `None` where no hook URL is set.
+    pub hooks: Option<HooksConfig>,
 }
 
 /// A configuration error, naming the key it is about.
@@ -165,6 +307,15 @@ impl Config {
             None => empty_file(),
         };
         Self::build(path.is_none(), file, token_secret, overrides)
+    }
+
+    /// Reads a configuration from TOML text, as if from a file, with no overrides (for
+    /// running a server in-process).
+    pub fn from_toml(text: &str) -> Result<Config, ConfigError> {
+        let de = toml::Deserializer::parse(text).map_err(|e| ConfigError(e.to_string()))?;
+        let file: File = serde_path_to_error::deserialize(de)
+            .map_err(|e| key_error(&e.path().to_string(), e.into_inner().message()))?;
+        Self::build(false, file, None, &Overrides::default())
     }
 
     fn build(
@@ -213,15 +364,20 @@ impl Config {
 
         let max_message_size = positive(
             "max_message_size",
-            o.max_message_size.or(file.max_message_size),
+            number("max_message_size", &o.max_message_size)?.or(file.max_message_size),
             65536,
         )?;
         let max_channels_per_client = positive(
             "max_channels_per_client",
-            o.max_channels_per_client.or(file.max_channels_per_client),
+            number("max_channels_per_client", &o.max_channels_per_client)?
+                .or(file.max_channels_per_client),
             128,
         )?;
-        let client_queue = positive("client_queue", o.client_queue.or(file.client_queue), 1024)?;
+        let client_queue = positive(
+            "client_queue",
+            number("client_queue", &o.client_queue)?.or(file.client_queue),
+            1024,
+        )?;
 
         let ping_text = o
             .ping_interval
@@ -238,9 +394,34 @@ impl Config {
             return Err(key_error("ping_interval", "must be at least 10ms"));
         }
 
-        let client_rate = o.client_rate.or(file.client_rate).unwrap_or(0);
+        let client_rate = number("client_rate", &o.client_rate)?
+            .or(file.client_rate)
+            .unwrap_or(0);
         let client_rate =
             u32::try_from(client_rate).map_err(|_| key_error("client_rate", "is too large"))?;
+
+        let max_connections = usize::try_from(
+            number("max_connections", &o.max_connections)?
+                .or(file.max_connections)
+                .unwrap_or(0),
+        )
+        .map_err(|_| key_error("max_connections", "is too large"))?;
+        let max_connections_per_ip = usize::try_from(
+            number("max_connections_per_ip", &o.max_connections_per_ip)?
+                .or(file.max_connections_per_ip)
+                .unwrap_or(0),
+        )
+        .map_err(|_| key_error("max_connections_per_ip", "is too large"))?;
+        let http_text = o
+            .http_timeout
+            .clone()
+            .or(file.http_timeout)
+            .unwrap_or_else(|| "10s".to_owned());
+        let http_timeout = humantime::parse_duration(&http_text)
+            .map_err(|e| key_error("http_timeout", format!("{http_text:?}: {e} (e.g. \"10s\")")))?;
+        if http_timeout < Duration::from_millis(100) {
+            return Err(key_error("http_timeout", "must be at least 100ms"));
+        }
 
         let anonymous_read = o
             .anonymous_read
@@ -269,14 +450,39 @@ impl Config {
                     format!("user {:?} is listed twice", u.name),
                 ));
             }
+            if u.secret.is_empty() {
+                return Err(key_error(
+                    "users",
+                    format!("user {:?} has an empty secret", u.name),
+                ));
+            }
+        }
+
+        let namespaces = match &o.namespaces {
+            Some(text) => parse_namespaces(text)?,
+            None => file.namespaces.unwrap_or_default(),
+        }
+        .into_iter()
+        .enumerate()
+        .map(|(i, n)| namespace(i, n))
+        .collect::<Result<Vec<_>, _>>()?;
+
+        let hooks = hooks_config(file.hooks.unwrap_or_default(), o)?;
+        for (i, n) in namespaces.iter().enumerate() {
+            let has_url = hooks.as_ref().is_some_and(|h| h.subscribe_url.is_some());
+            if n.subscribe_hook && !has_url {
+                return Err(key_error(
+                    &format!("namespaces[{i}].subscribe_hook"),
+                    "needs hooks.subscribe_url",
+                ));
+            }
         }
 
         Ok(Config {
             dev_mode,
             listen,
             token_secret,
-            token_require_exp: o
-                .token_require_exp
+            token_require_exp: boolean("token_require_exp", &o.token_require_exp)?
                 .or(file.token_require_exp)
                 .unwrap_or(true),
             api_keys,
@@ -287,9 +493,23 @@ impl Config {
             client_queue,
             ping_interval,
             client_rate,
+            max_connections,
+            max_connections_per_ip,
+            http_timeout,
             anonymous_read,
             users,
+            namespaces,
+            hooks,
         })
+    }
+
+    /// The namespace that decides for `channel`: the first that matches, or one that
+    /// keeps nothing.
+    pub fn namespace(&self, channel: &str) -> &Namespace {
+        self.namespaces
+            .iter()
+            .find(|n| hubbub_core::auth::pattern_matches(&n.pattern, channel))
+            .unwrap_or(&NO_NAMESPACE)
     }
 
     /// The authenticator this configuration describes.
@@ -318,7 +538,7 @@ impl Config {
     pub fn origin_allowed(&self, origin: &str) -> bool {
         self.allowed_origins
             .iter()
-            .any(|p| hubbub_core::auth::pattern_matches(p, origin))
+            .any(|p| hubbub_core::auth::origin_matches(p, origin))
     }
 }
 
@@ -358,11 +578,195 @@ fn parse_users(text: &str) -> Result<Vec<User>, ConfigError> {
         .map_err(|e| key_error(&e.path().to_string(), e.into_inner().message()))
 }
 
+fn parse_namespaces(text: &str) -> Result<Vec<NamespaceFile>, ConfigError> {
+    #[derive(Deserialize)]
+    struct Wrapper {
+        namespaces: Vec<NamespaceFile>,
+    }
+    let wrapped = format!("namespaces = {text}");
+    let de = toml::Deserializer::parse(&wrapped).map_err(|e| key_error("namespaces", e))?;
+    serde_path_to_error::deserialize::<_, Wrapper>(de)
+        .map(|w| w.namespaces)
+        .map_err(|e| key_error(&e.path().to_string(), e.into_inner().message()))
+}
+
+/// Checks the `i`th namespace; errors name its keys as `namespaces[i].key`.
+fn namespace(i: usize, n: NamespaceFile) -> Result<Namespace, ConfigError> {
+    let key = |k: &str| format!("namespaces[{i}].{k}");
+    if n.pattern.is_empty() {
+        return Err(key_error(&key("pattern"), "is empty"));
+    }
+    let history_size = n.history_size.unwrap_or(0);
+    if history_size > MAX_HISTORY_SIZE {
+        return Err(key_error(
+            &key("history_size"),
+            format!("at most {MAX_HISTORY_SIZE} messages per channel"),
+        ));
+    }
+    let history_ttl = match &n.history_ttl {
+        Some(text) => {
+            let ttl = humantime::parse_duration(text).map_err(|e| {
+                key_error(&key("history_ttl"), format!("{text:?}: {e} (e.g. \"10m\")"))
+            })?;
+            if ttl < Duration::from_secs(1) {
+                return Err(key_error(&key("history_ttl"), "must be at least 1s"));
+            }
+            ttl
+        }
+        None => DEFAULT_HISTORY_TTL,
+    };
+    let recover = match n.recover {
+        Some(true) if history_size == 0 => {
+            return Err(key_error(
+                &key("recover"),
+                "needs history (history_size greater than 0)",
+            ))
+        }
+        Some(recover) => recover,
+        None => history_size > 0,
+    };
+    Ok(Namespace {
+        pattern: n.pattern,
+        stream: StreamOptions {
+            history_size: history_size as usize,
+            history_ttl,
+        },
+        recover,
+        presence: n.presence.unwrap_or(false),
+        join_leave: n.join_leave.unwrap_or(false),
+        subscribe_hook: n.subscribe_hook.unwrap_or(false),
+    })
+}
+
+/// Checks `[hooks]` with the flags laid over it; `None` where no URL is set.
+fn hooks_config(file: HooksFile, o: &Overrides) -> Result<Option<HooksConfig>, ConfigError> {
+    let url = |key: &str, given: &Option<String>, written: Option<String>| match given
+        .clone()
+        .or(written)
+    {
+        None => Ok(None),
+        Some(text) => {
+            let url = reqwest::Url::parse(&text).map_err(|e| {
+                key_error(
+                    &format!("hooks.{key}"),
+                    format!("{text:?} is not a URL: {e}"),
+                )
+            })?;
+            if !matches!(url.scheme(), "http" | "https") {
+                return Err(key_error(
+                    &format!("hooks.{key}"),
+                    "must be http:// or https://",
+                ));
+            }
+            Ok(Some(url))
+        }
+    };
+    let connect_url = url("connect_url", &o.hooks_connect_url, file.connect_url)?;
+    let subscribe_url = url("subscribe_url", &o.hooks_subscribe_url, file.subscribe_url)?;
+    let rpc_url = url("rpc_url", &o.hooks_rpc_url, file.rpc_url)?;
+    let events_url = url("events_url", &o.hooks_events_url, file.events_url)?;
+    let secret = o.hooks_secret.clone().or(file.secret);
+    if connect_url.is_none() && subscribe_url.is_none() && rpc_url.is_none() && events_url.is_none()
+    {
+        return Ok(None);
+    }
+    let secret = match secret {
+        Some(s) if !s.is_empty() => s,
+        _ => {
+            return Err(key_error(
+                "hooks.secret",
+                "is required with any hook URL: it signs every hook request",
+            ))
+        }
+    };
+    let timeout_text = o
+        .hooks_timeout
+        .clone()
+        .or(file.timeout)
+        .unwrap_or_else(|| "5s".to_owned());
+    let timeout = humantime::parse_duration(&timeout_text).map_err(|e| {
+        key_error(
+            "hooks.timeout",
+            format!("{timeout_text:?}: {e} (e.g. \"5s\")"),
+        )
+    })?;
+    if timeout < Duration::from_millis(100) {
+        return Err(key_error("hooks.timeout", "must be at least 100ms"));
+    }
+    let forward_headers = file
+        .forward_headers
+        .unwrap_or_else(|| DEFAULT_FORWARD_HEADERS.map(str::to_owned).to_vec());
+    for name in &forward_headers {
+        if axum::http::HeaderName::from_bytes(name.as_bytes()).is_err() {
+            return Err(key_error(
+                "hooks.forward_headers",
+                format!("{name:?} is not a header name"),
+            ));
+        }
+    }
+    let concurrency = file.concurrency.unwrap_or(100);
+    if concurrency == 0 {
+        return Err(key_error("hooks.concurrency", "must be greater than 0"));
+    }
+    Ok(Some(HooksConfig {
+        connect_url,
+        subscribe_url,
+        rpc_url,
+        events_url,
+        secret,
+        timeout,
+        forward_headers: forward_headers
+            .iter()
+            .map(|h| h.to_ascii_lowercase())
+            .collect(),
+        concurrency: usize::try_from(concurrency)
+            .map_err(|_| key_error("hooks.concurrency", "is too large"))?,
+    }))
+}
+
 fn parse_cidr(text: &str) -> Result<IpNet, String> {
     text.trim()
         .parse::<IpNet>()
         .or_else(|_| text.trim().parse::<IpAddr>().map(IpNet::from))
         .map_err(|_| format!("{text:?} is not an address or CIDR (e.g. \"10.0.0.0/8\")"))
+}
+
+/// Where a setting given on the command line or in the environment comes from, for
+/// error messages: the user may have set either.
+fn sources(key: &str) -> String {
+    format!(
+        "--{} or HUBBUB_{}",
+        key.replace('_', "-"),
+        key.to_ascii_uppercase()
+    )
+}
+
+/// A whole number given by flag or environment.
+fn number(key: &str, text: &Option<String>) -> Result<Option<u64>, ConfigError> {
+    text.as_deref()
+        .map(|t| {
+            t.trim().parse::<u64>().map_err(|_| {
+                key_error(
+                    key,
+                    format!("{t:?} (from {}) is not a whole number", sources(key)),
+                )
+            })
+        })
+        .transpose()
+}
+
+/// A boolean given by flag or environment.
+fn boolean(key: &str, text: &Option<String>) -> Result<Option<bool>, ConfigError> {
+    text.as_deref()
+        .map(|t| match t.trim().to_ascii_lowercase().as_str() {
+            "true" | "1" | "yes" => Ok(true),
+            "false" | "0" | "no" => Ok(false),
+            _ => Err(key_error(
+                key,
+                format!("{t:?} (from {}) is not true or false", sources(key)),
+            )),
+        })
+        .transpose()
 }
 
 fn positive(key: &str, value: Option<u64>, default: u64) -> Result<usize, ConfigError> {
@@ -409,7 +813,7 @@ mod tests {
     fn overrides_win_over_the_file() {
         let o = Overrides {
             listen: Some("127.0.0.1:1".into()),
-            client_queue: Some(7),
+            client_queue: Some("7".into()),
             ..Overrides::default()
         };
         let c = build("listen = \"127.0.0.1:2\"\nclient_queue = 9", &o).unwrap();
@@ -425,6 +829,44 @@ mod tests {
             ("ping_interval = \"soon\"", "ping_interval"),
             ("client_queue = 0", "client_queue"),
             ("token_secret = \"\"", "token_secret"),
+            (
+                "[[users]]\nname = \"a\"\nsecret = \"\"",
+                "users",
+            ),
+            (
+                "[[namespaces]]\npattern = \"a:*\"\n[[namespaces]]\npattern = \"b:*\"\nhistory_size = 5\nhistory_ttl = \"soon\"",
+                "namespaces[1].history_ttl",
+            ),
+            (
+                "[[namespaces]]\npattern = \"a:*\"\nrecover = true",
+                "namespaces[0].recover",
+            ),
+            (
+                "[[namespaces]]\npattern = \"a:*\"\nhistory_size = 1000000",
+                "namespaces[0].history_size",
+            ),
+            ("[[namespaces]]\npattern = \"\"", "namespaces[0].pattern"),
+            (
+                "[[namespaces]]\npattern = \"a:*\"\nsubscribe_hook = true",
+                "namespaces[0].subscribe_hook",
+            ),
+            ("[hooks]\nrpc_url = \"http://app/rpc\"", "hooks.secret"),
+            (
+                "[hooks]\nrpc_url = \"ftp://app/rpc\"\nsecret = \"s\"",
+                "hooks.rpc_url",
+            ),
+            (
+                "[hooks]\nconnect_url = \"not a url\"\nsecret = \"s\"",
+                "hooks.connect_url",
+            ),
+            (
+                "[hooks]\nrpc_url = \"http://app/rpc\"\nsecret = \"s\"\ntimeout = \"1ms\"",
+                "hooks.timeout",
+            ),
+            (
+                "[hooks]\nrpc_url = \"http://app/rpc\"\nsecret = \"s\"\nforward_headers = [\"bad header\"]",
+                "hooks.forward_headers",
+            ),
         ];
         for (file, key) in cases {
             let err = build(file, &Overrides::default()).unwrap_err().to_string();
@@ -439,6 +881,23 @@ mod tests {
     }
 
     #[test]
+    fn bad_numbers_name_the_variable_and_the_flag() {
+        let o = Overrides {
+            client_queue: Some("abc".into()),
+            ..Overrides::default()
+        };
+        let err = build("", &o).unwrap_err().to_string();
+        assert!(err.contains("HUBBUB_CLIENT_QUEUE"), "{err}");
+        assert!(err.contains("--client-queue"), "{err}");
+        let o = Overrides {
+            token_require_exp: Some("maybe".into()),
+            ..Overrides::default()
+        };
+        let err = build("", &o).unwrap_err().to_string();
+        assert!(err.contains("HUBBUB_TOKEN_REQUIRE_EXP"), "{err}");
+    }
+
+    #[test]
     fn users_from_the_environment() {
         let o = Overrides {
             users: Some("[{name=\"a\", secret=\"s\", read=[\"*\"]}]".into()),
@@ -447,5 +906,22 @@ mod tests {
         let c = build("", &o).unwrap();
         assert_eq!(c.users.len(), 1);
         assert_eq!(c.users[0].read, ["*"]);
+    }
+
+    #[test]
+    fn the_first_matching_namespace_decides() {
+        let c = build(
+            "[[namespaces]]\npattern = \"room:staff\"\npresence = true\n\
+             [[namespaces]]\npattern = \"room:*\"\nhistory_size = 10\njoin_leave = true",
+            &Overrides::default(),
+        )
+        .unwrap();
+        let staff = c.namespace("room:staff");
+        assert!(staff.presence && !staff.stream.keeps_history());
+        let room = c.namespace("room:1");
+        assert_eq!(room.stream.history_size, 10);
+        assert_eq!(room.stream.history_ttl, DEFAULT_HISTORY_TTL);
+        assert!(room.recover && room.join_leave && !room.presence);
+        assert_eq!(c.namespace("lobby"), &NO_NAMESPACE);
     }
 }

@@ -2,11 +2,13 @@
 //! at `/ws`, `/health` and the hello page at `/`.
 
 use crate::connection;
+use crate::engine::{EngineError, HistoryFilter};
 use crate::node::Node;
+use crate::session::{no_history, no_presence};
 use axum::body::Bytes;
-use axum::extract::rejection::BytesRejection;
+use axum::extract::rejection::{BytesRejection, QueryRejection};
 use axum::extract::ws::WebSocketUpgrade;
-use axum::extract::{ConnectInfo, DefaultBodyLimit, Request, State};
+use axum::extract::{ConnectInfo, DefaultBodyLimit, Path, Query, Request, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{Html, IntoResponse, Response};
@@ -14,7 +16,8 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use hubbub_core::api::{
     BroadcastPublished, BroadcastRequest, ChannelStats, Channels, DirectDelivered, DirectRequest,
-    DisconnectRequest, Disconnected, Health, Info, PublishRequest, Published, Request as _,
+    DisconnectRequest, Disconnected, Health, History, Info, NodeInfo, Presence, PresenceStats,
+    PublishRequest, Published, Request as _,
 };
 use hubbub_core::auth::check_api_key;
 use hubbub_core::protocol::{close, ErrorBody};
@@ -31,10 +34,14 @@ pub fn router(node: Arc<Node>) -> Router {
         .route("/disconnect", post(disconnect))
         .route("/channels", get(channels))
         .route("/info", get(info))
+        .route("/history/{*channel}", get(history))
+        .route("/presence/{*channel}", get(presence))
+        .method_not_allowed_fallback(method_not_allowed)
         .layer(middleware::from_fn_with_state(node.clone(), authorize))
         .layer(DefaultBodyLimit::max(node.config.max_message_size));
     Router::new()
         .route("/", get(hello_page))
+        .method_not_allowed_fallback(method_not_allowed)
         .route("/health", get(health))
         .route("/ws", get(websocket))
         .nest("/api", api)
@@ -57,6 +64,13 @@ impl From<Rejection> for ApiError {
     }
 }
 
+/// The engine failed: 503 `UNAVAILABLE`, nothing was done.
+impl From<EngineError> for ApiError {
+    fn from(e: EngineError) -> Self {
+        ApiError::new(StatusCode::SERVICE_UNAVAILABLE, Rejection::from(e))
+    }
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         (self.0, Json(self.1)).into_response()
@@ -65,13 +79,31 @@ impl IntoResponse for ApiError {
 
 type ApiResult<T> = Result<Json<T>, ApiError>;
 
-/// Checks the caller's address (`allowed_ips`, 403) and key (`api_keys`, 401).
+/// Checks the caller's address (`allowed_ips`, 403) and key (`api_keys`, 401), and that
+/// a web page cannot call the API through its visitor's browser: a body must be JSON
+/// (`Content-Type: application/json`, which a browser cannot send cross-site without a
+/// CORS preflight that hubbub never grants), and where no key is needed, a request a
+/// browser marks as cross-site is refused.
 async fn authorize(
     State(node): State<Arc<Node>>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     request: Request,
     next: Next,
 ) -> Response {
+    if request.method() == axum::http::Method::POST && !is_json(request.headers()) {
+        return ApiError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            Error::InvalidPayload.because("send the body as Content-Type: application/json"),
+        )
+        .into_response();
+    }
+    if node.config.api_keys.is_empty() && is_cross_site(request.headers()) {
+        return ApiError::new(
+            StatusCode::FORBIDDEN,
+            Error::AccessDenied.because("cross-site requests may not call the API without a key"),
+        )
+        .into_response();
+    }
     if !node.config.ip_allowed(peer.ip()) {
         return ApiError::new(
             StatusCode::FORBIDDEN,
@@ -88,6 +120,37 @@ async fn authorize(
         return ApiError::new(StatusCode::UNAUTHORIZED, rejection).into_response();
     }
     next.run(request).await
+}
+
+fn is_json(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .is_some_and(|v| v.trim().eq_ignore_ascii_case("application/json"))
+}
+
+/// Whether a browser says the request comes from another site: `Sec-Fetch-Site`, or an
+/// `Origin` whose host is not the one the request is addressed to.
+fn is_cross_site(headers: &HeaderMap) -> bool {
+    let text = |name| {
+        headers
+            .get(name)
+            .and_then(|v: &header::HeaderValue| v.to_str().ok())
+    };
+    if let Some(site) = text(header::HeaderName::from_static("sec-fetch-site")) {
+        if !matches!(site, "same-origin" | "none") {
+            return true;
+        }
+    }
+    match (text(header::ORIGIN), text(header::HOST)) {
+        (Some(origin), Some(host)) => {
+            let origin_host = origin.split_once("://").map_or(origin, |(_, rest)| rest);
+            !origin_host.eq_ignore_ascii_case(host)
+        }
+        (Some(_), None) => true,
+        _ => false,
+    }
 }
 
 /// The request body, or 413 when it is over `max_message_size` and 400 when it cannot be read.
@@ -112,10 +175,15 @@ async fn publish(
     raw: Result<Bytes, BytesRejection>,
 ) -> ApiResult<Published> {
     let r = PublishRequest::from_body(&body(raw)?)?;
-    node.publish(&r.channel, r.event, r.data, None);
+    let position = node.publish(&r.channel, r.event, r.data, None).await?;
+    let (offset, epoch) = match position {
+        Some(p) => (Some(p.offset), Some(p.epoch)),
+        None => (None, None),
+    };
     Ok(Json(Published {
         published: r.channel,
-        offset: None,
+        offset,
+        epoch,
     }))
 }
 
@@ -123,9 +191,13 @@ async fn broadcast(
     State(node): State<Arc<Node>>,
     raw: Result<Bytes, BytesRejection>,
 ) -> ApiResult<BroadcastPublished> {
-    let r = BroadcastRequest::from_body(&body(raw)?)?;
+    let mut r = BroadcastRequest::from_body(&body(raw)?)?;
+    // A channel named twice is published to once.
+    let mut seen = std::collections::HashSet::new();
+    r.channels.retain(|c| seen.insert(c.clone()));
     for channel in &r.channels {
-        node.publish(channel, r.event.clone(), r.data.clone(), None);
+        node.publish(channel, r.event.clone(), r.data.clone(), None)
+            .await?;
     }
     Ok(Json(BroadcastPublished {
         published: r.channels,
@@ -175,18 +247,120 @@ async fn channels(State(node): State<Arc<Node>>) -> Json<Channels> {
 }
 
 async fn info(State(node): State<Arc<Node>>) -> Json<Info> {
+    let connections = node.connection_count();
+    let uptime_s = node.uptime_s();
     Json(Info {
         version: VERSION.to_owned(),
-        connections: node.connection_count(),
+        connections,
         channels: node.channel_count(),
-        uptime_s: node.uptime_s(),
+        uptime_s,
+        nodes: vec![NodeInfo {
+            id: node.id.clone(),
+            connections,
+            uptime_s,
+        }],
     })
+}
+
+/// The query of `GET /api/history/{channel}`.
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct HistoryParams {
+    limit: Option<u32>,
+    since: Option<u64>,
+}
+
+/// A channel named in a path, checked like any other channel name.
+fn channel_in_path(channel: &str) -> Result<String, ApiError> {
+    hubbub_core::channel::validate(channel)?;
+    Ok(channel.to_owned())
+}
+
+fn query<T>(query: Result<Query<T>, QueryRejection>) -> Result<T, ApiError> {
+    query.map(|Query(q)| q).map_err(|r| {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            Error::InvalidPayload.because(r.body_text()),
+        )
+    })
+}
+
+async fn history(
+    State(node): State<Arc<Node>>,
+    Path(channel): Path<String>,
+    params: Result<Query<HistoryParams>, QueryRejection>,
+) -> ApiResult<History> {
+    let channel = channel_in_path(&channel)?;
+    let params = query(params)?;
+    if !node.namespace(&channel).stream.keeps_history() {
+        return Err(ApiError::new(StatusCode::NOT_FOUND, no_history(&channel)));
+    }
+    let filter = HistoryFilter {
+        since: params.since,
+        limit: params.limit.map(|l| l as usize),
+    };
+    let history = node.history(&channel, filter).await?;
+    Ok(Json(History {
+        channel,
+        epoch: history.position.epoch,
+        offset: history.position.offset,
+        messages: history.messages,
+    }))
+}
+
+/// The query of `GET /api/presence/{channel}`.
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PresenceParams {
+    #[serde(default)]
+    stats: Option<String>,
+}
+
+async fn presence(
+    State(node): State<Arc<Node>>,
+    Path(channel): Path<String>,
+    params: Result<Query<PresenceParams>, QueryRejection>,
+) -> Result<Response, ApiError> {
+    let channel = channel_in_path(&channel)?;
+    let params = query(params)?;
+    if !node.namespace(&channel).presence {
+        return Err(ApiError::new(StatusCode::NOT_FOUND, no_presence(&channel)));
+    }
+    let stats = match params.stats.as_deref() {
+        None | Some("0") | Some("false") => false,
+        Some("1") | Some("true") | Some("") => true,
+        Some(other) => {
+            return Err(ApiError::new(
+                StatusCode::BAD_REQUEST,
+                Error::InvalidPayload
+                    .because(format!("stats={other:?}: give stats=1 or leave it out")),
+            ))
+        }
+    };
+    if stats {
+        let s = node.presence_stats(&channel).await?;
+        return Ok(Json(PresenceStats {
+            channel,
+            clients: s.clients,
+            users: s.users,
+        })
+        .into_response());
+    }
+    let clients = node.presence(&channel).await?;
+    Ok(Json(Presence { channel, clients }).into_response())
 }
 
 async fn health() -> Json<Health> {
     Json(Health {
         status: "ok".to_owned(),
     })
+}
+
+async fn method_not_allowed() -> ApiError {
+    ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        Error::UnknownCommand.because("this endpoint does not take that method"),
+    )
 }
 
 async fn not_found() -> ApiError {
@@ -202,24 +376,41 @@ const READ_BUFFER: usize = 4096;
 /// `GET /ws`: checks the Origin and hands the upgraded socket to a connection task.
 async fn websocket(
     State(node): State<Arc<Node>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    slot: Option<axum::Extension<Arc<crate::listener::Slot>>>,
     headers: HeaderMap,
     upgrade: WebSocketUpgrade,
 ) -> Response {
     if node.shutdown.is_triggered() {
         return (StatusCode::SERVICE_UNAVAILABLE, "shutting down").into_response();
     }
+    let limit = node.config.max_message_size;
     if let Some(origin) = headers.get(header::ORIGIN) {
         let origin = origin.to_str().unwrap_or("");
         if !node.config.origin_allowed(origin) {
             tracing::debug!(origin, "origin refused");
-            return ApiError::new(
-                StatusCode::FORBIDDEN,
-                Error::AccessDenied.because("origin not allowed"),
-            )
-            .into_response();
+            // A browser cannot see the status of a refused upgrade, only that the socket
+            // failed; a close code it can read tells the page why, and that retrying will
+            // not help. Nothing is read from such a connection.
+            return upgrade.max_message_size(limit).on_upgrade(|socket| {
+                connection::refuse_connection(socket, close::ACCESS_DENIED, "origin not allowed")
+            });
         }
     }
-    let limit = node.config.max_message_size;
+    // What the connect hook is told of the upgrade request, taken now: the request is
+    // gone once the socket is upgraded.
+    let request = node.hooks.as_ref().map(|hooks| connection::Upgrade {
+        ip: peer.ip().to_string(),
+        headers: hooks
+            .config
+            .forward_headers
+            .iter()
+            .filter_map(|name| {
+                let value = headers.get(name.as_str())?.to_str().ok()?;
+                Some((name.clone(), value.to_owned()))
+            })
+            .collect(),
+    });
     upgrade
         // The codec zero-fills its whole read buffer on the first read, so the 128 KiB
         // default costs every idle connection 128 KiB of memory; client commands are small,
@@ -228,7 +419,11 @@ async fn websocket(
         .max_message_size(limit)
         .max_frame_size(limit)
         .on_failed_upgrade(|e| tracing::warn!("WebSocket upgrade failed: {e}"))
-        .on_upgrade(move |socket| connection::serve(node, socket))
+        .on_upgrade(move |socket| async move {
+            // The connection keeps its place under the caps for as long as it is open.
+            let _slot = slot;
+            connection::serve(node, socket, request).await
+        })
 }
 
 /// `GET /`: a page that shows what arrives on the channel `hello`.

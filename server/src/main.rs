@@ -1,27 +1,14 @@
 //! `hubbub`: a realtime push hub. Web applications publish over HTTP; browsers receive
-//! over WebSocket.
+//! over WebSocket. The command line over the `hubbub_server` library.
 
-mod broker;
-mod config;
-mod connection;
-mod http;
-mod node;
-mod session;
-mod shutdown;
-
-use axum::serve::ListenerExt;
 use clap::{Parser, Subcommand};
-use config::{Config, Overrides};
 use hubbub_core::auth::{sign, Claims};
-use node::Node;
+use hubbub_server::config::{Config, Overrides};
+use hubbub_server::Shutdown;
 use std::io::IsTerminal;
-use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
-
-/// How long closing WebSocket connections may take at shutdown.
-const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 
 #[derive(Parser)]
 #[command(
@@ -35,10 +22,12 @@ const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
         Every setting below is also a key of the config file and a HUBBUB_<KEY> environment \
         variable (e.g. listen, HUBBUB_LISTEN, --listen). A flag beats the environment, which \
         beats the file. [anonymous] read is HUBBUB_ANONYMOUS_READ / --anonymous-read; \
-        [[users]] is HUBBUB_USERS / --users.\n\n\
+        [[users]] is HUBBUB_USERS / --users; [[namespaces]] (what channels keep: history, \
+        recovery, presence, join/leave) is HUBBUB_NAMESPACES / --namespaces.\n\n\
         WebSocket clients connect to ws://HOST:PORT/ws; publishers call the HTTP API under \
-        /api (publish, broadcast, direct, disconnect, channels, info); GET / is a page that \
-        shows what arrives on the channel \"hello\".",
+        /api (publish, broadcast, direct, disconnect, channels, info, history/CHANNEL, \
+        presence/CHANNEL) with Content-Type: application/json; GET / is a page that shows \
+        what arrives on the channel \"hello\". The protocol: docs/protocol.md.",
     after_help = "Examples:\n  \
         hubbub                                   # development mode on 127.0.0.1:9772\n  \
         hubbub --config hubbub.toml              # production\n  \
@@ -58,6 +47,11 @@ struct Cli {
         hide_env_values = true
     )]
     token_secret: Option<String>,
+
+    /// Let development mode (no config file) listen on an address other than loopback:
+    /// anyone who reaches it may then read every channel
+    #[arg(long)]
+    dev_public: bool,
 
     #[command(flatten)]
     settings: Overrides,
@@ -110,6 +104,15 @@ fn main() -> ExitCode {
     };
     match cli.command {
         Some(Command::Token(args)) => token(&config, args),
+        None if config.dev_mode && !config.listen.ip().is_loopback() && !cli.dev_public => {
+            eprintln!(
+                "hubbub: development mode (no config file) lets anyone read every channel, so it \
+                 listens on loopback only; {} is not loopback. Give a config file (--config) for \
+                 a server others reach, or --dev-public to accept the risk",
+                config.listen
+            );
+            ExitCode::from(2)
+        }
         None => serve(config),
     }
 }
@@ -183,35 +186,11 @@ async fn run(config: Config) -> std::io::Result<()> {
         .map_err(|e| {
             std::io::Error::new(e.kind(), format!("cannot listen on {}: {e}", config.listen))
         })?;
-    let addr = listener.local_addr()?;
-    // Frames are small and must go out at once: without TCP_NODELAY, Nagle's algorithm
-    // holds a frame written while an earlier one is still unacknowledged.
-    let listener = listener.tap_io(|tcp| {
-        if let Err(e) = tcp.set_nodelay(true) {
-            tracing::debug!("cannot set TCP_NODELAY: {e}");
-        }
+    let shutdown = Shutdown::new();
+    let trigger = shutdown.clone();
+    tokio::spawn(async move {
+        hubbub_server::shutdown::signal().await;
+        trigger.trigger();
     });
-    let dev_mode = config.dev_mode;
-    let node = Node::new(config);
-    tracing::info!("hubbub {} listening on http://{addr}", hubbub_core::VERSION);
-    if dev_mode {
-        tracing::info!(
-            "development mode (no config file): anonymous clients read every channel, the HTTP \
-             API accepts loopback callers without a key; open http://{addr}/ to watch the channel \"hello\""
-        );
-    }
-    let app = http::router(node.clone()).into_make_service_with_connect_info::<SocketAddr>();
-    let shutdown = node.shutdown.clone();
-    axum::serve(listener, app)
-        .with_graceful_shutdown(async move {
-            shutdown::signal().await;
-            tracing::info!("shutting down: closing connections, finishing HTTP requests");
-            shutdown.trigger();
-        })
-        .await?;
-    if !node.shutdown.connections_closed(SHUTDOWN_GRACE).await {
-        tracing::warn!("some connections did not close within {SHUTDOWN_GRACE:?}");
-    }
-    tracing::info!("stopped");
-    Ok(())
+    hubbub_server::run(listener, config, shutdown).await
 }

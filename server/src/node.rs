@@ -1,64 +1,172 @@
-//! The running server's shared state: configuration, authenticator, hub, broker, shutdown.
+//! The running node: configuration, authenticator, hub, engine, shutdown, and the steps
+//! that touch more than one of them (a subscription is a hub entry, maybe a broker
+//! subscription, a presence entry and a join).
 //!
-//! Every method takes the hub's lock for the length of one synchronous call and never
-//! across an `.await`.
+//! The hub sits behind a synchronous lock taken for the length of one call and never
+//! across an `.await`; engine calls are awaited with no lock of the hub held. The engine
+//! hands publications back to [`Fanout`], which encodes each once and queues it for every
+//! local subscriber.
 
-use crate::broker::{Broker, MemoryBroker};
-use crate::config::Config;
-use crate::connection::{encode, ClientHandle, Frame};
+use crate::config::{Config, Namespace};
+use crate::engine::{
+    Broker, BrokerHandler, EngineError, HistoryFilter, HistoryResult, MemoryBroker, MemoryPresence,
+    PresenceManager, PresenceStats,
+};
+use crate::outbox::{encode, encode_message, ClientHandle, Frame};
 use crate::shutdown::Shutdown;
 use hubbub_core::api::Target;
 use hubbub_core::auth::Authenticator;
-use hubbub_core::hub::{ClientId, Hub, Subscribed};
-use hubbub_core::protocol::{DirectMessage, Message, RawJson, ServerFrame};
+use hubbub_core::hub::{ClientId, Gone, Hub, Left, Subscribed};
+use hubbub_core::protocol::{
+    DirectMessage, Join, Leave, Message, PresentClient, RawJson, ServerFrame, StreamPosition,
+};
 use parking_lot::RwLock;
+use std::hash::BuildHasher;
 use std::sync::Arc;
 use std::time::Instant;
+
+/// Locks that serialize, channel by channel, the moments a channel gains its first or
+/// loses its last subscriber on this node, so that the broker's subscription always ends
+/// up matching the hub.
+const CHANNEL_LOCKS: usize = 64;
+
+type SharedHub = Arc<RwLock<Hub<ClientHandle>>>;
 
 pub struct Node {
     pub config: Config,
     pub auth: Authenticator,
     pub shutdown: Shutdown,
-    hub: Arc<RwLock<Hub<ClientHandle>>>,
-    broker: Box<dyn Broker>,
+    /// This node's id in the cluster.
+    pub id: String,
+    /// The app hooks, where the configuration sets any.
+    pub hooks: Option<crate::hooks::Hooks>,
+    hub: SharedHub,
+    broker: Arc<dyn Broker>,
+    presence: Arc<dyn PresenceManager>,
+    channel_locks: Box<[tokio::sync::Mutex<()>]>,
+    lock_hasher: std::collections::hash_map::RandomState,
     started: Instant,
 }
 
+/// Where the broker hands publications back: encodes each once, queues it for every local
+/// subscriber.
+struct Fanout {
+    hub: SharedHub,
+}
+
+impl BrokerHandler for Fanout {
+    fn publication(&self, channel: &str, message: &Message) {
+        let frame = encode_message(message);
+        self.hub.read().publish(channel, &frame, message.offset);
+    }
+
+    fn join(&self, channel: &str, client: &PresentClient) {
+        let frame = encode(&ServerFrame::Join(Join {
+            channel: channel.to_owned(),
+            client: client.client.clone(),
+            user: client.user.clone(),
+            info: client.info.clone(),
+        }));
+        self.hub
+            .read()
+            .deliver_except(channel, &frame, &client.client);
+    }
+
+    fn leave(&self, channel: &str, client: &PresentClient) {
+        let frame = encode(&ServerFrame::Leave(Leave {
+            channel: channel.to_owned(),
+            client: client.client.clone(),
+            user: client.user.clone(),
+        }));
+        self.hub
+            .read()
+            .deliver_except(channel, &frame, &client.client);
+    }
+}
+
+/// What a resubscription found: whether the gap can be filled, the channel's position,
+/// and the messages that fill it.
+pub struct Recovery {
+    pub recovered: bool,
+    pub position: StreamPosition,
+    pub messages: Vec<Message>,
+}
+
 impl Node {
-    pub fn new(config: Config) -> Arc<Node> {
-        let hub = Arc::new(RwLock::new(Hub::new()));
-        Arc::new(Node {
+    /// A node with the embedded engine, its broker started.
+    pub async fn new(config: Config, shutdown: Shutdown) -> Result<Arc<Node>, EngineError> {
+        let hub: SharedHub = Arc::new(RwLock::new(Hub::with_recovery_limit(config.client_queue)));
+        let broker: Arc<dyn Broker> = Arc::new(MemoryBroker::new());
+        broker.start(Arc::new(Fanout { hub: hub.clone() })).await?;
+        Ok(Arc::new(Node {
+            hooks: config.hooks.clone().map(crate::hooks::Hooks::new),
             auth: config.authenticator(),
             config,
-            shutdown: Shutdown::new(),
-            broker: Box::new(MemoryBroker::new(hub.clone())),
+            shutdown,
+            id: crate::engine::new_epoch(),
+
             hub,
+            broker,
+            presence: Arc::new(MemoryPresence::new()),
+            channel_locks: (0..CHANNEL_LOCKS).map(|_| Default::default()).collect(),
+            lock_hasher: Default::default(),
             started: Instant::now(),
-        })
+        }))
+    }
+
+    fn channel_lock(&self, channel: &str) -> &tokio::sync::Mutex<()> {
+        let i = self.lock_hasher.hash_one(channel) as usize % self.channel_locks.len();
+        &self.channel_locks[i]
+    }
+
+    pub fn namespace(&self, channel: &str) -> &Namespace {
+        self.config.namespace(channel)
     }
 
     pub fn connect(&self, id: ClientId, handle: ClientHandle) {
         self.hub.write().connect(id, handle);
     }
 
-    pub fn disconnect(&self, id: &str) {
-        self.hub.write().disconnect(id);
+    /// Takes a connection off the hub and tidies up after it.
+    pub async fn disconnect(&self, id: &str, who: &PresentClient) {
+        let gone = self.hub.write().disconnect(id);
+        if let Some(gone) = gone {
+            self.forget(gone, who).await;
+        }
     }
 
-    /// Closes the connections `target` names with `code`, taking them off the hub at once
-    /// (so that they receive nothing more and are no longer counted); returns how many.
-    pub fn kick(&self, target: &Target, code: u16, reason: &'static str) -> usize {
-        let mut hub = self.hub.write();
-        let ids = match target {
-            Target::Client(id) => vec![ClientId::from(id.as_str())],
-            Target::User(user) => hub.user_client_ids(user),
+    /// What a connection leaves behind: broker subscriptions nobody needs any more,
+    /// presence entries, leave notices.
+    async fn forget(&self, gone: Gone<ClientHandle>, who: &PresentClient) {
+        for left in gone.left {
+            self.after_leaving(&left, who).await;
+        }
+    }
+
+    /// Closes the connections `target` names with `code` once what is queued for them has
+    /// gone out, taking them off the hub at once (so that they receive nothing more and
+    /// are no longer counted); returns how many.
+    pub fn kick(self: &Arc<Self>, target: &Target, code: u16, reason: &'static str) -> usize {
+        let gone: Vec<(ClientId, Gone<ClientHandle>)> = {
+            let mut hub = self.hub.write();
+            let ids = match target {
+                Target::Client(id) => vec![ClientId::from(id.as_str())],
+                Target::User(user) => hub.user_client_ids(user),
+            };
+            ids.into_iter()
+                .filter_map(|id| hub.disconnect(&id).map(|gone| (id, gone)))
+                .collect()
         };
-        let mut kicked = 0;
-        for id in ids {
-            if let Some(client) = hub.disconnect(&id) {
-                client.close(code, reason);
-                kicked += 1;
-            }
+        let kicked = gone.len();
+        for (id, gone) in gone {
+            gone.handle.close_after_queue(code, reason);
+            let who = PresentClient {
+                client: id.to_string(),
+                user: gone.user.clone(),
+                info: None,
+            };
+            let node = self.clone();
+            tokio::spawn(async move { node.forget(gone, &who).await });
         }
         kicked
     }
@@ -67,41 +175,258 @@ impl Node {
         self.hub.write().set_user(id, user);
     }
 
-    pub fn subscribe(&self, id: &str, channel: &str) -> Subscribed {
-        self.hub
-            .write()
-            .subscribe(id, channel, self.config.max_channels_per_client)
+    /// Subscribes a connection to `channel`, the broker too where it is the channel's
+    /// first subscriber here.
+    pub async fn subscribe(&self, id: &str, channel: &str) -> Result<Subscribed, EngineError> {
+        self.add_subscriber(id, channel, false).await
     }
 
-    pub fn unsubscribe(&self, id: &str, channel: &str) -> bool {
-        self.hub.write().unsubscribe(id, channel)
+    async fn add_subscriber(
+        &self,
+        id: &str,
+        channel: &str,
+        recover: bool,
+    ) -> Result<Subscribed, EngineError> {
+        let max = self.config.max_channels_per_client;
+        let _lock = self.channel_lock(channel).lock().await;
+        let subscribed = if recover {
+            self.hub.write().subscribe_recovering(id, channel, max)
+        } else {
+            self.hub.write().subscribe(id, channel, max)
+        };
+        if let Subscribed::New { first: true } = subscribed {
+            if let Err(e) = self.broker.subscribe(channel).await {
+                self.hub.write().unsubscribe(id, channel);
+                return Err(e);
+            }
+        }
+        Ok(subscribed)
+    }
+
+    /// Starts a resubscription: subscribes a connection to `channel` with what is
+    /// published from now on held back, and reads what the channel published after
+    /// `since` (`None`: nothing, just the position). The caller queues the messages, then
+    /// calls [`Node::finish_recovery`], so that there is no loss and no duplicate in the
+    /// seam between recovered and live messages.
+    pub async fn start_recovery(
+        &self,
+        id: &str,
+        channel: &str,
+        since: Option<&StreamPosition>,
+    ) -> Result<Result<Recovery, Subscribed>, EngineError> {
+        let namespace = self.namespace(channel);
+        let subscribed = self.add_subscriber(id, channel, true).await?;
+        if subscribed == Subscribed::LimitExceeded {
+            return Ok(Err(subscribed));
+        }
+        let may_recover = namespace.recover && since.is_some();
+        let filter = HistoryFilter {
+            since: since.map(|p| p.offset),
+            limit: if may_recover { None } else { Some(0) },
+        };
+        let history = match self
+            .broker
+            .history(channel, filter, &namespace.stream)
+            .await
+        {
+            Ok(history) => history,
+            Err(e) => {
+                self.unsubscribe(id, channel, None).await;
+                return Err(e);
+            }
+        };
+        let HistoryResult { position, messages } = history;
+        let recovered = match since {
+            None => true,
+            Some(_) if !may_recover => false,
+            Some(since) => {
+                since.epoch == position.epoch
+                    && (since.offset == position.offset
+                        || since.offset < position.offset
+                            && messages.first().and_then(|m| m.offset) == Some(since.offset + 1))
+            }
+        };
+        Ok(Ok(Recovery {
+            recovered,
+            position,
+            messages: if recovered { messages } else { Vec::new() },
+        }))
+    }
+
+    /// Ends a resubscription: delivers what was held back after `after` and makes the
+    /// connection an ordinary subscriber. `false` when it fell too far behind meanwhile
+    /// (it is then closed as too slow).
+    pub async fn finish_recovery(
+        &self,
+        id: &str,
+        handle: &ClientHandle,
+        channel: &str,
+        after: u64,
+    ) -> bool {
+        let finished = self.hub.write().finish_recovery(id, channel, after);
+        match finished {
+            Some(false) => {
+                handle.close(hubbub_core::protocol::close::POLICY, "slow consumer");
+                let left = Left {
+                    channel: channel.into(),
+                    last: !self.hub.read().has_subscribers(channel),
+                };
+                self.release_channel(&left).await;
+                false
+            }
+            Some(true) | None => true,
+        }
+    }
+
+    /// Unsubscribes a connection from `channel`; `who` is told to the others where the
+    /// channel has presence or join/leave. Returns whether it was subscribed.
+    pub async fn unsubscribe(&self, id: &str, channel: &str, who: Option<&PresentClient>) -> bool {
+        let left = self.hub.write().unsubscribe(id, channel);
+        match left {
+            Some(left) => {
+                match who {
+                    Some(who) => self.after_leaving(&left, who).await,
+                    None => self.release_channel(&left).await,
+                }
+                true
+            }
+            None => false,
+        }
     }
 
     /// Drops the subscriptions of `id` for which `keep` says no.
-    pub fn retain_subscriptions(&self, id: &str, keep: impl Fn(&str) -> bool) -> Vec<String> {
-        self.hub.write().retain_subscriptions(id, keep)
+    pub async fn retain_subscriptions(
+        &self,
+        id: &str,
+        keep: impl Fn(&str) -> bool,
+        who: &PresentClient,
+    ) {
+        let dropped = self.hub.write().retain_subscriptions(id, keep);
+        for left in dropped {
+            self.after_leaving(&left, who).await;
+        }
     }
 
-    pub fn has_subscribers(&self, channel: &str) -> bool {
-        self.broker.has_subscribers(channel)
+    /// A subscriber left `left.channel`: stop listening where it was the last, take it out
+    /// of presence, tell the others.
+    async fn after_leaving(&self, left: &Left, who: &PresentClient) {
+        self.release_channel(left).await;
+        let namespace = self.namespace(&left.channel);
+        if namespace.presence {
+            if let Err(e) = self.presence.remove(&left.channel, &who.client).await {
+                tracing::warn!(channel = %left.channel, "cannot remove from presence: {e}");
+            }
+        }
+        if namespace.join_leave {
+            if let Err(e) = self.broker.publish_leave(&left.channel, who).await {
+                tracing::warn!(channel = %left.channel, "cannot publish a leave: {e}");
+            }
+        }
     }
 
-    /// Publishes on `channel`: the frame is encoded once and shared by every subscriber.
-    pub fn publish(
+    async fn release_channel(&self, left: &Left) {
+        if !left.last {
+            return;
+        }
+        let _lock = self.channel_lock(&left.channel).lock().await;
+        // Someone may have subscribed again while the lock was awaited.
+        if self.hub.read().has_subscribers(&left.channel) {
+            return;
+        }
+        if let Err(e) = self.broker.unsubscribe(&left.channel).await {
+            tracing::warn!(channel = %left.channel, "cannot unsubscribe the broker: {e}");
+        }
+    }
+
+    /// A new subscriber of `channel`: into presence, and a join for the others.
+    pub async fn joined(&self, channel: &str, who: &PresentClient) -> Result<(), EngineError> {
+        let namespace = self.namespace(channel);
+        if namespace.presence {
+            self.presence.add(channel, who).await?;
+        }
+        if namespace.join_leave {
+            self.broker.publish_join(channel, who).await?;
+        }
+        Ok(())
+    }
+
+    /// Records a subscriber's new identity in the presence of every channel it is in.
+    pub async fn refresh_presence(&self, id: &str, who: &PresentClient) {
+        let channels = self.hub.read().subscriptions(id);
+        for channel in channels {
+            if self.namespace(&channel).presence {
+                if let Err(e) = self.presence.add(&channel, who).await {
+                    tracing::warn!(%channel, "cannot update presence: {e}");
+                }
+            }
+        }
+    }
+
+    /// Whether `channel` has a subscriber anywhere on the cluster.
+    pub async fn has_subscribers(&self, channel: &str) -> Result<bool, EngineError> {
+        self.broker.has_subscribers(channel).await
+    }
+
+    /// Publishes on `channel`; the answer is its position where the channel keeps history.
+    pub async fn publish(
         &self,
         channel: &str,
         event: String,
         data: RawJson,
         from: Option<String>,
-    ) -> usize {
-        let frame = encode(&ServerFrame::Message(Message {
+    ) -> Result<Option<StreamPosition>, EngineError> {
+        let message = Message {
             channel: channel.to_owned(),
             event,
             data,
             offset: None,
             from,
-        }));
-        self.broker.publish(channel, &frame)
+        };
+        let namespace = self.namespace(channel);
+        self.broker
+            .publish(channel, message, &namespace.stream)
+            .await
+    }
+
+    /// The channel's position and the messages `filter` asks for.
+    pub async fn history(
+        &self,
+        channel: &str,
+        filter: HistoryFilter,
+    ) -> Result<HistoryResult, EngineError> {
+        let namespace = self.namespace(channel);
+        self.broker
+            .history(channel, filter, &namespace.stream)
+            .await
+    }
+
+    pub async fn presence(&self, channel: &str) -> Result<Vec<PresentClient>, EngineError> {
+        self.presence.list(channel).await
+    }
+
+    pub async fn presence_stats(&self, channel: &str) -> Result<PresenceStats, EngineError> {
+        self.presence.stats(channel).await
+    }
+
+    /// Who is in `channel` for the app's hooks: the first `max` client ids and how many
+    /// there are, from presence where the namespace keeps it (cluster-wide), from this
+    /// node's subscribers otherwise.
+    pub async fn clients_in_channel(
+        &self,
+        channel: &str,
+        max: usize,
+    ) -> Result<(Vec<String>, usize), EngineError> {
+        if self.namespace(channel).presence {
+            let present = self.presence.list(channel).await?;
+            let count = present.len();
+            let ids = present.into_iter().take(max).map(|c| c.client).collect();
+            return Ok((ids, count));
+        }
+        let hub = self.hub.read();
+        Ok((
+            hub.subscriber_ids(channel, max),
+            hub.subscriber_count(channel),
+        ))
     }
 
     /// The connections `target` names.

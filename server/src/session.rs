@@ -2,21 +2,29 @@
 //!
 //! [`Session::handle`] is the one place a client frame is read ([`Command::parse`]) and
 //! applied; each command has its own method below. Answers are queued in the order the
-//! commands came, on the same queue as deliveries.
+//! commands came, on the same queue as deliveries. A command may await the engine; the
+//! connection keeps pinging and watching for shutdown meanwhile (see `connection.rs`).
 
-use crate::connection::{encode, Outbound};
-use crate::node::Node;
+use crate::node::{Node, Recovery};
+use crate::outbox::{encode, encode_message, ClientHandle, Frame, Outbound};
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use hubbub_core::api::Target;
 use hubbub_core::auth::Identity;
-use hubbub_core::hub::{ClientId, Subscribed};
-use hubbub_core::protocol::close;
-use hubbub_core::protocol::{
-    Broadcast, ChannelRef, Command, Credentials, Direct, Resubscribed, ServerFrame, Subscribe, True,
+use hubbub_core::hooks::{
+    EventKind, EventNotice, RpcAnswer, RpcRequest, SubscribeAnswer, SubscribeRequest,
+    MAX_CLIENTS_LISTED,
 };
+use hubbub_core::hub::{ClientId, Subscribed};
+use hubbub_core::protocol::{close, PresentClient, RawJson, Since};
+use hubbub_core::protocol::{
+    Broadcast, ChannelRef, Command, Credentials, Direct, HistoryPage, HistoryQuery, Presence,
+    Resubscribed, ServerFrame, Subscribe, True,
+};
+use hubbub_core::protocol::{Message, Rpc, RpcResult};
 use hubbub_core::{Error, Rejection};
 use std::num::NonZeroU32;
 use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use tokio::sync::mpsc;
 
 /// What the reader does after a command.
@@ -25,27 +33,71 @@ pub enum Step {
     Stop,
 }
 
+/// Failed `authenticate` commands one connection may send; the next failure closes it
+/// (1008): enough for a mistyped secret, far too few to guess one.
+const MAX_FAILED_LOGINS: u32 = 5;
+
+/// Bytes of answers one connection may have waiting to be written. A command's answer
+/// waits for room, so a client that keeps sending commands and never reads is held to
+/// this much (and closed by its ping timeout), whatever the size of its commands.
+const ANSWER_BUDGET: usize = 1 << 20;
+
 type Answer = Result<ServerFrame, Rejection>;
 
 pub struct Session {
     node: Arc<Node>,
     id: ClientId,
     identity: Identity,
+    /// The identity as others see it in presence and join/leave frames.
+    present: PresentClient,
+    /// When the identity's token expires, if it came from a token with `exp`.
+    expires: Option<SystemTime>,
+    failed_logins: u32,
     tx: mpsc::Sender<Outbound>,
+    handle: ClientHandle,
     rate: Option<DefaultDirectRateLimiter>,
+    answer_budget: Arc<tokio::sync::Semaphore>,
+    /// Frames that go out right after the current command's answer (a subscribe hook's
+    /// initial messages).
+    after_answer: Vec<Frame>,
 }
 
 impl Session {
-    pub fn new(node: Arc<Node>, id: ClientId, tx: mpsc::Sender<Outbound>) -> Session {
+    /// A session for a new connection: anonymous, or whoever the app's connect hook said
+    /// it is (`identified`, with when that ends).
+    pub fn new(
+        node: Arc<Node>,
+        id: ClientId,
+        tx: mpsc::Sender<Outbound>,
+        handle: ClientHandle,
+        identified: Option<(Identity, Option<SystemTime>)>,
+    ) -> Session {
         let rate = NonZeroU32::new(node.config.client_rate)
             .map(|per_second| RateLimiter::direct(Quota::per_second(per_second)));
+        let (identity, expires) = identified.unwrap_or_else(|| (node.auth.anonymous(), None));
         Session {
-            identity: node.auth.anonymous(),
+            present: present(&id, &identity),
+            identity,
+            expires,
+            after_answer: Vec::new(),
+            failed_logins: 0,
             node,
             id,
             tx,
+            handle,
             rate,
+            answer_budget: Arc::new(tokio::sync::Semaphore::new(ANSWER_BUDGET)),
         }
+    }
+
+    /// Who this session is, as others see it.
+    pub fn present(&self) -> &PresentClient {
+        &self.present
+    }
+
+    /// When the session's token expires, if it does.
+    pub fn expires(&self) -> Option<SystemTime> {
+        self.expires
     }
 
     /// Reads and runs one client frame, queueing its answer.
@@ -60,27 +112,32 @@ impl Session {
             Err(rejection) => return self.refuse(rejection).await,
         };
         let answer = match command {
-            Command::Authenticate(credentials) => self.authenticate(&credentials),
-            Command::Subscribe(subscribe) => self.subscribe(subscribe),
-            Command::Unsubscribe(ChannelRef { channel }) => self.unsubscribe(channel),
-            Command::Broadcast(broadcast) => self.broadcast(broadcast),
+            Command::Authenticate(credentials) => self.authenticate(&credentials).await,
+            Command::Subscribe(subscribe) => self.subscribe(subscribe).await,
+            Command::Unsubscribe(ChannelRef { channel }) => self.unsubscribe(channel).await,
+            Command::Broadcast(broadcast) => self.broadcast(broadcast).await,
             Command::Direct(direct) => self.direct(direct),
-            Command::Logout(True) => self.logout(),
+            Command::Logout(True) => self.logout().await,
             Command::Disconnect(True) => {
                 let _ = self.tx.send(Outbound::Close(close::NORMAL, "")).await;
                 return Step::Stop;
             }
             Command::Ping(value) => Ok(ServerFrame::Pong(value)),
-            Command::Presence(_) | Command::History(_) | Command::Rpc(_) => {
-                Err(Error::UnknownCommand.because(format!(
-                    "{} is not available on this server",
-                    command.name()
-                )))
-            }
+            Command::Presence(ChannelRef { channel }) => self.presence(channel).await,
+            Command::History(query) => self.history(query).await,
+            Command::Rpc(rpc) => self.rpc(rpc).await,
             Command::Unknown(name) => {
                 Err(Error::UnknownCommand.because(format!("unknown command {name:?}")))
             }
         };
+        if self.failed_logins > MAX_FAILED_LOGINS {
+            let _ = self.answer(answer).await;
+            let _ = self
+                .tx
+                .send(Outbound::Close(close::POLICY, "too many failed logins"))
+                .await;
+            return Step::Stop;
+        }
         self.answer(answer).await
     }
 
@@ -89,68 +146,277 @@ impl Session {
         self.answer(Err(rejection)).await
     }
 
-    /// Queues a WebSocket ping (never waits: a full queue means one is not needed).
-    pub fn ping(&self) {
-        let _ = self.tx.try_send(Outbound::Ping);
+    async fn answer(&mut self, answer: Answer) -> Step {
+        let failed = answer.is_err();
+        let frame = encode(&answer.unwrap_or_else(|r| ServerFrame::Err(r.into())));
+        // An answer larger than the whole budget takes all of it.
+        let share = frame.len().clamp(1, ANSWER_BUDGET) as u32;
+        let Ok(permit) = self.answer_budget.clone().acquire_many_owned(share).await else {
+            return Step::Stop;
+        };
+        let answer = Outbound::Answer {
+            frame,
+            _budget: permit,
+        };
+        if self.tx.send(answer).await.is_err() {
+            return Step::Stop;
+        }
+        let after = std::mem::take(&mut self.after_answer);
+        if !failed {
+            for frame in after {
+                if self.tx.send(Outbound::Frame(frame)).await.is_err() {
+                    return Step::Stop;
+                }
+            }
+        }
+        Step::Continue
     }
 
-    async fn answer(&mut self, answer: Answer) -> Step {
-        let frame = answer.unwrap_or_else(|r| ServerFrame::Err(r.into()));
-        match self.tx.send(Outbound::Frame(encode(&frame))).await {
-            Ok(()) => Step::Continue,
-            Err(_) => Step::Stop,
+    /// Tells the app (where it listens for events) what this connection did.
+    fn notify(&self, event: EventKind, channel: Option<String>, clients: (Vec<String>, usize)) {
+        if let Some(hooks) = &self.node.hooks {
+            hooks.notify(EventNotice {
+                event,
+                client: self.id.to_string(),
+                user: self.identity.user.clone(),
+                channel,
+                clients_in_channel: clients.0,
+                clients_count: clients.1,
+            });
         }
     }
 
-    fn authenticate(&mut self, credentials: &Credentials) -> Answer {
-        let identity = self.node.auth.authenticate(credentials)?;
+    async fn authenticate(&mut self, credentials: &Credentials) -> Answer {
+        let (identity, exp) = match self.node.auth.authenticate_with_expiry(credentials) {
+            Ok(found) => found,
+            Err(rejection) => {
+                self.failed_logins += 1;
+                return Err(rejection);
+            }
+        };
         let user = identity.user.clone().unwrap_or_default();
-        self.assume_identity(identity);
+        self.expires = exp.map(|exp| UNIX_EPOCH + Duration::from_secs(exp));
+        self.assume_identity(identity).await;
         Ok(ServerFrame::Authenticated(user))
     }
 
-    fn logout(&mut self) -> Answer {
-        self.assume_identity(self.node.auth.anonymous());
+    async fn logout(&mut self) -> Answer {
+        self.notify(EventKind::Logout, None, (Vec::new(), 0));
+        self.expires = None;
+        self.assume_identity(self.node.auth.anonymous()).await;
         Ok(ServerFrame::LoggedOut(True))
     }
 
-    /// Takes on a new identity, dropping the subscriptions it may not read.
-    fn assume_identity(&mut self, identity: Identity) {
+    /// Takes on a new identity, dropping the subscriptions it may not read and showing it
+    /// in the presence of the others.
+    async fn assume_identity(&mut self, identity: Identity) {
         self.node.set_user(&self.id, identity.user.clone());
+        let old = std::mem::replace(&mut self.present, present(&self.id, &identity));
         let permissions = identity.permissions.clone();
         self.node
-            .retain_subscriptions(&self.id, |c| permissions.can_read(c));
+            .retain_subscriptions(&self.id, |c| permissions.can_read(c), &old)
+            .await;
         self.identity = identity;
+        self.node.refresh_presence(&self.id, &self.present).await;
     }
 
-    fn subscribe(&mut self, Subscribe { channel, since }: Subscribe) -> Answer {
-        if !self.identity.permissions.can_read(&channel) {
-            return Err(Error::AccessDenied.because(format!("no read permission on {channel:?}")));
+    fn may_read(&self, channel: &str) -> Result<(), Rejection> {
+        if self.identity.permissions.can_read(channel) {
+            Ok(())
+        } else {
+            Err(Error::AccessDenied.because(format!("no read permission on {channel:?}")))
         }
-        match self.node.subscribe(&self.id, &channel) {
-            Subscribed::LimitExceeded => Err(Error::LimitExceeded.because(format!(
-                "at most {} subscriptions per connection",
-                self.node.config.max_channels_per_client
-            ))),
-            // This node keeps no history, so a gap after a reconnect cannot be filled.
-            Subscribed::New | Subscribed::Already if since.is_some() => {
-                Ok(ServerFrame::Resubscribed(Resubscribed {
-                    channel,
+    }
+
+    fn limit_exceeded(&self) -> Rejection {
+        Error::LimitExceeded.because(format!(
+            "at most {} subscriptions per connection",
+            self.node.config.max_channels_per_client
+        ))
+    }
+
+    async fn subscribe(&mut self, Subscribe { channel, since }: Subscribe) -> Answer {
+        if self.node.namespace(&channel).subscribe_hook {
+            self.ask_the_app(&channel).await?;
+        } else {
+            self.may_read(&channel)?;
+        }
+        let keeps_history = self.node.namespace(&channel).stream.keeps_history();
+        let (subscribed, answer) = match since {
+            Some(since) if keeps_history => return self.resubscribe(channel, since).await,
+            // No stream: nothing to recover, and no position to give.
+            Some(_) => {
+                let subscribed = self.node.subscribe(&self.id, &channel).await?;
+                let answer = ServerFrame::Resubscribed(Resubscribed {
+                    channel: channel.clone(),
                     recovered: false,
                     epoch: String::new(),
                     offset: 0,
-                }))
+                });
+                (subscribed, answer)
             }
-            Subscribed::New | Subscribed::Already => Ok(ServerFrame::Subscribed(channel)),
+            None => {
+                let subscribed = self.node.subscribe(&self.id, &channel).await?;
+                (subscribed, ServerFrame::Subscribed(channel.clone()))
+            }
+        };
+        match subscribed {
+            Subscribed::LimitExceeded => return Err(self.limit_exceeded()),
+            Subscribed::New { .. } => self.node.joined(&channel, &self.present).await?,
+            Subscribed::Already => {}
         }
+        Ok(answer)
     }
 
-    fn unsubscribe(&mut self, channel: String) -> Answer {
-        self.node.unsubscribe(&self.id, &channel);
+    /// `subscribe` with `since` on a channel that keeps history: the recovered messages
+    /// are queued before the answer, and what was published meanwhile right after them.
+    async fn resubscribe(&mut self, channel: String, since: Since) -> Answer {
+        let position = match &since {
+            Since::Latest => None,
+            Since::Position(position) => Some(position),
+        };
+        let Recovery {
+            recovered,
+            position,
+            messages,
+        } = match self
+            .node
+            .start_recovery(&self.id, &channel, position)
+            .await?
+        {
+            Ok(recovery) => recovery,
+            Err(_) => return Err(self.limit_exceeded()),
+        };
+        for message in &messages {
+            if self
+                .tx
+                .send(Outbound::Frame(encode_message(message)))
+                .await
+                .is_err()
+            {
+                break;
+            }
+        }
+        if self
+            .node
+            .finish_recovery(&self.id, &self.handle, &channel, position.offset)
+            .await
+        {
+            self.node.joined(&channel, &self.present).await?;
+        }
+        Ok(ServerFrame::Resubscribed(Resubscribed {
+            channel,
+            recovered,
+            epoch: position.epoch,
+            offset: position.offset,
+        }))
+    }
+
+    /// In a namespace with `subscribe_hook`, the app decides who subscribes: allowed, its
+    /// initial messages go to this subscriber alone, right after the answer.
+    async fn ask_the_app(&mut self, channel: &str) -> Result<(), Rejection> {
+        let Some((hooks, url)) = self
+            .node
+            .hooks
+            .as_ref()
+            .and_then(|h| Some((h, h.config.subscribe_url.as_ref()?)))
+        else {
+            return Err(Error::Unavailable.because("no subscribe hook is configured"));
+        };
+        let (clients_in_channel, clients_count) = self
+            .node
+            .clients_in_channel(channel, MAX_CLIENTS_LISTED)
+            .await?;
+        let request = SubscribeRequest {
+            client: self.id.to_string(),
+            user: self.identity.user.clone(),
+            info: self.present.info.clone(),
+            channel: channel.to_owned(),
+            clients_in_channel,
+            clients_count,
+        };
+        let answer: SubscribeAnswer = hooks
+            .call(url, &request)
+            .await
+            .map_err(|f| Error::Unavailable.because(f.reason().to_owned()))?;
+        if !answer.allow {
+            return Err(Error::AccessDenied.because(
+                answer
+                    .reason
+                    .unwrap_or_else(|| format!("the app refused {channel:?}")),
+            ));
+        }
+        self.after_answer = answer
+            .messages
+            .into_iter()
+            .map(|m| {
+                encode_message(&Message {
+                    channel: channel.to_owned(),
+                    event: m.event,
+                    data: m.data,
+                    offset: None,
+                    from: None,
+                })
+            })
+            .collect();
+        Ok(())
+    }
+
+    async fn unsubscribe(&mut self, channel: String) -> Answer {
+        let was = self
+            .node
+            .unsubscribe(&self.id, &channel, Some(&self.present))
+            .await;
+        if was && self.node.hooks.is_some() {
+            let clients = self
+                .node
+                .clients_in_channel(&channel, MAX_CLIENTS_LISTED)
+                .await
+                .unwrap_or_default();
+            self.notify(EventKind::Unsubscribe, Some(channel.clone()), clients);
+        }
         Ok(ServerFrame::Unsubscribed(channel))
     }
 
-    fn broadcast(
+    /// A command of the app's own, forwarded with this connection's identity.
+    async fn rpc(&mut self, Rpc { method, data }: Rpc) -> Answer {
+        let Some((hooks, url)) = self
+            .node
+            .hooks
+            .as_ref()
+            .and_then(|h| Some((h, h.config.rpc_url.as_ref()?)))
+        else {
+            return Err(Error::UnknownCommand
+                .because("rpc is not available: the hub has no rpc_url to forward it to"));
+        };
+        let request = RpcRequest {
+            client: self.id.to_string(),
+            user: self.identity.user.clone(),
+            info: self.present.info.clone(),
+            method: method.clone(),
+            data,
+        };
+        let answer: RpcAnswer = hooks
+            .call(url, &request)
+            .await
+            .map_err(|f| Error::Unavailable.because(f.reason().to_owned()))?;
+        if answer.data.is_none() && answer.error.is_none() {
+            return Err(
+                Error::Unavailable.because("the app's rpc answer has neither data nor error")
+            );
+        }
+        Ok(ServerFrame::RpcResult(RpcResult {
+            method,
+            data: if answer.error.is_some() {
+                None
+            } else {
+                answer.data
+            },
+            error: answer.error,
+        }))
+    }
+
+    async fn broadcast(
         &mut self,
         Broadcast {
             event,
@@ -161,13 +427,14 @@ impl Session {
         if !self.identity.permissions.can_write(&channel) {
             return Err(Error::AccessDenied.because(format!("no write permission on {channel:?}")));
         }
-        if !self.node.has_subscribers(&channel) {
+        if !self.node.has_subscribers(&channel).await? {
             return Err(
                 Error::InvalidChannel.because(format!("nobody is subscribed to {channel:?}"))
             );
         }
         self.node
-            .publish(&channel, event, data, self.identity.user.clone());
+            .publish(&channel, event, data, self.identity.user.clone())
+            .await?;
         Ok(ServerFrame::Broadcasted(channel))
     }
 
@@ -195,4 +462,64 @@ impl Session {
         }
         Ok(ServerFrame::DirectSent(target.name().to_owned()))
     }
+
+    async fn presence(&mut self, channel: String) -> Answer {
+        self.may_read(&channel)?;
+        if !self.node.namespace(&channel).presence {
+            return Err(no_presence(&channel));
+        }
+        let clients = self.node.presence(&channel).await?;
+        Ok(ServerFrame::Presence(Presence { channel, clients }))
+    }
+
+    async fn history(
+        &mut self,
+        HistoryQuery {
+            channel,
+            limit,
+            since,
+        }: HistoryQuery,
+    ) -> Answer {
+        self.may_read(&channel)?;
+        if !self.node.namespace(&channel).stream.keeps_history() {
+            return Err(no_history(&channel));
+        }
+        let filter = crate::engine::HistoryFilter {
+            since,
+            limit: limit.map(|l| l as usize),
+        };
+        let history = self.node.history(&channel, filter).await?;
+        Ok(ServerFrame::History(HistoryPage {
+            channel,
+            epoch: history.position.epoch,
+            offset: history.position.offset,
+            messages: history.messages,
+        }))
+    }
+}
+
+/// A session's identity as others see it in presence and join/leave frames.
+fn present(id: &str, identity: &Identity) -> PresentClient {
+    PresentClient {
+        client: id.to_owned(),
+        user: identity.user.clone(),
+        info: identity
+            .info
+            .as_ref()
+            .and_then(|info| RawJson::from_value(info).ok()),
+    }
+}
+
+/// The refusal of `history` on a channel no namespace keeps history for.
+pub fn no_history(channel: &str) -> Rejection {
+    Error::InvalidChannel.because(format!(
+        "{channel:?} keeps no history (no namespace with history_size matches it)"
+    ))
+}
+
+/// The refusal of `presence` on a channel no namespace enables presence for.
+pub fn no_presence(channel: &str) -> Rejection {
+    Error::InvalidChannel.because(format!(
+        "{channel:?} has no presence (no namespace with presence = true matches it)"
+    ))
 }

@@ -46,6 +46,7 @@ async fn slow_consumers_are_closed_and_nobody_else_loses_anything() {
         let body = json!({"channel": "firehose", "data": {"seq": seq, "pad": padding}});
         let r = http
             .post(server.url("/api/publish"))
+            .header("content-type", "application/json")
             .body(body.to_string())
             .send()
             .await

@@ -48,6 +48,7 @@ fn token(sub: &str, read: &[&str], write: &[&str], exp: Option<u64>) -> String {
         sub: sub.into(),
         exp,
         iat: Some(now()),
+        nbf: None,
         read: read.iter().map(|s| s.to_string()).collect(),
         write: write.iter().map(|s| s.to_string()).collect(),
         info: None,
@@ -387,7 +388,9 @@ async fn bad_input_is_answered_and_the_connection_kept() {
         (r#"{"logout":false}"#, "INVALID_PAYLOAD"),
         (r#"{"disconnect":"now"}"#, "INVALID_PAYLOAD"),
         (r#"{"fly":{"to":"moon"}}"#, "UNKNOWN_COMMAND"),
-        (r#"{"presence":{"channel":"news"}}"#, "UNKNOWN_COMMAND"),
+        (r#"{"presence":{"channel":"news"}}"#, "INVALID_CHANNEL"),
+        (r#"{"history":{"channel":"news"}}"#, "INVALID_CHANNEL"),
+        (r#"{"rpc":{"method":"m","data":1}}"#, "UNKNOWN_COMMAND"),
     ];
     for (text, err) in cases {
         c.send_text(text).await;
@@ -498,8 +501,28 @@ async fn origins_are_checked() {
             .await
             .is_ok()
     );
-    let refused = tokio_tungstenite::connect_async(request("https://evil.example"))
-        .await
-        .unwrap_err();
-    assert!(refused.to_string().contains("403"), "{refused}");
+    assert!(
+        tokio_tungstenite::connect_async(request("HTTPS://EU.Example.ORG"))
+            .await
+            .is_ok()
+    );
+    // A refused origin gets a close a browser can read: 4403, and no welcome.
+    for origin in [
+        "https://evil.example",
+        "https://evil.com/.example.org",
+        "https://a.b.example.org",
+    ] {
+        let (ws, _) = tokio_tungstenite::connect_async(request(origin))
+            .await
+            .unwrap();
+        let mut refused = Client {
+            ws,
+            id: String::new(),
+        };
+        assert_eq!(
+            refused.closed().await,
+            Some(CloseCode::Library(4403)),
+            "{origin}"
+        );
+    }
 }

@@ -11,11 +11,17 @@ use std::time::Duration;
 
 pub struct Hubbub {
     pub bin: PathBuf,
+    /// Every channel keeps history: offsets on every delivery, a stream per channel.
+    pub history: bool,
 }
 
 impl Target for Hubbub {
     fn name(&self) -> &'static str {
-        "hubbub"
+        if self.history {
+            "hubbub-history"
+        } else {
+            "hubbub"
+        }
     }
 
     fn unavailable(&self) -> Option<String> {
@@ -35,6 +41,12 @@ impl Target for Hubbub {
         command
             .args(["--listen", "127.0.0.1:0"])
             .env("HUBBUB_LOG", "info");
+        if self.history {
+            command.args([
+                "--namespaces",
+                r#"[{pattern="*", history_size=100, history_ttl="10m"}]"#,
+            ]);
+        }
         let listening = Regex::new(r"listening on http://([0-9.]+):([0-9]+)")?;
         let (child, addr) =
             spawn_until_line(command, &log, Duration::from_secs(20), move |line| {

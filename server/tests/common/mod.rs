@@ -46,6 +46,17 @@ impl Server {
 
     /// A server with a config, extra flags and extra environment variables.
     pub fn start_with_env(toml: Option<&str>, args: &[&str], env: &[(&str, &str)]) -> Server {
+        Server::start_configured(toml, args, env, |_| {})
+    }
+
+    /// A server with a config, extra flags, extra environment variables, and anything
+    /// else `configure` does to its command before it starts.
+    pub fn start_configured(
+        toml: Option<&str>,
+        args: &[&str],
+        env: &[(&str, &str)],
+        configure: impl FnOnce(&mut Command),
+    ) -> Server {
         let config = toml.map(|t| {
             let mut f = tempfile::NamedTempFile::new().unwrap();
             std::io::Write::write_all(&mut f, t.as_bytes()).unwrap();
@@ -62,6 +73,7 @@ impl Server {
             .envs(env.iter().copied())
             .stdout(Stdio::null())
             .stderr(Stdio::piped());
+        configure(&mut cmd);
         let mut child = cmd.spawn().expect("hubbub starts");
         let stderr = child.stderr.take().unwrap();
         let (tx, log) = mpsc::channel();
@@ -148,7 +160,10 @@ impl Server {
     }
 
     pub async fn post_raw(&self, path: &str, body: String, key: Option<&str>) -> (u16, Value) {
-        let mut r = reqwest::Client::new().post(self.url(path)).body(body);
+        let mut r = reqwest::Client::new()
+            .post(self.url(path))
+            .header("content-type", "application/json")
+            .body(body);
         if let Some(key) = key {
             r = r.bearer_auth(key);
         }

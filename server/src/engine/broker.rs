@@ -1,0 +1,100 @@
+//! The broker: how a publication reaches every subscriber of a channel on the cluster, and
+//! the channel's stream (offsets, epoch, history) where its namespace keeps one.
+//!
+//! The broker never touches the hub. The node calls [`Broker::subscribe`] when a channel
+//! gets its first local subscriber and [`Broker::unsubscribe`] when it loses its last,
+//! and the broker hands every publication of a subscribed channel back through the
+//! node's [`BrokerHandler`], in the channel's one order.
+
+use super::EngineError;
+use async_trait::async_trait;
+use hubbub_core::protocol::{Message, PresentClient, StreamPosition};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// What a channel's namespace keeps: given with every publish and history call, since the
+/// broker knows channels, not namespaces.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct StreamOptions {
+    /// Messages kept; 0 for no stream at all (no offsets, no history).
+    pub history_size: usize,
+    /// How long the stream lives after its last publication.
+    pub history_ttl: Duration,
+}
+
+impl StreamOptions {
+    pub fn keeps_history(&self) -> bool {
+        self.history_size > 0
+    }
+}
+
+/// Which messages of a stream a history call wants.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct HistoryFilter {
+    /// Only messages after this offset (the first `limit` of them); without it, the
+    /// newest `limit`.
+    pub since: Option<u64>,
+    /// At most this many; `None` for all that are kept, `Some(0)` for just the position.
+    pub limit: Option<usize>,
+}
+
+/// A stream's position and the messages a history call asked for, oldest first.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HistoryResult {
+    pub position: StreamPosition,
+    pub messages: Vec<Message>,
+}
+
+/// Where the broker hands back what it receives for the channels the node subscribed to.
+pub trait BrokerHandler: Send + Sync + 'static {
+    /// A publication, with its offset set where the channel keeps history. Called in the
+    /// channel's one order, never for two publications of one channel at once.
+    fn publication(&self, channel: &str, message: &Message);
+    /// Someone subscribed to a channel with join/leave events.
+    fn join(&self, channel: &str, client: &PresentClient);
+    /// Someone left a channel with join/leave events.
+    fn leave(&self, channel: &str, client: &PresentClient);
+}
+
+/// Publication across the cluster, and per-channel streams.
+#[async_trait]
+pub trait Broker: Send + Sync + 'static {
+    /// Starts handing publications to `handler`; called once, before anything else.
+    async fn start(&self, handler: Arc<dyn BrokerHandler>) -> Result<(), EngineError>;
+
+    /// Publishes `message` on `channel`. Where `options` keep history, appending to the
+    /// stream and publishing are one atomic step, and the answer is the publication's
+    /// position; otherwise `None`.
+    async fn publish(
+        &self,
+        channel: &str,
+        message: Message,
+        options: &StreamOptions,
+    ) -> Result<Option<StreamPosition>, EngineError>;
+
+    /// Tells subscribers of `channel` (but `client` itself) that `client` joined.
+    async fn publish_join(&self, channel: &str, client: &PresentClient) -> Result<(), EngineError>;
+
+    /// Tells subscribers of `channel` that `client` left.
+    async fn publish_leave(&self, channel: &str, client: &PresentClient)
+        -> Result<(), EngineError>;
+
+    /// This node has a subscriber of `channel` now: hand its publications back.
+    async fn subscribe(&self, channel: &str) -> Result<(), EngineError>;
+
+    /// This node has no subscriber of `channel` any more.
+    async fn unsubscribe(&self, channel: &str) -> Result<(), EngineError>;
+
+    /// Whether any node of the cluster has a subscriber of `channel`.
+    async fn has_subscribers(&self, channel: &str) -> Result<bool, EngineError>;
+
+    /// The stream's position and the messages `filter` asks for. A channel with no stream
+    /// yet gets one (a new epoch at offset 0), so that the position handed out now stays
+    /// good for the next publication.
+    async fn history(
+        &self,
+        channel: &str,
+        filter: HistoryFilter,
+        options: &StreamOptions,
+    ) -> Result<HistoryResult, EngineError>;
+}
