@@ -17,6 +17,7 @@ export type {
   PublishOptions,
   TokenClaims,
   TokenOptions,
+  VerifyOptions,
 } from './native'
 
 /**
@@ -29,7 +30,7 @@ export declare class HubbubError extends Error {
   /**
    * The protocol's error name ('INVALID_PAYLOAD', 'INVALID_CREDENTIALS', 'ACCESS_DENIED',
    * 'INVALID_CLIENT', 'TOKEN_EXPIRED', 'LIMIT_EXCEEDED', ...), or 'UNAVAILABLE' when the hub
-   * cannot be reached or does not answer like a hub.
+   * cannot be reached, does not answer in time, or something that is not a hub answers.
    */
   readonly code: string
   /** The reason the hub or core gave, if any. */
@@ -52,5 +53,9 @@ export declare class Publisher extends native.Publisher {}
 /** Mints a token for `options.user`, signed with `secret`. Throws HubbubError. */
 export declare const token: typeof native.token
 
-/** Checks a token against `secret` and returns its claims. Throws HubbubError. */
+/**
+ * Checks a token against `secret` the way a hub does and returns its claims. Throws
+ * HubbubError: a token without `exp` is INVALID_CREDENTIALS unless `options.requireExp` is
+ * false.
+ */
 export declare const verifyToken: typeof native.verifyToken

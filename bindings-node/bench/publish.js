@@ -26,7 +26,11 @@ const count = Number(opts.count)
 const inFlight = Number(opts['in-flight'])
 const data = { text: 'x'.repeat(Math.max(0, Number(opts.size) - 11)) } // ~size bytes of JSON
 
-/** Runs `call` `n` times with `inFlight` calls in flight; resolves with calls per second. */
+/**
+ * Runs `call` `n` times with `inFlight` calls in flight; resolves with calls per second and
+ * the CPU time this process spent per call, in microseconds (JavaScript and native threads
+ * alike). On a busy machine the rate swings with what else runs; the CPU time much less.
+ */
 async function rate(n, call) {
   let next = 0
   const worker = async () => {
@@ -35,9 +39,12 @@ async function rate(n, call) {
       await call()
     }
   }
+  const cpu = process.cpuUsage()
   const started = process.hrtime.bigint()
   await Promise.all(Array.from({ length: inFlight }, worker))
-  return n / (Number(process.hrtime.bigint() - started) / 1e9)
+  const seconds = Number(process.hrtime.bigint() - started) / 1e9
+  const used = process.cpuUsage(cpu)
+  return { perSecond: n / seconds, cpuMicros: (used.user + used.system) / n }
 }
 
 /** The same publish with node:http and a keep-alive agent of `inFlight` sockets. */
@@ -84,9 +91,10 @@ async function main() {
   const ours = await rate(count, hubbubCall)
   const plain = await rate(count, plainCall)
   console.log(`hub ${url}, ${count} publishes of ~${opts.size} bytes, ${inFlight} in flight`)
-  console.log(`hubbub-node Publisher: ${Math.round(ours)} publishes/s`)
-  console.log(`node:http keep-alive:  ${Math.round(plain)} publishes/s (baseline)`)
-  console.log(`ratio: ${(ours / plain).toFixed(2)}`)
+  const show = (r) => `${Math.round(r.perSecond)} publishes/s, ${r.cpuMicros.toFixed(1)} µs CPU each`
+  console.log(`hubbub-node Publisher: ${show(ours)}`)
+  console.log(`node:http keep-alive:  ${show(plain)} (baseline)`)
+  console.log(`ratio: ${(ours.perSecond / plain.perSecond).toFixed(2)} (rate), ${(plain.cpuMicros / ours.cpuMicros).toFixed(2)} (CPU)`)
   if (hub) await hub.stop()
 }
 

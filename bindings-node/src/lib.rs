@@ -3,20 +3,20 @@
 //! The native half of the npm package `hubbub-node`: a [`Publisher`] that talks to a hubbub
 //! hub over its HTTP API, and [`token`] / [`verify_token`] for the hub's HS256 tokens.
 //!
-//! Everything here converts types and calls `hubbub-core` or the hub's HTTP API: request and
-//! answer bodies are core's `api` types, tokens are core's `auth::sign` and `auth::verify`,
-//! error names are core's `Error`. Network work runs on napi's tokio runtime, off the
-//! JavaScript thread, and every method that touches the network returns a Promise.
-//!
-//! A failure reaches JavaScript as an `Error` whose message is `"CODE: reason"` (see
-//! [`failure`]); the package's `index.js` turns it into a `HubbubError` with `.code`.
+//! A thin wrapper: the publisher is `hubbub-publisher` (the URL and the environment, API
+//! keys, kept-alive connections, every call, the reading of answers, the error names), and
+//! tokens are `hubbub-core`'s `auth::sign` and `auth::verify`. This crate converts
+//! JavaScript values, runs calls on napi's tokio runtime (off the JavaScript thread; every
+//! method that touches the network returns a Promise) and turns failures into JavaScript
+//! errors that carry the error name in `.code` (see [`error`]); the package's `index.js`
+//! makes `HubbubError`s of them.
 
 #![deny(clippy::all)]
 
-mod failure;
+mod error;
 mod publisher;
 mod token;
 
-pub use failure::{error_codes, Failure};
+pub use error::error_codes;
 pub use publisher::Publisher;
 pub use token::{token, verify_token};

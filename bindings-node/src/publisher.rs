@@ -1,36 +1,33 @@
-//! `Publisher`: the hub's HTTP API (docs/protocol.md, "The HTTP API") as Promise-returning
-//! methods.
+//! `Publisher`: hubbub-publisher's async publisher (docs/protocol.md, "The HTTP API") as
+//! Promise-returning methods.
 //!
-//! One `reqwest::Client` per publisher keeps a pool of kept-alive connections, so many
-//! calls can be in flight at once and each reuses a connection when one is free.
+//! Each method converts its arguments on the JavaScript thread, runs the call on napi's
+//! tokio runtime, and converts the answer (or the failure, with its `.code`) back on the
+//! JavaScript thread. A publisher's pool keeps connections alive, so many calls can be in
+//! flight at once, each on a pooled connection when one is free.
 
-use crate::failure::Failure;
+use crate::error;
 use hubbub_core::api::{self, Target};
 use hubbub_core::protocol::RawJson;
-use napi::bindgen_prelude::{Function, JsObjectValue, Object, PromiseRaw, Unknown};
+use hubbub_publisher::Options;
+use napi::bindgen_prelude::{Function, JsObjectValue, Object, PromiseRaw, ToNapiValue, Unknown};
 use napi::{Env, Error, Result, Status};
 use napi_derive::napi;
-use serde::de::DeserializeOwned;
-use serde::Serialize;
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::future::Future;
 use std::time::Duration;
-
-/// The hub's address when neither the options nor `HUBBUB_URL` give one.
-pub const DEFAULT_URL: &str = "http://127.0.0.1:9772";
-
-/// How long one call may take, in milliseconds, when the options give no `timeout`.
-pub const DEFAULT_TIMEOUT_MS: u32 = 5_000;
 
 /// Where the hub is and how to talk to it.
 #[napi(object)]
 #[derive(Default)]
 pub struct PublisherOptions {
-    /// The hub's base URL. Defaults to `HUBBUB_URL`, then `http://127.0.0.1:9772`.
+    /// The hub's base URL. Defaults to `HUBBUB_URL`, then `http://127.0.0.1:9772` (an empty
+    /// `HUBBUB_URL` counts as unset).
     pub url: Option<String>,
-    /// Sent as `Authorization: Bearer <apiKey>`. Defaults to `HUBBUB_API_KEY`.
+    /// Sent as `Authorization: Bearer <apiKey>`. Defaults to `HUBBUB_API_KEY`, then none.
     pub api_key: Option<String>,
-    /// How long one call may take, in milliseconds (connecting included). Default 5000.
+    /// How long one call may take, in milliseconds (connecting included), more than zero.
+    /// Default 5000.
     pub timeout: Option<u32>,
 }
 
@@ -119,7 +116,7 @@ pub struct Info {
 /// Publishes to a hubbub hub over its HTTP API.
 #[napi]
 pub struct Publisher {
-    hub: Arc<Hub>,
+    inner: hubbub_publisher::Publisher,
 }
 
 #[napi]
@@ -128,42 +125,19 @@ impl Publisher {
     #[napi(constructor)]
     pub fn new(options: Option<PublisherOptions>) -> Result<Publisher> {
         let options = options.unwrap_or_default();
-        let url = options
-            .url
-            .or_else(|| std::env::var("HUBBUB_URL").ok())
-            .unwrap_or_else(|| DEFAULT_URL.to_owned());
-        let parsed = reqwest::Url::parse(&url)
-            .map_err(|e| Error::new(Status::InvalidArg, format!("bad hub url {url:?}: {e}")))?;
-        if !matches!(parsed.scheme(), "http" | "https") {
-            return Err(Error::new(
-                Status::InvalidArg,
-                format!("bad hub url {url:?}: use http:// or https://"),
-            ));
-        }
-        let api_key = options
-            .api_key
-            .or_else(|| std::env::var("HUBBUB_API_KEY").ok())
-            .filter(|k| !k.is_empty());
-        let timeout = Duration::from_millis(options.timeout.unwrap_or(DEFAULT_TIMEOUT_MS).into());
-        let http = reqwest::Client::builder()
-            .timeout(timeout)
-            .connect_timeout(timeout)
-            .tcp_nodelay(true)
-            .build()
-            .map_err(|e| Error::from_reason(format!("cannot set up the HTTP client: {e}")))?;
-        Ok(Publisher {
-            hub: Arc::new(Hub {
-                http,
-                url: url.trim_end_matches('/').to_owned(),
-                api_key,
-            }),
+        let inner = hubbub_publisher::Publisher::new(Options {
+            url: options.url,
+            api_key: options.api_key,
+            timeout: options.timeout.map(|ms| Duration::from_millis(ms.into())),
         })
+        .map_err(|e| error::invalid_arg(e.to_string()))?;
+        Ok(Publisher { inner })
     }
 
     /// The hub's base URL.
     #[napi(getter)]
     pub fn url(&self) -> String {
-        self.hub.url.clone()
+        self.inner.url().to_owned()
     }
 
     /// Publishes `data` (any JSON value) on `channel` with `options.event` (default
@@ -176,19 +150,17 @@ impl Publisher {
         #[napi(ts_arg_type = "unknown")] data: Unknown,
         options: Option<PublishOptions>,
     ) -> Result<PromiseRaw<'env, Published>> {
-        let request = api::PublishRequest {
-            channel,
-            data: json(env, data)?,
-            event: event(options.and_then(|o| o.event)),
-        };
-        let hub = self.hub.clone();
-        env.spawn_future(async move {
-            let answer: api::Published = hub.post("/api/publish", &request).await?;
-            Ok(Published {
-                published: answer.published,
-                offset: answer.offset.map(|o| o as i64),
-            })
-        })
+        let data = json(env, data)?;
+        let event = event(options.and_then(|o| o.event));
+        let p = self.inner.clone();
+        settle(
+            env,
+            async move { p.publish(channel, event, &data).await },
+            |a| Published {
+                published: a.published,
+                offset: a.offset.map(|o| o as i64),
+            },
+        )
     }
 
     /// Publishes `data` on every channel of `channels` at once.
@@ -200,18 +172,16 @@ impl Publisher {
         #[napi(ts_arg_type = "unknown")] data: Unknown,
         options: Option<PublishOptions>,
     ) -> Result<PromiseRaw<'env, BroadcastPublished>> {
-        let request = api::BroadcastRequest {
-            channels,
-            data: json(env, data)?,
-            event: event(options.and_then(|o| o.event)),
-        };
-        let hub = self.hub.clone();
-        env.spawn_future(async move {
-            let answer: api::BroadcastPublished = hub.post("/api/broadcast", &request).await?;
-            Ok(BroadcastPublished {
-                published: answer.published,
-            })
-        })
+        let data = json(env, data)?;
+        let event = event(options.and_then(|o| o.event));
+        let p = self.inner.clone();
+        settle(
+            env,
+            async move { p.broadcast(channels, event, &data).await },
+            |a| BroadcastPublished {
+                published: a.published,
+            },
+        )
     }
 
     /// Sends `data` to one connection (`options.client`) or to every connection of one user
@@ -224,35 +194,42 @@ impl Publisher {
         options: DirectOptions,
     ) -> Result<PromiseRaw<'env, DirectDelivered>> {
         let data = json(env, data)?;
-        let hub = self.hub.clone();
-        env.spawn_future(async move {
-            let target = target(options.client, options.user)?;
-            let request = api::DirectRequest::new(target, event(options.event), data);
-            let answer: api::DirectDelivered = hub.post("/api/direct", &request).await?;
-            Ok(DirectDelivered {
-                direct_sent: answer.direct_sent,
-                delivered: count(answer.delivered),
-            })
-        })
+        let target = target(env, options.client, options.user)?;
+        let event = event(options.event);
+        let p = self.inner.clone();
+        settle(
+            env,
+            async move { p.direct(target, event, &data).await },
+            |a| DirectDelivered {
+                direct_sent: a.direct_sent,
+                delivered: count(a.delivered),
+            },
+        )
     }
 
     /// Closes one connection (`options.client`) or every connection of one user
     /// (`options.user`).
-    #[napi]
-    pub async fn disconnect(&self, options: DisconnectOptions) -> Result<Disconnected> {
-        let request = api::DisconnectRequest::new(target(options.client, options.user)?);
-        let answer: api::Disconnected = self.hub.post("/api/disconnect", &request).await?;
-        Ok(Disconnected {
-            disconnected: count(answer.disconnected),
+    #[napi(ts_return_type = "Promise<Disconnected>")]
+    pub fn disconnect<'env>(
+        &self,
+        env: &'env Env,
+        options: DisconnectOptions,
+    ) -> Result<PromiseRaw<'env, Disconnected>> {
+        let target = target(env, options.client, options.user)?;
+        let p = self.inner.clone();
+        settle(env, async move { p.disconnect(target).await }, |a| {
+            Disconnected {
+                disconnected: count(a.disconnected),
+            }
         })
     }
 
     /// Every channel with at least one subscriber, and how many it has.
-    #[napi]
-    pub async fn channels(&self) -> Result<Channels> {
-        let answer: api::Channels = self.hub.get("/api/channels").await?;
-        Ok(Channels {
-            channels: answer
+    #[napi(ts_return_type = "Promise<Channels>")]
+    pub fn channels<'env>(&self, env: &'env Env) -> Result<PromiseRaw<'env, Channels>> {
+        let p = self.inner.clone();
+        settle(env, async move { p.channels().await }, |a| Channels {
+            channels: a
                 .channels
                 .into_iter()
                 .map(|(name, stats)| {
@@ -264,55 +241,32 @@ impl Publisher {
     }
 
     /// The hub's version, connection and channel counts, and uptime.
-    #[napi]
-    pub async fn info(&self) -> Result<Info> {
-        let answer: api::Info = self.hub.get("/api/info").await?;
-        Ok(Info {
-            version: answer.version,
-            connections: count(answer.connections),
-            channels: count(answer.channels),
-            uptime_s: answer.uptime_s as i64,
+    #[napi(ts_return_type = "Promise<Info>")]
+    pub fn info<'env>(&self, env: &'env Env) -> Result<PromiseRaw<'env, Info>> {
+        let p = self.inner.clone();
+        settle(env, async move { p.info().await }, |a| Info {
+            version: a.version,
+            connections: count(a.connections),
+            channels: count(a.channels),
+            uptime_s: a.uptime_s as i64,
         })
     }
 }
 
-/// Where the hub is and how to reach it; shared by a publisher's calls in flight.
-struct Hub {
-    http: reqwest::Client,
-    /// The base URL without a trailing slash.
-    url: String,
-    api_key: Option<String>,
-}
-
-impl Hub {
-    async fn post<B: Serialize, A: DeserializeOwned>(
-        &self,
-        path: &str,
-        body: &B,
-    ) -> std::result::Result<A, Failure> {
-        let request = self.http.post(format!("{}{path}", self.url)).json(body);
-        self.send(request).await
-    }
-
-    async fn get<A: DeserializeOwned>(&self, path: &str) -> std::result::Result<A, Failure> {
-        let request = self.http.get(format!("{}{path}", self.url));
-        self.send(request).await
-    }
-
-    /// Sends one request and reads the answer: the expected body on success, the hub's
-    /// error otherwise.
-    async fn send<A: DeserializeOwned>(
-        &self,
-        mut request: reqwest::RequestBuilder,
-    ) -> std::result::Result<A, Failure> {
-        if let Some(key) = &self.api_key {
-            request = request.bearer_auth(key);
-        }
-        let response = request.send().await?;
-        let status = response.status().as_u16();
-        let body = response.bytes().await?;
-        api::read_answer(status, &body).map_err(Failure::from)
-    }
+/// Runs `call` on napi's runtime; back on the JavaScript thread, resolves with its answer
+/// converted by `convert`, or rejects with a failure that carries its `.code`.
+fn settle<'env, T, V>(
+    env: &'env Env,
+    call: impl Future<Output = std::result::Result<T, hubbub_publisher::Error>> + Send + 'static,
+    convert: impl FnOnce(T) -> V + 'static,
+) -> Result<PromiseRaw<'env, V>>
+where
+    T: Send + 'static,
+    V: ToNapiValue,
+{
+    env.spawn_future_with_callback(async move { Ok(call.await) }, move |env, outcome| {
+        outcome.map(convert).map_err(|e| error::call(env, e))
+    })
 }
 
 /// Application data as JSON text, encoded by JavaScript's own `JSON.stringify` on the
@@ -329,8 +283,12 @@ fn json(env: &Env, data: Unknown) -> Result<RawJson> {
             "data has no JSON form (undefined, a function or a symbol)",
         )
     })?;
+    // JSON.stringify writes JSON; were it ever not, the hub would refuse it the same way.
     RawJson::from_string(text).map_err(|e| {
-        Failure::from(hubbub_core::Error::InvalidPayload.because(e.to_string())).into()
+        error::rejection(
+            env,
+            hubbub_core::Error::InvalidPayload.because(e.to_string()),
+        )
     })
 }
 
@@ -338,11 +296,10 @@ fn event(event: Option<String>) -> String {
     event.unwrap_or_else(|| api::DEFAULT_EVENT.to_owned())
 }
 
-/// The target of `direct` and `disconnect`: exactly one of `client` and `user`.
-fn target(client: Option<String>, user: Option<String>) -> std::result::Result<Target, Failure> {
-    // Core's request type knows the rule; ask it rather than repeat it.
-    let request = api::DisconnectRequest { client, user };
-    Ok(request.target()?)
+/// The target of `direct` and `disconnect`: exactly one of `client` and `user` (core's
+/// rule), else `INVALID_PAYLOAD`.
+fn target(env: &Env, client: Option<String>, user: Option<String>) -> Result<Target> {
+    Target::from_fields(client, user).map_err(|r| error::rejection(env, r))
 }
 
 /// A count from the hub as a JavaScript number.

@@ -1,13 +1,10 @@
 //! `token` and `verifyToken`: the hub's HS256 tokens, signed and checked by core.
 
-use crate::failure::Failure;
-use hubbub_core::auth::{self, Claims};
-use napi::Result;
+use crate::error;
+use hubbub_core::auth::{self, Claims, DEFAULT_TOKEN_TTL};
+use napi::{Env, Result};
 use napi_derive::napi;
 use serde_json::{Map, Value};
-
-/// How long a token lives, in seconds, when the options give no `expiresIn`.
-pub const DEFAULT_EXPIRES_IN: u32 = 3600;
 
 /// What a token grants.
 #[napi(object)]
@@ -24,6 +21,15 @@ pub struct TokenOptions {
     pub expires_in: Option<u32>,
 }
 
+/// How `verifyToken` checks.
+#[napi(object)]
+#[derive(Default)]
+pub struct VerifyOptions {
+    /// Refuse a token without `exp` (`INVALID_CREDENTIALS`), as a hub does unless its config
+    /// sets `token_require_exp = false`. Default true.
+    pub require_exp: Option<bool>,
+}
+
 /// The claims of a verified token.
 #[napi(object)]
 pub struct TokenClaims {
@@ -37,27 +43,50 @@ pub struct TokenClaims {
     pub info: Option<Map<String, Value>>,
 }
 
+/// The secret as bytes: a missing or empty one is a mistake in the caller's setup (an
+/// environment variable not set), said plainly rather than as a type conversion.
+fn secret_bytes(secret: &Option<String>) -> Result<&[u8]> {
+    match secret.as_deref() {
+        None => Err(error::invalid_arg(
+            "the token secret is missing (undefined or null): pass the hub's token_secret, \
+             e.g. process.env.HUBBUB_TOKEN_SECRET, and check that it is set",
+        )),
+        Some("") => Err(error::invalid_arg("the token secret is empty")),
+        Some(s) => Ok(s.as_bytes()),
+    }
+}
+
 /// Mints a token for `options.user`, signed with `secret` (the hub's `token_secret`).
-#[napi]
-pub fn token(secret: String, options: TokenOptions) -> Result<String> {
-    let expires_in = options.expires_in.unwrap_or(DEFAULT_EXPIRES_IN);
+#[napi(ts_args_type = "secret: string, options: TokenOptions")]
+pub fn token(env: &Env, secret: Option<String>, options: TokenOptions) -> Result<String> {
+    let key = secret_bytes(&secret)?;
+    let expires_in = options
+        .expires_in
+        .map_or(DEFAULT_TOKEN_TTL as f64, f64::from);
     let claims = Claims {
         read: options.read.unwrap_or_default(),
         write: options.write.unwrap_or_default(),
         info: options.info,
         ..Claims::new(options.user)
     }
-    .issued_now(Some(f64::from(expires_in)));
-    auth::sign(secret.as_bytes(), &claims).map_err(|r| Failure::from(r).into())
+    .issued_now(Some(expires_in));
+    auth::sign(key, &claims).map_err(|r| error::rejection(env, r))
 }
 
-/// Checks a token against `secret` and returns its claims: `INVALID_CREDENTIALS` for a bad
-/// signature, another algorithm than HS256 or a malformed token, `TOKEN_EXPIRED` when its
-/// `exp` is past. A token without `exp` is accepted.
-#[napi]
-pub fn verify_token(secret: String, token: String) -> Result<TokenClaims> {
-    let claims = auth::verify(secret.as_bytes(), &token, false)
-        .map_err(|r| napi::Error::from(Failure::from(r)))?;
+/// Checks a token against `secret` the way a hub does and returns its claims:
+/// `INVALID_CREDENTIALS` for a bad signature, another algorithm than HS256, a malformed
+/// token, or no `exp` (unless `options.requireExp` is false); `TOKEN_EXPIRED` when its
+/// `exp` is past.
+#[napi(ts_args_type = "secret: string, token: string, options?: VerifyOptions")]
+pub fn verify_token(
+    env: &Env,
+    secret: Option<String>,
+    token: String,
+    options: Option<VerifyOptions>,
+) -> Result<TokenClaims> {
+    let key = secret_bytes(&secret)?;
+    let require_exp = options.unwrap_or_default().require_exp.unwrap_or(true);
+    let claims = auth::verify(key, &token, require_exp).map_err(|r| error::rejection(env, r))?;
     Ok(TokenClaims {
         sub: claims.sub,
         exp: claims.exp.map(|t| t as i64),

@@ -15,13 +15,16 @@ const DELIVERIES = ['message', 'directMessage', 'join', 'leave']
 const LISTENING = /listening on http:\/\/([0-9.]+):([0-9]+)/
 
 /**
- * Starts `hubbub --listen 127.0.0.1:0`, with `config` (TOML text) as its config file when
- * given, and resolves once it says where it listens.
+ * Starts `hubbub --listen 127.0.0.1:0`, with `config` as its config file when it is TOML
+ * text, or as more command-line arguments when it is an array, and resolves once it says
+ * where it listens.
  */
 async function startHub(config) {
   const args = ['--listen', '127.0.0.1:0']
   let dir
-  if (config !== undefined) {
+  if (Array.isArray(config)) {
+    args.push(...config)
+  } else if (config !== undefined) {
     dir = fs.mkdtempSync(path.join(os.tmpdir(), 'hubbub-node-'))
     const file = path.join(dir, 'hubbub.toml')
     fs.writeFileSync(file, config)

@@ -272,6 +272,7 @@ describe('Publisher and a hub that cannot be reached', () => {
 
   it('refuses a URL that is not http(s) at construction', () => {
     assert.throws(() => new Publisher({ url: 'ftp://example' }), /http:\/\/ or https:\/\//)
-    assert.throws(() => new Publisher({ url: 'not a url' }), /bad hub url/)
+    assert.throws(() => new Publisher({ url: 'not a url' }), /bad hub URL/)
+    assert.throws(() => new Publisher({ url: 'http://h', timeout: 0 }), /timeout/)
   })
 })

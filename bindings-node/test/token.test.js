@@ -63,12 +63,29 @@ describe('token() and verifyToken()', () => {
 
   it('read standard HS256 JWTs, and refuse bad ones with the protocol error names', async () => {
     assert.equal(verifyToken(SECRET, jwt({ sub: 'x', exp: now() + 60 })).sub, 'x')
-    assert.equal(verifyToken(SECRET, jwt({ sub: 'no-exp' })).exp, undefined)
+    // Like a hub (token_require_exp = true by default), a token without exp is refused...
+    await failsWith(() => verifyToken(SECRET, jwt({ sub: 'no-exp' })), 'INVALID_CREDENTIALS')
+    // ...unless told otherwise, as a hub with token_require_exp = false accepts it.
+    assert.equal(verifyToken(SECRET, jwt({ sub: 'no-exp' }), { requireExp: false }).exp, undefined)
+    assert.equal(verifyToken(SECRET, jwt({ sub: 'x', exp: now() + 60 }), { requireExp: false }).sub, 'x')
     await failsWith(() => verifyToken(SECRET, jwt({ sub: 'x', exp: now() - 10 })), 'TOKEN_EXPIRED')
     await failsWith(() => verifyToken('another secret', token(SECRET, { user: 'x' })), 'INVALID_CREDENTIALS')
     await failsWith(() => verifyToken(SECRET, jwt({ sub: 'x', exp: now() + 60 }, { alg: 'none' })), 'INVALID_CREDENTIALS')
     await failsWith(() => verifyToken(SECRET, 'not.a.token'), 'INVALID_CREDENTIALS')
     await failsWith(() => token(SECRET, { user: '' }), 'INVALID_PAYLOAD')
+  })
+
+  it('say plainly that the secret is missing, as when HUBBUB_TOKEN_SECRET is not set', () => {
+    for (const secret of [undefined, null]) {
+      assert.throws(
+        () => token(secret, { user: '42' }),
+        (err) => !(err instanceof HubbubError) && /token secret is missing/.test(err.message),
+      )
+      assert.throws(() => verifyToken(secret, 'a.b.c'), /token secret is missing/)
+    }
+    assert.throws(() => token('', { user: '42' }), /token secret is empty/)
+    // A missing user is a wrong argument, not a refusal.
+    assert.throws(() => token(SECRET, {}), (err) => !(err instanceof HubbubError))
   })
 })
 

@@ -3,11 +3,12 @@
 //! cannot be reached.
 //!
 //! Every instance carries `code` (the protocol's error name, e.g. `"ACCESS_DENIED"`, or
-//! `"UNAVAILABLE"`, `"TIMEOUT"`, `"UNEXPECTED_RESPONSE"`), `reason` (the server's
-//! explanation, or `None`), `status` (the HTTP status, or `None`) and `url` (what was
-//! called, or `None`).
+//! `"UNAVAILABLE"`, exactly as hubbub-publisher's `Error::code`), `reason` (the server's
+//! explanation, or what happened instead of an answer, or `None`), `status` (the HTTP
+//! status, or `None`) and `url` (what was called, or `None`).
 
 use hubbub_core::{Error, Rejection};
+use hubbub_publisher::Error as CallError;
 use pyo3::create_exception;
 use pyo3::exceptions::PyException;
 use pyo3::prelude::*;
@@ -65,20 +66,17 @@ create_exception!(
     hubbub,
     Unavailable,
     HubbubError,
-    "The hub cannot be reached: connection refused, reset or closed, DNS failure, or a \
-     gateway answering 502/503/504. The message names the URL."
+    "UNAVAILABLE: the hub cannot be reached (connection refused, reset or closed, DNS \
+     failure, an untrusted certificate), did not answer in time, or something that is not \
+     a hub answered (a gateway's 502, a 500, a web page: ``status`` is set). The message \
+     names the URL."
 );
 create_exception!(
     hubbub,
     Timeout,
     Unavailable,
-    "The hub did not answer within the publisher's ``timeout``."
+    "UNAVAILABLE because the hub did not answer within the publisher's ``timeout``."
 );
-
-/// The code of errors that are not protocol error names.
-pub const UNAVAILABLE: &str = "UNAVAILABLE";
-pub const TIMEOUT: &str = "TIMEOUT";
-pub const UNEXPECTED_RESPONSE: &str = "UNEXPECTED_RESPONSE";
 
 /// The exception class of one protocol error name: a subclass for the errors a publisher
 /// or a token check can meet, `HubbubError` itself (with the name in `code`) for the
@@ -114,10 +112,10 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
         }
     }
     let unavailable = py.get_type::<Unavailable>();
-    unavailable.setattr("code", UNAVAILABLE)?;
+    unavailable.setattr("code", hubbub_publisher::UNAVAILABLE)?;
     m.add("Unavailable", unavailable)?;
     let timeout = py.get_type::<Timeout>();
-    timeout.setattr("code", TIMEOUT)?;
+    timeout.setattr("code", hubbub_publisher::UNAVAILABLE)?;
     m.add("Timeout", timeout)?;
     Ok(())
 }
@@ -143,27 +141,43 @@ pub fn raise(py: Python<'_>, class: Bound<'_, PyType>, details: Details<'_>) -> 
     err
 }
 
-/// The exception for a refusal: the hub's answer (with its HTTP status and the URL
-/// called), or core's verdict on a token.
-pub fn rejection(
-    py: Python<'_>,
-    rejection: Rejection,
-    status: Option<u16>,
-    url: Option<String>,
-) -> PyErr {
-    let mut message = rejection.to_string();
-    if let (Some(status), Some(url)) = (status, &url) {
-        message.push_str(&format!(" (HTTP {status} from {url})"));
-    }
+/// The exception for core's verdict on a token.
+pub fn rejection(py: Python<'_>, rejection: Rejection) -> PyErr {
     raise(
         py,
         class_of(py, rejection.error).unwrap_or_else(|| py.get_type::<HubbubError>()),
         Details {
             code: rejection.error.name(),
-            message,
+            message: rejection.to_string(),
             reason: rejection.reason,
-            status,
-            url,
+            status: None,
+            url: None,
+        },
+    )
+}
+
+/// The exception for a failed call of the publisher: the class of its error name
+/// (`Timeout` for a call that ran out of time, `Unavailable` for the rest of
+/// `UNAVAILABLE`), with its message, reason, status and URL.
+pub fn call(py: Python<'_>, err: CallError) -> PyErr {
+    let class = if err.is_timeout() {
+        py.get_type::<Timeout>()
+    } else if err.is_unavailable() {
+        py.get_type::<Unavailable>()
+    } else {
+        err.name()
+            .and_then(|name| class_of(py, name))
+            .unwrap_or_else(|| py.get_type::<HubbubError>())
+    };
+    raise(
+        py,
+        class,
+        Details {
+            code: err.code(),
+            message: err.to_string(),
+            reason: err.reason(),
+            status: err.status(),
+            url: err.url().map(str::to_owned),
         },
     )
 }

@@ -1,14 +1,15 @@
 //! `hubbub._native`: the compiled half of the Python package `hubbub`.
 //!
 //! The package publishes to a hubbub hub over its HTTP API and mints the tokens browsers
-//! connect with. Everything that speaks the protocol lives here, in Rust, on top of
-//! `hubbub-core`: request and answer bodies are core's `api` types, tokens are core's
-//! `auth::sign` and `auth::verify`, error names are core's `Error`. The Python files beside
-//! it (`python/hubbub/`) only re-export these names and add the asyncio glue and the Django
-//! integration.
+//! connect with. It is a thin wrapper: the publisher is `hubbub-publisher` (the URL and the
+//! environment, API keys, kept-alive connections, every call, the reading of answers, the
+//! error names), tokens are `hubbub-core`'s `auth::sign` and `auth::verify`. This crate
+//! converts Python values, releases the GIL while calls wait, runs asyncio's calls on an
+//! I/O thread and raises Python exceptions. The Python files beside it (`python/hubbub/`)
+//! only re-export these names and add the asyncio glue and the Django integration.
 //!
 //! - [`json`]: Python values to JSON and back.
-//! - [`transport`]: one API call, and the runtimes and kept-alive connection pools it runs on.
+//! - [`transport`]: the I/O thread and connection pool of asyncio's calls.
 //! - [`publisher`]: the `Publisher` class and the callback-driven half of `AsyncPublisher`.
 //! - [`token`]: `token()` and `verify_token()`.
 //! - [`errors`]: the exception classes, one per protocol error name.

@@ -2,37 +2,31 @@
 //! I/O thread, which then hands the answer to a Python callback: `AsyncPublisher` in
 //! `hubbub/__init__.py` turns that into coroutines).
 //!
-//! Both build their requests from core's `api` types, send them over kept-alive
-//! connections (the calling thread's pool for `Publisher`, the I/O thread's for
-//! `CallbackPublisher`), and decode the answers with core's types.
+//! Both are hubbub-publisher's publishers under Python names: this file converts the
+//! arguments (with the GIL held), releases the GIL while a call waits, and turns answers
+//! into dicts and failures into exceptions. The URL, the environment, the HTTP calls and
+//! the reading of answers are hubbub-publisher's.
 
+use crate::errors;
 use crate::json;
-use crate::transport::{self, CallError, Endpoint, Process};
-use hubbub_core::api::{
-    BroadcastPublished, BroadcastRequest, Channels, DirectDelivered, DirectRequest,
-    DisconnectRequest, Disconnected, Info, PublishRequest, Published, Target,
-};
+use crate::transport::Process;
+use hubbub_core::api::Target;
+use hubbub_core::protocol::RawJson;
+use hubbub_publisher::{blocking, ConfigError, Endpoint, Error, Options};
 use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
-use reqwest::Method;
-use serde::de::DeserializeOwned;
 use serde::Serialize;
 use std::future::Future;
-use std::pin::Pin;
 use std::time::Duration;
 
-/// The hub's address when neither the `url` argument nor `HUBBUB_URL` gives one.
-const DEFAULT_URL: &str = "http://127.0.0.1:9772";
+/// The constructors' `timeout=5.0` (a literal, so that the signature Python shows and the
+/// type stubs agree) is hubbub-publisher's default time limit; this stops the build if the
+/// two ever part.
+const _: () = assert!(hubbub_publisher::DEFAULT_TIMEOUT.as_millis() == 5_000);
 
-/// One call on its way: a future that owns everything it needs.
-type Call = Pin<Box<dyn Future<Output = Result<serde_json::Value, CallError>> + Send>>;
-
-/// Reads the constructor's arguments, falling back on the environment, then the default.
+/// Resolves the constructor's arguments (falling back on the environment, then the
+/// defaults: hubbub-publisher's `Options`).
 fn endpoint(url: Option<String>, api_key: Option<String>, timeout: f64) -> PyResult<Endpoint> {
-    let url = url
-        .or_else(|| std::env::var("HUBBUB_URL").ok().filter(|u| !u.is_empty()))
-        .unwrap_or_else(|| DEFAULT_URL.to_owned());
-    let api_key = api_key.or_else(|| std::env::var("HUBBUB_API_KEY").ok());
     if !(timeout.is_finite() && timeout > 0.0) {
         return Err(PyValueError::new_err(format!(
             "timeout must be a positive number of seconds, not {timeout}"
@@ -40,89 +34,42 @@ fn endpoint(url: Option<String>, api_key: Option<String>, timeout: f64) -> PyRes
     }
     let timeout = Duration::try_from_secs_f64(timeout)
         .map_err(|e| PyValueError::new_err(format!("bad timeout: {e}")))?;
-    Endpoint::new(&url, api_key.as_deref(), timeout).map_err(PyValueError::new_err)
+    Endpoint::new(Options {
+        url,
+        api_key,
+        timeout: Some(timeout),
+    })
+    .map_err(config_error)
 }
 
+fn config_error(e: ConfigError) -> PyErr {
+    PyValueError::new_err(e.to_string())
+}
+
+/// `client=` or `user=`, exactly one (core's rule); a Python call that breaks it is a
+/// `TypeError`, as a missing or doubled argument is.
 fn target(client: Option<String>, user: Option<String>) -> PyResult<Target> {
-    match (client, user) {
-        (Some(c), None) => Ok(Target::Client(c)),
-        (None, Some(u)) => Ok(Target::User(u)),
-        (None, None) => Err(PyTypeError::new_err("give client= or user=")),
-        (Some(_), Some(_)) => Err(PyTypeError::new_err("give client= or user=, not both")),
-    }
+    Target::from_fields(client, user).map_err(|r| {
+        PyTypeError::new_err(
+            r.reason
+                .unwrap_or_else(|| "give client= or user=".to_owned()),
+        )
+    })
 }
 
-fn body<T: Serialize>(request: &T) -> PyResult<Vec<u8>> {
-    serde_json::to_vec(request).map_err(|e| PyValueError::new_err(e.to_string()))
+fn channel_list(channels: &Bound<'_, PyAny>) -> PyResult<Vec<String>> {
+    if channels.is_instance_of::<pyo3::types::PyString>() {
+        return Err(PyTypeError::new_err(
+            "channels must be a list of channel names, not one str",
+        ));
+    }
+    channels.extract()
 }
 
-/// Builds the calls of the HTTP API, one method per route.
-struct Routes<'a> {
-    endpoint: &'a Endpoint,
-    client: &'a reqwest::Client,
-}
-
-impl Routes<'_> {
-    fn call<A: DeserializeOwned + Serialize>(
-        &self,
-        method: Method,
-        path: &'static str,
-        body: Option<Vec<u8>>,
-    ) -> Call {
-        Box::pin(self.endpoint.call::<A>(self.client, method, path, body))
-    }
-
-    fn publish(&self, channel: String, data: &Bound<'_, PyAny>, event: String) -> PyResult<Call> {
-        let request = PublishRequest {
-            channel,
-            data: json::encode(data)?,
-            event,
-        };
-        Ok(self.call::<Published>(Method::POST, "/api/publish", Some(body(&request)?)))
-    }
-
-    fn broadcast(
-        &self,
-        channels: &Bound<'_, PyAny>,
-        data: &Bound<'_, PyAny>,
-        event: String,
-    ) -> PyResult<Call> {
-        if channels.is_instance_of::<pyo3::types::PyString>() {
-            return Err(PyTypeError::new_err(
-                "channels must be a list of channel names, not one str",
-            ));
-        }
-        let request = BroadcastRequest {
-            channels: channels.extract()?,
-            data: json::encode(data)?,
-            event,
-        };
-        Ok(self.call::<BroadcastPublished>(Method::POST, "/api/broadcast", Some(body(&request)?)))
-    }
-
-    fn direct(
-        &self,
-        data: &Bound<'_, PyAny>,
-        client: Option<String>,
-        user: Option<String>,
-        event: String,
-    ) -> PyResult<Call> {
-        let request = DirectRequest::new(target(client, user)?, event, json::encode(data)?);
-        Ok(self.call::<DirectDelivered>(Method::POST, "/api/direct", Some(body(&request)?)))
-    }
-
-    fn disconnect(&self, client: Option<String>, user: Option<String>) -> PyResult<Call> {
-        let request = DisconnectRequest::new(target(client, user)?);
-        Ok(self.call::<Disconnected>(Method::POST, "/api/disconnect", Some(body(&request)?)))
-    }
-
-    fn channels(&self) -> Call {
-        self.call::<Channels>(Method::GET, "/api/channels", None)
-    }
-
-    fn info(&self) -> Call {
-        self.call::<Info>(Method::GET, "/api/info", None)
-    }
+/// An answer as the JSON value Python will see.
+fn answer<T: Serialize>(result: Result<T, Error>) -> Result<serde_json::Value, Error> {
+    // Core's answer types always have a JSON form.
+    result.map(|a| serde_json::to_value(a).unwrap_or_default())
 }
 
 /// Publishes to a hubbub hub over its HTTP API.
@@ -130,39 +77,27 @@ impl Routes<'_> {
 /// ``Publisher(url=None, api_key=None, timeout=5.0)``: ``url`` defaults to the
 /// ``HUBBUB_URL`` environment variable, then ``http://127.0.0.1:9772``; ``api_key`` to
 /// ``HUBBUB_API_KEY``, then none (a hub in zero-config mode accepts loopback callers
-/// without a key). ``timeout`` bounds each call, in seconds.
+/// without a key). An environment variable set to the empty string counts as unset.
+/// ``timeout`` bounds each call, in seconds.
 ///
 /// Every method blocks until the hub answers and returns its answer, decoded. The GIL is
 /// released while waiting, and one Publisher may be shared by any number of threads. Each
 /// thread keeps its connections to the hub alive and reuses them for its next calls.
 #[pyclass(frozen, module = "hubbub")]
 pub struct Publisher {
-    endpoint: Endpoint,
+    inner: blocking::Publisher,
 }
 
 impl Publisher {
-    /// Makes a call on this thread and waits, without the GIL, for it to finish.
+    /// Runs a call on this thread, without the GIL, and decodes its answer.
     fn run<'py>(
         &self,
         py: Python<'py>,
-        build: impl FnOnce(&Routes<'_>) -> PyResult<Call>,
+        call: impl FnOnce(&blocking::Publisher) -> Result<serde_json::Value, Error> + Send,
     ) -> PyResult<Bound<'py, PyAny>> {
-        let answer = transport::on_this_thread(|runtime, client| {
-            let call = build(&Routes {
-                endpoint: &self.endpoint,
-                client,
-            })?;
-            py.detach(|| {
-                runtime.block_on(async {
-                    // The runtime sleeps between calls. Yielding once lets it read what
-                    // happened meanwhile, so connections the hub has closed (a restart,
-                    // an idle timeout) leave the pool before the request picks one.
-                    tokio::task::yield_now().await;
-                    call.await
-                })
-            })
-            .map_err(|err| err.into_pyerr(py))
-        })?;
+        let answer = py
+            .detach(|| call(&self.inner))
+            .map_err(|e| errors::call(py, e))?;
         json::to_python(py, &answer)
     }
 }
@@ -173,24 +108,24 @@ impl Publisher {
     #[pyo3(signature = (url=None, api_key=None, timeout=5.0))]
     fn new(url: Option<String>, api_key: Option<String>, timeout: f64) -> PyResult<Publisher> {
         Ok(Publisher {
-            endpoint: endpoint(url, api_key, timeout)?,
+            inner: blocking::Publisher::for_endpoint(endpoint(url, api_key, timeout)?),
         })
     }
 
     /// The hub's base URL.
     #[getter]
     fn url(&self) -> &str {
-        &self.endpoint.url
+        self.inner.url()
     }
 
     /// The time limit of each call, in seconds.
     #[getter]
     fn timeout(&self) -> f64 {
-        self.endpoint.timeout.as_secs_f64()
+        self.inner.endpoint().timeout().as_secs_f64()
     }
 
     fn __repr__(&self) -> String {
-        format!("Publisher(url='{}')", self.endpoint.url)
+        format!("Publisher(url='{}')", self.inner.url())
     }
 
     /// Publishes ``data`` (any JSON value) to every subscriber of ``channel``.
@@ -205,7 +140,8 @@ impl Publisher {
         data: &Bound<'py, PyAny>,
         event: String,
     ) -> PyResult<Bound<'py, PyAny>> {
-        self.run(py, |r| r.publish(channel, data, event))
+        let data = json::encode(data)?;
+        self.run(py, |p| answer(p.publish(channel, event, &data)))
     }
 
     /// Publishes ``data`` to every subscriber of each of ``channels`` (a list of names).
@@ -219,14 +155,16 @@ impl Publisher {
         data: &Bound<'py, PyAny>,
         event: String,
     ) -> PyResult<Bound<'py, PyAny>> {
-        self.run(py, |r| r.broadcast(channels, data, event))
+        let channels = channel_list(channels)?;
+        let data = json::encode(data)?;
+        self.run(py, |p| answer(p.broadcast(channels, event, &data)))
     }
 
     /// Sends ``data`` to one connection (``client=`` its client id) or to every connection
     /// of one user (``user=`` the token's ``sub`` or the configured user's name).
     ///
     /// Returns ``{"directSent": client_or_user, "delivered": n}``; raises
-    /// ``InvalidClient`` when nobody matched.
+    /// ``InvalidClient`` when nobody matched (nobody connected as that client or user).
     #[pyo3(signature = (data, *, client=None, user=None, event="message".to_owned()), text_signature = "(self, data, *, client=None, user=None, event='message')")]
     fn direct<'py>(
         &self,
@@ -236,7 +174,9 @@ impl Publisher {
         user: Option<String>,
         event: String,
     ) -> PyResult<Bound<'py, PyAny>> {
-        self.run(py, |r| r.direct(data, client, user, event))
+        let target = target(client, user)?;
+        let data = json::encode(data)?;
+        self.run(py, |p| answer(p.direct(target, event, &data)))
     }
 
     /// Closes one connection (``client=``) or every connection of one user (``user=``).
@@ -249,18 +189,19 @@ impl Publisher {
         client: Option<String>,
         user: Option<String>,
     ) -> PyResult<Bound<'py, PyAny>> {
-        self.run(py, |r| r.disconnect(client, user))
+        let target = target(client, user)?;
+        self.run(py, |p| answer(p.disconnect(target)))
     }
 
     /// The channels that have subscribers: ``{"channels": {name: {"subscribers": n}}}``.
     fn channels<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
-        self.run(py, |r| Ok(r.channels()))
+        self.run(py, |p| answer(p.channels()))
     }
 
     /// The hub's version and counters: ``{"version", "connections", "channels",
     /// "uptime_s"}``.
     fn info<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
-        self.run(py, |r| Ok(r.info()))
+        self.run(py, |p| answer(p.info()))
     }
 }
 
@@ -287,16 +228,22 @@ impl PendingCall {
 }
 
 impl CallbackPublisher {
-    fn start(
+    /// Starts a call of hubbub-publisher's async publisher on the I/O thread, over the
+    /// process's pool; `done` hears how it ended.
+    fn start<F>(
         &self,
         done: Py<PyAny>,
-        build: impl FnOnce(&Routes<'_>) -> PyResult<Call>,
-    ) -> PyResult<PendingCall> {
+        call: impl FnOnce(hubbub_publisher::Publisher) -> F,
+    ) -> PyResult<PendingCall>
+    where
+        F: Future<Output = Result<serde_json::Value, Error>> + Send + 'static,
+    {
         let process = Process::current()?;
-        let call = build(&Routes {
-            endpoint: &self.endpoint,
-            client: &process.client,
-        })?;
+        let publisher = hubbub_publisher::Publisher::with_connections(
+            self.endpoint.clone(),
+            process.connections.clone(),
+        );
+        let call = call(publisher);
         let task = process.runtime.spawn(async move {
             let outcome = call.await;
             // Python may be shutting down, with nobody left to tell.
@@ -304,7 +251,7 @@ impl CallbackPublisher {
                 let (answer, error) = match outcome.map(|a| json::to_python(py, &a)) {
                     Ok(Ok(answer)) => (answer.unbind(), None),
                     Ok(Err(err)) => (py.None(), Some(err.into_value(py))),
-                    Err(err) => (py.None(), Some(err.into_pyerr(py).into_value(py))),
+                    Err(err) => (py.None(), Some(errors::call(py, err).into_value(py))),
                 };
                 if let Err(err) = done.call1(py, (answer, error)) {
                     err.write_unraisable(py, None);
@@ -334,13 +281,13 @@ impl CallbackPublisher {
     /// The hub's base URL.
     #[getter]
     fn url(&self) -> &str {
-        &self.endpoint.url
+        self.endpoint.url()
     }
 
     /// The time limit of each call, in seconds.
     #[getter]
     fn timeout(&self) -> f64 {
-        self.endpoint.timeout.as_secs_f64()
+        self.endpoint.timeout().as_secs_f64()
     }
 
     /// ``Publisher.publish``, answering through ``done``.
@@ -351,7 +298,10 @@ impl CallbackPublisher {
         data: &Bound<'_, PyAny>,
         event: String,
     ) -> PyResult<PendingCall> {
-        self.start(done, |r| r.publish(channel, data, event))
+        let data: RawJson = json::encode(data)?;
+        self.start(done, |p| async move {
+            answer(p.publish(channel, event, &data).await)
+        })
     }
 
     /// ``Publisher.broadcast``, answering through ``done``.
@@ -362,7 +312,11 @@ impl CallbackPublisher {
         data: &Bound<'_, PyAny>,
         event: String,
     ) -> PyResult<PendingCall> {
-        self.start(done, |r| r.broadcast(channels, data, event))
+        let channels = channel_list(channels)?;
+        let data = json::encode(data)?;
+        self.start(done, |p| async move {
+            answer(p.broadcast(channels, event, &data).await)
+        })
     }
 
     /// ``Publisher.direct``, answering through ``done``.
@@ -375,7 +329,11 @@ impl CallbackPublisher {
         user: Option<String>,
         event: String,
     ) -> PyResult<PendingCall> {
-        self.start(done, |r| r.direct(data, client, user, event))
+        let target = target(client, user)?;
+        let data = json::encode(data)?;
+        self.start(done, |p| async move {
+            answer(p.direct(target, event, &data).await)
+        })
     }
 
     /// ``Publisher.disconnect``, answering through ``done``.
@@ -386,16 +344,17 @@ impl CallbackPublisher {
         client: Option<String>,
         user: Option<String>,
     ) -> PyResult<PendingCall> {
-        self.start(done, |r| r.disconnect(client, user))
+        let target = target(client, user)?;
+        self.start(done, |p| async move { answer(p.disconnect(target).await) })
     }
 
     /// ``Publisher.channels``, answering through ``done``.
     fn channels(&self, done: Py<PyAny>) -> PyResult<PendingCall> {
-        self.start(done, |r| Ok(r.channels()))
+        self.start(done, |p| async move { answer(p.channels().await) })
     }
 
     /// ``Publisher.info``, answering through ``done``.
     fn info(&self, done: Py<PyAny>) -> PyResult<PendingCall> {
-        self.start(done, |r| Ok(r.info()))
+        self.start(done, |p| async move { answer(p.info().await) })
     }
 }

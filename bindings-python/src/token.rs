@@ -3,7 +3,7 @@
 
 use crate::errors;
 use crate::json;
-use hubbub_core::auth::{self, Claims};
+use hubbub_core::auth::{self, Claims, DEFAULT_TOKEN_TTL};
 use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyInt, PyString};
@@ -58,6 +58,10 @@ impl<'a, 'py> FromPyObject<'a, 'py> for Expiry {
     }
 }
 
+/// The signature's `expires_in=3600`, as Python shows it, is core's default lifetime; this
+/// stops the build if the two ever part.
+const _: () = assert!(DEFAULT_TOKEN_TTL == 3600);
+
 /// Mints a token for ``user``: a standard HS256 JWT signed with ``secret`` (str or
 /// bytes, the hub's ``token_secret``).
 ///
@@ -65,10 +69,12 @@ impl<'a, 'py> FromPyObject<'a, 'py> for Expiry {
 /// ``read`` and ``write`` are lists of channel patterns (``*`` matches any run of
 /// characters). ``info`` is a dict of JSON values others see in presence. The token
 /// expires ``expires_in`` seconds from now (an int, a float or a ``timedelta``); ``None``
-/// leaves out ``exp``, which hubs refuse unless configured to allow it.
+/// leaves out ``exp``: hubs refuse such a token unless their config sets
+/// ``token_require_exp = false``, and ``verify_token`` refuses it unless given
+/// ``require_exp=False``.
 #[pyfunction]
 #[pyo3(
-    signature = (secret, user, *, read=Vec::new(), write=Vec::new(), info=None, expires_in=Expiry::After(3600.0)),
+    signature = (secret, user, *, read=Vec::new(), write=Vec::new(), info=None, expires_in=Expiry::After(DEFAULT_TOKEN_TTL as f64)),
     text_signature = "(secret, user, *, read=(), write=(), info=None, expires_in=3600)"
 )]
 pub fn token(
@@ -119,7 +125,7 @@ pub fn token(
         ..Claims::new(sub)
     }
     .issued_now(ttl);
-    auth::sign(secret.bytes()?, &claims).map_err(|r| errors::rejection(py, r, None, None))
+    auth::sign(secret.bytes()?, &claims).map_err(|r| errors::rejection(py, r))
 }
 
 /// Checks a token made with ``secret`` and returns its claims as a dict (``sub``,
@@ -136,8 +142,8 @@ pub fn verify_token<'py>(
     token: &str,
     require_exp: bool,
 ) -> PyResult<Bound<'py, PyAny>> {
-    let claims = auth::verify(secret.bytes()?, token, require_exp)
-        .map_err(|r| errors::rejection(py, r, None, None))?;
+    let claims =
+        auth::verify(secret.bytes()?, token, require_exp).map_err(|r| errors::rejection(py, r))?;
     let value = serde_json::to_value(&claims).map_err(|e| PyValueError::new_err(e.to_string()))?;
     json::to_python(py, &value)
 }

@@ -27,7 +27,8 @@ def test_the_classes():
         assert cls.__module__ == "hubbub" and cls.__doc__
     assert issubclass(hubbub.Unavailable, hubbub.HubbubError)
     assert issubclass(hubbub.Timeout, hubbub.Unavailable)
-    assert (hubbub.Unavailable.code, hubbub.Timeout.code) == ("UNAVAILABLE", "TIMEOUT")
+    # One name for every failure to get a hub's answer; Timeout tells one of them apart.
+    assert (hubbub.Unavailable.code, hubbub.Timeout.code) == ("UNAVAILABLE", "UNAVAILABLE")
     assert issubclass(hubbub.HubbubError, Exception) and hubbub.HubbubError.code is None
 
 
@@ -136,7 +137,7 @@ def test_timeout_raises_and_releases_the_gil(silent_url):
         stop.set()
         other.join()
     assert 0.45 <= elapsed < 3.0
-    assert isinstance(e.value, hubbub.Unavailable) and e.value.code == "TIMEOUT"
+    assert isinstance(e.value, hubbub.Unavailable) and e.value.code == "UNAVAILABLE"
     assert silent_url in str(e.value)
     # Had the call held the GIL while it waited, the other thread would have stood still
     # for the whole half second.
@@ -177,13 +178,11 @@ def other_service():
 
 
 def test_answers_that_are_not_the_protocol(other_service):
-    for status in [200, 500]:
-        with pytest.raises(hubbub.HubbubError) as e:
+    # Something that is not a hub answered: the hub is not available at that URL, as a
+    # gateway saying the hub is down is the hub being down.
+    for status in [200, 500, 502]:
+        with pytest.raises(hubbub.Unavailable) as e:
             hubbub.Publisher(f"{other_service}/{status}").info()
-        assert type(e.value) is hubbub.HubbubError
-        assert (e.value.code, e.value.status) == ("UNEXPECTED_RESPONSE", status)
-        assert "not a hub" in str(e.value)
-    # A gateway saying the hub is down is the hub being down.
-    with pytest.raises(hubbub.Unavailable) as e:
-        hubbub.Publisher(f"{other_service}/502").info()
-    assert "502" in str(e.value)
+        assert type(e.value) is hubbub.Unavailable
+        assert (e.value.code, e.value.status) == ("UNAVAILABLE", status)
+        assert "not a hub" in str(e.value) and str(status) in str(e.value)

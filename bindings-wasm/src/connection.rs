@@ -389,7 +389,7 @@ impl Connection {
             Err(rejection) => return self.report(error::rejection(&rejection), calls),
         };
         match frame {
-            ServerFrame::Connected { client } => self.welcome(client, calls),
+            ServerFrame::Connected { client, .. } => self.welcome(client, calls),
             ServerFrame::Message(m) => self.subscriptions.deliver(&m, calls),
             ServerFrame::DirectMessage(m) => {
                 let object = message::direct_message(&m);

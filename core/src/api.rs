@@ -12,6 +12,10 @@ use std::collections::BTreeMap;
 /// The event name used when a publisher gives none.
 pub const DEFAULT_EVENT: &str = "message";
 
+/// The hub's base URL when a publisher is given none: where `hubbub` listens in its
+/// zero-config development mode.
+pub const DEFAULT_URL: &str = "http://127.0.0.1:9772";
+
 fn default_event() -> String {
     DEFAULT_EVENT.to_owned()
 }
@@ -62,8 +66,9 @@ pub enum Target {
 }
 
 impl Target {
-    /// Reads the target from the two optional fields of a request body.
-    fn from_fields(client: Option<String>, user: Option<String>) -> Result<Target, Rejection> {
+    /// The target named by two optional fields, as a request body or a publisher's
+    /// arguments carry them: exactly one must be given, or it is `INVALID_PAYLOAD`.
+    pub fn from_fields(client: Option<String>, user: Option<String>) -> Result<Target, Rejection> {
         match (client, user) {
             (Some(c), None) => Ok(Target::Client(c)),
             (None, Some(u)) => Ok(Target::User(u)),
@@ -195,17 +200,67 @@ pub struct NodeInfo {
 /// asked for, oldest first (the same fields as the `history` frame, without its key).
 pub type History = crate::protocol::HistoryPage;
 
-/// The answer to `GET /api/presence/{channel}`: who is subscribed, cluster-wide.
-pub type Presence = crate::protocol::Presence;
+/// The answer to `GET /api/presence/{channel}` (phase 2): every connection subscribed.
+pub use crate::protocol::Presence;
 
-/// The answer to `GET /api/presence/{channel}?stats=1`.
+/// The answer to `GET /api/presence/{channel}?stats=1` (phase 2): counts only.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PresenceStats {
     pub channel: String,
     /// Connections subscribed.
     pub clients: usize,
-    /// Distinct users among them (anonymous connections are not counted).
+    /// Distinct users among them.
     pub users: usize,
+}
+
+/// A page of a channel's history, as `GET /api/history/{channel}` answers it (phase 2).
+pub use crate::protocol::HistoryPage;
+
+/// The answer to `GET /api/history/{channel}?limit=N&since=OFFSET` (phase 2).
+///
+/// PROTOCOL.md gives the page both bare (section 6) and wrapped as the `history` command's
+/// answer is, `{"history": {...}}` (section 8); a publisher reads either.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(try_from = "HistoryFields")]
+pub struct HistoryAnswer(HistoryPage);
+
+impl HistoryAnswer {
+    /// The page, however it was wrapped.
+    pub fn into_page(self) -> HistoryPage {
+        self.0
+    }
+}
+
+/// Both forms of the history answer at once. (Not an untagged enum: serde buffers those,
+/// and the messages' raw `data` cannot be read back from a buffer.)
+#[derive(Deserialize)]
+struct HistoryFields {
+    history: Option<HistoryPage>,
+    channel: Option<String>,
+    epoch: Option<String>,
+    offset: Option<u64>,
+    messages: Option<Vec<crate::protocol::Message>>,
+}
+
+impl TryFrom<HistoryFields> for HistoryAnswer {
+    type Error = &'static str;
+
+    fn try_from(f: HistoryFields) -> Result<HistoryAnswer, Self::Error> {
+        if let Some(page) = f.history {
+            return Ok(HistoryAnswer(page));
+        }
+        match (f.channel, f.epoch, f.offset, f.messages) {
+            (Some(channel), Some(epoch), Some(offset), Some(messages)) => {
+                Ok(HistoryAnswer(HistoryPage {
+                    channel,
+                    epoch,
+                    offset,
+                    messages,
+                }))
+            }
+            _ => Err("a history page needs history, or channel, epoch, offset and messages"),
+        }
+    }
 }
 
 /// The answer to `GET /health`.
@@ -359,6 +414,10 @@ mod tests {
             .unwrap()
             .target()
             .is_err());
+        assert_eq!(
+            Target::from_fields(None, Some("u".into())),
+            Ok(Target::User("u".into()))
+        );
         assert!(
             DisconnectRequest::from_body(br#"{"client":"a","user":"b"}"#)
                 .unwrap()
@@ -400,6 +459,22 @@ mod tests {
             read_answer::<Published>(200, b"<html>"),
             Err(AnswerError::Unexpected(_))
         ));
+    }
+
+    #[test]
+    fn history_pages_are_read_bare_or_wrapped() {
+        let page = r#"{"channel":"c","epoch":"e","offset":2,"messages":[{"channel":"c","event":"m","data":1,"offset":2}]}"#;
+        let wrapped = format!(r#"{{"history":{page}}}"#);
+        for body in [page.as_bytes(), wrapped.as_bytes()] {
+            let answer: HistoryAnswer = read_answer(200, body).unwrap();
+            let page = answer.into_page();
+            assert_eq!((page.epoch.as_str(), page.offset), ("e", 2));
+            assert_eq!(page.messages[0].data.get(), "1");
+        }
+        assert!(read_answer::<HistoryAnswer>(200, br#"{"channel":"c"}"#).is_err());
+        let stats: PresenceStats =
+            read_answer(200, br#"{"channel":"c","clients":3,"users":2}"#).unwrap();
+        assert_eq!((stats.clients, stats.users), (3, 2));
     }
 
     #[test]

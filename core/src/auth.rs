@@ -107,6 +107,9 @@ impl Identity {
     }
 }
 
+/// How long a token lasts, in seconds, when whoever mints it gives no lifetime: an hour.
+pub const DEFAULT_TOKEN_TTL: u64 = 3600;
+
 /// Seconds since the Unix epoch.
 pub fn unix_now() -> u64 {
     std::time::SystemTime::now()

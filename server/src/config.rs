@@ -133,6 +133,19 @@ pub struct Overrides {
     #[arg(long, env = "HUBBUB_HOOKS_TIMEOUT", value_name = "DURATION")]
     pub hooks_timeout: Option<String>,
 
+    /// Where publications, history and presence live: memory (this node alone) or redis
+    /// (many nodes sharing one Redis) [default: memory]
+    #[arg(long, env = "HUBBUB_ENGINE", value_name = "ENGINE")]
+    pub engine: Option<String>,
+
+    /// The Redis of the redis engine (Redis 7 or later) [default: redis://127.0.0.1:6379/0]
+    #[arg(long, env = "HUBBUB_REDIS_URL", value_name = "URL")]
+    pub redis_url: Option<String>,
+
+    /// Prefix of every Redis key and topic hubbub uses [default: hubbub]
+    #[arg(long, env = "HUBBUB_REDIS_PREFIX", value_name = "PREFIX")]
+    pub redis_prefix: Option<String>,
+
     /// Namespaces as a TOML array, e.g. '[{pattern="room:*", history_size=100, presence=true}]'
     /// (keys: pattern, history_size, history_ttl, recover, presence, join_leave, subscribe_hook)
     #[arg(long, env = "HUBBUB_NAMESPACES", value_name = "TOML")]
@@ -161,6 +174,18 @@ struct File {
     users: Option<Vec<User>>,
     namespaces: Option<Vec<NamespaceFile>>,
     hooks: Option<HooksFile>,
+    engine: Option<String>,
+    redis_url: Option<String>,
+    redis_prefix: Option<String>,
+}
+
+/// Where publications, history and presence live.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Engine {
+    /// This node alone, in memory.
+    Memory,
+    /// Many nodes sharing one Redis.
+    Redis { url: String, prefix: String },
 }
 
 /// `[hooks]` as written.
@@ -276,6 +301,7 @@ pub struct Config {
     pub namespaces: Vec<Namespace>,
     /// `None` where no hook URL is set.
     pub hooks: Option<HooksConfig>,
+    pub engine: Engine,
 }
 
 /// A configuration error, naming the key it is about.
@@ -467,6 +493,38 @@ impl Config {
         .map(|(i, n)| namespace(i, n))
         .collect::<Result<Vec<_>, _>>()?;
 
+        let engine = match o.engine.clone().or(file.engine).as_deref() {
+            None | Some("memory") => Engine::Memory,
+            Some("redis") => {
+                let url = o
+                    .redis_url
+                    .clone()
+                    .or(file.redis_url)
+                    .unwrap_or_else(|| "redis://127.0.0.1:6379/0".to_owned());
+                if !(url.starts_with("redis://") || url.starts_with("rediss://")) {
+                    return Err(key_error(
+                        "redis_url",
+                        format!("{url:?} is not a redis:// URL"),
+                    ));
+                }
+                let prefix = o
+                    .redis_prefix
+                    .clone()
+                    .or(file.redis_prefix)
+                    .unwrap_or_else(|| "hubbub".to_owned());
+                if prefix.is_empty() || prefix.contains(char::is_whitespace) {
+                    return Err(key_error("redis_prefix", "must be a word, e.g. \"hubbub\""));
+                }
+                Engine::Redis { url, prefix }
+            }
+            Some(other) => {
+                return Err(key_error(
+                    "engine",
+                    format!("{other:?}: give \"memory\" or \"redis\""),
+                ))
+            }
+        };
+
         let hooks = hooks_config(file.hooks.unwrap_or_default(), o)?;
         for (i, n) in namespaces.iter().enumerate() {
             let has_url = hooks.as_ref().is_some_and(|h| h.subscribe_url.is_some());
@@ -500,6 +558,7 @@ impl Config {
             users,
             namespaces,
             hooks,
+            engine,
         })
     }
 
@@ -851,6 +910,8 @@ mod tests {
                 "namespaces[0].subscribe_hook",
             ),
             ("[hooks]\nrpc_url = \"http://app/rpc\"", "hooks.secret"),
+            ("engine = \"etcd\"", "engine"),
+            ("engine = \"redis\"\nredis_url = \"http://x\"", "redis_url"),
             (
                 "[hooks]\nrpc_url = \"ftp://app/rpc\"\nsecret = \"s\"",
                 "hooks.rpc_url",

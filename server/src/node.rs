@@ -7,10 +7,10 @@
 //! hands publications back to [`Fanout`], which encodes each once and queues it for every
 //! local subscriber.
 
-use crate::config::{Config, Namespace};
+use crate::config::{Config, Engine, Namespace};
 use crate::engine::{
     Broker, BrokerHandler, EngineError, HistoryFilter, HistoryResult, MemoryBroker, MemoryPresence,
-    PresenceManager, PresenceStats,
+    PresenceManager, PresenceStats, RedisBroker, RedisPresence,
 };
 use crate::outbox::{encode, encode_message, ClientHandle, Frame};
 use crate::shutdown::Shutdown;
@@ -21,6 +21,7 @@ use hubbub_core::protocol::{
     DirectMessage, Join, Leave, Message, PresentClient, RawJson, ServerFrame, StreamPosition,
 };
 use parking_lot::RwLock;
+use std::collections::HashMap;
 use std::hash::BuildHasher;
 use std::sync::Arc;
 use std::time::Instant;
@@ -44,6 +45,9 @@ pub struct Node {
     broker: Arc<dyn Broker>,
     presence: Arc<dyn PresenceManager>,
     channel_locks: Box<[tokio::sync::Mutex<()>]>,
+    /// The presence entries of this node's subscribers, channel by channel, kept so that
+    /// they can be refreshed where the engine's entries expire.
+    local_presence: parking_lot::Mutex<HashMap<String, HashMap<String, PresentClient>>>,
     lock_hasher: std::collections::hash_map::RandomState,
     started: Instant,
 }
@@ -93,12 +97,22 @@ pub struct Recovery {
 }
 
 impl Node {
-    /// A node with the embedded engine, its broker started.
+    /// A node with the engine its configuration names, its broker started.
     pub async fn new(config: Config, shutdown: Shutdown) -> Result<Arc<Node>, EngineError> {
         let hub: SharedHub = Arc::new(RwLock::new(Hub::with_recovery_limit(config.client_queue)));
-        let broker: Arc<dyn Broker> = Arc::new(MemoryBroker::new());
+        let (broker, presence): (Arc<dyn Broker>, Arc<dyn PresenceManager>) = match &config.engine {
+            Engine::Memory => (
+                Arc::new(MemoryBroker::new()),
+                Arc::new(MemoryPresence::new()),
+            ),
+            Engine::Redis { url, prefix } => {
+                let broker = RedisBroker::connect(url, prefix).await?;
+                let presence = RedisPresence::new(broker.commands(), prefix);
+                (Arc::new(broker), Arc::new(presence))
+            }
+        };
         broker.start(Arc::new(Fanout { hub: hub.clone() })).await?;
-        Ok(Arc::new(Node {
+        let node = Arc::new(Node {
             hooks: config.hooks.clone().map(crate::hooks::Hooks::new),
             auth: config.authenticator(),
             config,
@@ -107,11 +121,34 @@ impl Node {
 
             hub,
             broker,
-            presence: Arc::new(MemoryPresence::new()),
+            presence,
             channel_locks: (0..CHANNEL_LOCKS).map(|_| Default::default()).collect(),
+            local_presence: Default::default(),
             lock_hasher: Default::default(),
             started: Instant::now(),
-        }))
+        });
+        if let Some(every) = node.presence.refresh_every() {
+            tokio::spawn(refresh_presence(Arc::downgrade(&node), every));
+        }
+        Ok(node)
+    }
+
+    fn remember_presence(&self, channel: &str, who: &PresentClient) {
+        self.local_presence
+            .lock()
+            .entry(channel.to_owned())
+            .or_default()
+            .insert(who.client.clone(), who.clone());
+    }
+
+    fn forget_presence(&self, channel: &str, client: &str) {
+        let mut local = self.local_presence.lock();
+        if let Some(present) = local.get_mut(channel) {
+            present.remove(client);
+            if present.is_empty() {
+                local.remove(channel);
+            }
+        }
     }
 
     fn channel_lock(&self, channel: &str) -> &tokio::sync::Mutex<()> {
@@ -313,6 +350,7 @@ impl Node {
         self.release_channel(left).await;
         let namespace = self.namespace(&left.channel);
         if namespace.presence {
+            self.forget_presence(&left.channel, &who.client);
             if let Err(e) = self.presence.remove(&left.channel, &who.client).await {
                 tracing::warn!(channel = %left.channel, "cannot remove from presence: {e}");
             }
@@ -342,6 +380,7 @@ impl Node {
     pub async fn joined(&self, channel: &str, who: &PresentClient) -> Result<(), EngineError> {
         let namespace = self.namespace(channel);
         if namespace.presence {
+            self.remember_presence(channel, who);
             self.presence.add(channel, who).await?;
         }
         if namespace.join_leave {
@@ -355,6 +394,7 @@ impl Node {
         let channels = self.hub.read().subscriptions(id);
         for channel in channels {
             if self.namespace(&channel).presence {
+                self.remember_presence(&channel, who);
                 if let Err(e) = self.presence.add(&channel, who).await {
                     tracing::warn!(%channel, "cannot update presence: {e}");
                 }
@@ -476,5 +516,39 @@ impl Node {
 
     pub fn uptime_s(&self) -> u64 {
         self.started.elapsed().as_secs()
+    }
+}
+
+/// Adds this node's subscribers to presence again, every `every`, for as long as the node
+/// lives: where the engine's entries expire, those of a node that died go away by
+/// themselves, and those of a live one stay.
+async fn refresh_presence(node: std::sync::Weak<Node>, every: std::time::Duration) {
+    let mut tick = tokio::time::interval(every);
+    tick.tick().await;
+    loop {
+        tick.tick().await;
+        let Some(node) = node.upgrade() else {
+            return;
+        };
+        let entries: Vec<(String, PresentClient)> = node
+            .local_presence
+            .lock()
+            .iter()
+            .flat_map(|(channel, present)| present.values().map(|p| (channel.clone(), p.clone())))
+            .collect();
+        for (channel, who) in entries {
+            // Gone since the snapshot: not brought back.
+            let still_here = node
+                .local_presence
+                .lock()
+                .get(&channel)
+                .is_some_and(|present| present.contains_key(&who.client));
+            if !still_here {
+                continue;
+            }
+            if let Err(e) = node.presence.add(&channel, &who).await {
+                tracing::warn!(%channel, "cannot refresh presence: {e}");
+            }
+        }
     }
 }

@@ -431,7 +431,6 @@ async fn the_app_hears_of_unsubscribes_logouts_and_disconnects() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_slow_hook_stalls_nobody_else() {
     let h = Harness::start("concurrency = 1000", 0).await;
-    let h = Arc::new(h);
     let mut waiting = Vec::new();
     for _ in 0..500 {
         let (ws, first) = open(&h.server, None).await;

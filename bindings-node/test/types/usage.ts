@@ -26,6 +26,7 @@ export async function uses(): Promise<void> {
   const t: string = token('secret', { user: '42', read: ['room:*'], info: { name: 'ann' }, expiresIn: 60 })
   const claims: TokenClaims = verifyToken('secret', t)
   const sub: string = claims.sub
+  const lenient: number | undefined = verifyToken('secret', t, { requireExp: false }).exp
   try {
     await p.info()
   } catch (err) {
@@ -39,5 +40,5 @@ export async function uses(): Promise<void> {
   await p.publish(1, {})
   // @ts-expect-error: a token needs a user
   token('secret', {})
-  void [url, offset, channels, delivered, closed, subscribers, uptime, sub]
+  void [url, offset, channels, delivered, closed, subscribers, uptime, sub, lenient]
 }

@@ -9,7 +9,8 @@ Quick start, against ``hubbub`` running in zero-config mode on this machine::
 ``Publisher`` blocks (releasing the GIL), ``AsyncPublisher`` has the same methods as
 coroutines, ``token()`` mints the tokens browsers connect with, and ``hubbub.django``
 wires it all into a Django project. The HTTP calls, the JSON encoding and the tokens are
-done in Rust by hubbub's own core, the code the hub itself runs.
+done in Rust, by hubbub-publisher (the one publisher client of hubbub, under the Node
+package and Rust apps too) and hubbub's own core, the code the hub itself runs.
 """
 
 from __future__ import annotations

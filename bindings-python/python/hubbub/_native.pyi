@@ -189,8 +189,7 @@ def verify_token(secret: Union[str, bytes], token: str, *, require_exp: bool = T
 class HubbubError(Exception):
     """Base class of every error hubbub raises for a refused or unanswered call.
 
-    ``code`` is the protocol's error name (``"ACCESS_DENIED"``, ...), ``"UNAVAILABLE"``,
-    ``"TIMEOUT"`` or ``"UNEXPECTED_RESPONSE"``.
+    ``code`` is the protocol's error name (``"ACCESS_DENIED"``, ...) or ``"UNAVAILABLE"``.
     """
 
     code: Optional[str]
@@ -217,7 +216,8 @@ class LimitExceeded(HubbubError):
     """LIMIT_EXCEEDED: a body over the hub's size limit."""
 
 class Unavailable(HubbubError):
-    """The hub cannot be reached; the message names the URL."""
+    """UNAVAILABLE: the hub cannot be reached, did not answer in time, or something that is
+    not a hub answered; the message names the URL."""
 
 class Timeout(Unavailable):
-    """The hub did not answer within the timeout."""
+    """UNAVAILABLE because the hub did not answer within the timeout."""

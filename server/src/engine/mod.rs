@@ -7,6 +7,8 @@
 //! - [`PresenceManager`] (`presence.rs`): who is subscribed to a channel, cluster-wide.
 //! - `memory_broker.rs`, `memory_presence.rs`: the embedded engine, where the cluster is
 //!   this node.
+//! - `redis_broker.rs`, `redis_presence.rs`: the Redis engine, where many nodes share one
+//!   Redis (pub/sub between nodes, streams and presence in Redis).
 //!
 //! Every implementation passes the one conformance suite in `server/tests/conformance/`.
 
@@ -14,11 +16,15 @@ mod broker;
 mod memory_broker;
 mod memory_presence;
 mod presence;
+mod redis_broker;
+mod redis_presence;
 
 pub use broker::{Broker, BrokerHandler, HistoryFilter, HistoryResult, StreamOptions};
 pub use memory_broker::MemoryBroker;
 pub use memory_presence::MemoryPresence;
 pub use presence::{PresenceManager, PresenceStats};
+pub use redis_broker::RedisBroker;
+pub use redis_presence::{RedisPresence, PRESENCE_TTL};
 
 use std::fmt;
 

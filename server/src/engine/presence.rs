@@ -26,4 +26,11 @@ pub trait PresenceManager: Send + Sync + 'static {
 
     /// How many are present in `channel`.
     async fn stats(&self, channel: &str) -> Result<PresenceStats, EngineError>;
+
+    /// How often a node must add its subscribers again for them to stay present, where
+    /// entries expire (so that those of a node that died go away); `None` where they
+    /// do not.
+    fn refresh_every(&self) -> Option<std::time::Duration> {
+        None
+    }
 }

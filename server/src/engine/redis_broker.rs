@@ -1,0 +1,335 @@
+//! The broker of the Redis engine: many hubbub nodes share one Redis. A publication goes
+//! out on the channel's Redis topic, which a node listens to only while it has local
+//! subscribers; where the channel keeps history, one Lua script takes the next offset,
+//! appends to the stream and publishes, so that the offsets and the order subscribers see
+//! are one and the same on every node.
+//!
+//! Keys, under the configured prefix `P`:
+//! - `P:t:<channel>`: the channel's pub/sub topic;
+//! - `P:m:<channel>`: the stream's epoch and last offset (a hash);
+//! - `P:h:<channel>`: the stream's kept messages (a list), both expiring `history_ttl`
+//!   after the last publication.
+//!
+//! What travels on a topic (and sits in a stream) is one line of text: `m<offset> <json>`
+//! for a publication (offset 0 where there is no stream), `j<json>` and `l<json>` for a
+//! join and a leave.
+
+use super::{
+    new_epoch, Broker, BrokerHandler, EngineError, HistoryFilter, HistoryResult, StreamOptions,
+};
+use async_trait::async_trait;
+use hubbub_core::protocol::{Message, PresentClient, StreamPosition};
+use redis::aio::ConnectionManager;
+use redis::{AsyncCommands, PushKind, Value};
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+use tokio::sync::mpsc;
+
+/// Appends to a stream and publishes, atomically: KEYS meta, list; ARGV topic, message
+/// JSON, history size, ttl in ms, an epoch for a new stream.
+const PUBLISH: &str = r#"
+local epoch = redis.call('HGET', KEYS[1], 'e')
+if not epoch then
+  epoch = ARGV[5]
+  redis.call('HSET', KEYS[1], 'e', epoch)
+end
+local offset = redis.call('HINCRBY', KEYS[1], 'o', 1)
+local payload = 'm' .. offset .. ' ' .. ARGV[2]
+redis.call('RPUSH', KEYS[2], payload)
+redis.call('LTRIM', KEYS[2], -tonumber(ARGV[3]), -1)
+redis.call('PEXPIRE', KEYS[1], ARGV[4])
+redis.call('PEXPIRE', KEYS[2], ARGV[4])
+redis.call('PUBLISH', ARGV[1], payload)
+return {offset, epoch}
+"#;
+
+/// A stream's position and kept messages, making the stream where there is none: KEYS
+/// meta, list; ARGV an epoch for a new stream, ttl in ms.
+const HISTORY: &str = r#"
+local epoch = redis.call('HGET', KEYS[1], 'e')
+if not epoch then
+  epoch = ARGV[1]
+  redis.call('HSET', KEYS[1], 'e', epoch, 'o', 0)
+  redis.call('PEXPIRE', KEYS[1], ARGV[2])
+end
+local offset = tonumber(redis.call('HGET', KEYS[1], 'o') or '0')
+return {epoch, offset, redis.call('LRANGE', KEYS[2], 0, -1)}
+"#;
+
+/// The Redis engine's broker.
+pub struct RedisBroker {
+    /// Commands, scripts and publishing.
+    commands: ConnectionManager,
+    /// Subscriptions: its pushes carry the publications of the topics this node listens to.
+    subscriber: ConnectionManager,
+    pushes: std::sync::Mutex<Option<mpsc::UnboundedReceiver<redis::PushInfo>>>,
+    prefix: String,
+    publish: redis::Script,
+    history: redis::Script,
+    handler: Arc<OnceLock<Arc<dyn BrokerHandler>>>,
+}
+
+fn failed(e: redis::RedisError) -> EngineError {
+    EngineError(format!("redis: {e}"))
+}
+
+impl RedisBroker {
+    /// Connects to the Redis at `url` (RESP3 is needed for pub/sub on a managed
+    /// connection: `?protocol=resp3` is added where the URL gives none); both connections
+    /// reconnect by themselves, and the subscriptions are made again after a reconnect.
+    pub async fn connect(url: &str, prefix: &str) -> Result<RedisBroker, EngineError> {
+        let client = redis::Client::open(with_resp3(url)).map_err(failed)?;
+        let config = redis::aio::ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(Duration::from_secs(2)))
+            .set_response_timeout(Some(Duration::from_secs(2)))
+            .set_max_delay(Duration::from_secs(1));
+        let commands = ConnectionManager::new_with_config(client.clone(), config.clone())
+            .await
+            .map_err(failed)?;
+        let (tx, pushes) = mpsc::unbounded_channel();
+        let subscriber = ConnectionManager::new_with_config(
+            client,
+            config.set_push_sender(tx).set_automatic_resubscription(),
+        )
+        .await
+        .map_err(failed)?;
+        Ok(RedisBroker {
+            commands,
+            subscriber,
+            pushes: std::sync::Mutex::new(Some(pushes)),
+            prefix: prefix.to_owned(),
+            publish: redis::Script::new(PUBLISH),
+            history: redis::Script::new(HISTORY),
+            handler: Arc::new(OnceLock::new()),
+        })
+    }
+
+    /// The connection commands go over, for the presence manager to share.
+    pub fn commands(&self) -> ConnectionManager {
+        self.commands.clone()
+    }
+
+    fn topic(&self, channel: &str) -> String {
+        format!("{}:t:{channel}", self.prefix)
+    }
+
+    fn stream_keys(&self, channel: &str) -> (String, String) {
+        (
+            format!("{}:m:{channel}", self.prefix),
+            format!("{}:h:{channel}", self.prefix),
+        )
+    }
+}
+
+/// Adds `protocol=resp3` to a Redis URL that names no protocol.
+fn with_resp3(url: &str) -> String {
+    if url.contains("protocol=") {
+        url.to_owned()
+    } else if url.contains('?') {
+        format!("{url}&protocol=resp3")
+    } else {
+        format!("{url}?protocol=resp3")
+    }
+}
+
+/// Reads what travels on a topic back into what the handler is given.
+enum Payload {
+    Message(Message),
+    Join(PresentClient),
+    Leave(PresentClient),
+}
+
+fn decode(payload: &[u8]) -> Option<Payload> {
+    let text = std::str::from_utf8(payload).ok()?;
+    match text.as_bytes().first()? {
+        b'm' => {
+            let (offset, json) = text[1..].split_once(' ')?;
+            let offset: u64 = offset.parse().ok()?;
+            let mut message: Message = serde_json::from_str(json).ok()?;
+            message.offset = (offset > 0).then_some(offset);
+            Some(Payload::Message(message))
+        }
+        b'j' => serde_json::from_str(&text[1..]).ok().map(Payload::Join),
+        b'l' => serde_json::from_str(&text[1..]).ok().map(Payload::Leave),
+        _ => None,
+    }
+}
+
+fn bytes(value: &Value) -> Option<&[u8]> {
+    match value {
+        Value::BulkString(b) => Some(b),
+        Value::SimpleString(s) => Some(s.as_bytes()),
+        _ => None,
+    }
+}
+
+/// Hands what arrives on the topics to the handler, in the order it arrives.
+async fn deliver(
+    prefix: String,
+    handler: Arc<dyn BrokerHandler>,
+    mut pushes: mpsc::UnboundedReceiver<redis::PushInfo>,
+) {
+    let topic_prefix = format!("{prefix}:t:");
+    while let Some(push) = pushes.recv().await {
+        if push.kind != PushKind::Message {
+            continue;
+        }
+        let (Some(topic), Some(payload)) = (
+            push.data.first().and_then(bytes),
+            push.data.get(1).and_then(bytes),
+        ) else {
+            continue;
+        };
+        let Some(channel) = std::str::from_utf8(topic)
+            .ok()
+            .and_then(|t| t.strip_prefix(&topic_prefix))
+        else {
+            continue;
+        };
+        match decode(payload) {
+            Some(Payload::Message(message)) => handler.publication(channel, &message),
+            Some(Payload::Join(client)) => handler.join(channel, &client),
+            Some(Payload::Leave(client)) => handler.leave(channel, &client),
+            None => tracing::warn!(channel, "unreadable publication on the Redis topic"),
+        }
+    }
+}
+
+#[async_trait]
+impl Broker for RedisBroker {
+    async fn start(&self, handler: Arc<dyn BrokerHandler>) -> Result<(), EngineError> {
+        let pushes = self
+            .pushes
+            .lock()
+            .expect("not poisoned")
+            .take()
+            .ok_or_else(|| EngineError("the broker was started twice".into()))?;
+        let _ = self.handler.set(handler.clone());
+        tokio::spawn(deliver(self.prefix.clone(), handler, pushes));
+        Ok(())
+    }
+
+    async fn publish(
+        &self,
+        channel: &str,
+        message: Message,
+        options: &StreamOptions,
+    ) -> Result<Option<StreamPosition>, EngineError> {
+        let json = serde_json::to_string(&message).expect("messages serialize");
+        let mut redis = self.commands.clone();
+        if !options.keeps_history() {
+            let _: i64 = redis
+                .publish(self.topic(channel), format!("m0 {json}"))
+                .await
+                .map_err(failed)?;
+            return Ok(None);
+        }
+        let (meta, list) = self.stream_keys(channel);
+        let (offset, epoch): (u64, String) = self
+            .publish
+            .key(meta)
+            .key(list)
+            .arg(self.topic(channel))
+            .arg(json)
+            .arg(options.history_size)
+            .arg(options.history_ttl.as_millis() as u64)
+            .arg(new_epoch())
+            .invoke_async(&mut redis)
+            .await
+            .map_err(failed)?;
+        Ok(Some(StreamPosition { epoch, offset }))
+    }
+
+    async fn publish_join(&self, channel: &str, client: &PresentClient) -> Result<(), EngineError> {
+        let json = serde_json::to_string(client).expect("clients serialize");
+        let mut redis = self.commands.clone();
+        let _: i64 = redis
+            .publish(self.topic(channel), format!("j{json}"))
+            .await
+            .map_err(failed)?;
+        Ok(())
+    }
+
+    async fn publish_leave(
+        &self,
+        channel: &str,
+        client: &PresentClient,
+    ) -> Result<(), EngineError> {
+        let json = serde_json::to_string(client).expect("clients serialize");
+        let mut redis = self.commands.clone();
+        let _: i64 = redis
+            .publish(self.topic(channel), format!("l{json}"))
+            .await
+            .map_err(failed)?;
+        Ok(())
+    }
+
+    async fn subscribe(&self, channel: &str) -> Result<(), EngineError> {
+        self.subscriber
+            .clone()
+            .subscribe(self.topic(channel))
+            .await
+            .map_err(failed)
+    }
+
+    async fn unsubscribe(&self, channel: &str) -> Result<(), EngineError> {
+        self.subscriber
+            .clone()
+            .unsubscribe(self.topic(channel))
+            .await
+            .map_err(failed)
+    }
+
+    async fn has_subscribers(&self, channel: &str) -> Result<bool, EngineError> {
+        let mut redis = self.commands.clone();
+        let counts: Vec<(String, u64)> = redis::cmd("PUBSUB")
+            .arg("NUMSUB")
+            .arg(self.topic(channel))
+            .query_async(&mut redis)
+            .await
+            .map_err(failed)?;
+        Ok(counts.first().is_some_and(|(_, n)| *n > 0))
+    }
+
+    async fn history(
+        &self,
+        channel: &str,
+        filter: HistoryFilter,
+        options: &StreamOptions,
+    ) -> Result<HistoryResult, EngineError> {
+        let (meta, list) = self.stream_keys(channel);
+        let mut redis = self.commands.clone();
+        let (epoch, offset, entries): (String, u64, Vec<Vec<u8>>) = self
+            .history
+            .key(meta)
+            .key(list)
+            .arg(new_epoch())
+            .arg(options.history_ttl.as_millis() as u64)
+            .invoke_async(&mut redis)
+            .await
+            .map_err(failed)?;
+        let kept: Vec<Message> = entries
+            .iter()
+            .filter_map(|e| match decode(e) {
+                Some(Payload::Message(m)) => Some(m),
+                _ => None,
+            })
+            .collect();
+        let messages = match filter.since {
+            Some(since) => kept
+                .into_iter()
+                .filter(|m| m.offset.is_some_and(|o| o > since))
+                .take(filter.limit.unwrap_or(usize::MAX))
+                .collect(),
+            None => {
+                let n = filter.limit.unwrap_or(kept.len()).min(kept.len());
+                let skip = kept.len() - n;
+                kept.into_iter().skip(skip).collect()
+            }
+        };
+        Ok(HistoryResult {
+            position: StreamPosition { epoch, offset },
+            messages,
+        })
+    }
+}

@@ -1,0 +1,75 @@
+//! Several hubbub nodes sharing one Redis behave as one hub.
+
+mod common;
+
+use common::redis::redis_url;
+use common::{Client, Server};
+use serde_json::json;
+
+fn node() -> Server {
+    let config = format!(
+        r#"
+engine = "redis"
+redis_url = "{}"
+redis_prefix = "cluster-test"
+
+[anonymous]
+read = ["*"]
+
+[[namespaces]]
+pattern = "room:*"
+history_size = 100
+presence = true
+join_leave = true
+"#,
+        redis_url()
+    );
+    Server::with_config(&config, &[])
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_nodes_are_one_hub() {
+    let a = node();
+    let b = node();
+    let mut on_a = Client::connect(&a).await;
+    let mut on_b = Client::connect(&b).await;
+    on_a.subscribe("room:1").await;
+    on_b.subscribe("room:1").await;
+    // on_a hears that on_b joined, through Redis.
+    let join = on_a.recv().await;
+    assert_eq!(join["join"]["client"], on_b.id.as_str(), "{join}");
+    // Published on one node, delivered on both, with one offset.
+    let (status, published) = b
+        .post("/api/publish", json!({"channel": "room:1", "data": "hi"}))
+        .await;
+    assert_eq!(status, 200);
+    assert_eq!(published["offset"], 1);
+    for c in [&mut on_a, &mut on_b] {
+        let m = c.recv().await;
+        assert_eq!(m["message"]["data"], "hi");
+        assert_eq!(m["message"]["offset"], 1);
+    }
+    // History and presence are the cluster's, whichever node is asked.
+    let (_, history) = a.get("/api/history/room:1").await;
+    assert_eq!(history["epoch"], published["epoch"]);
+    assert_eq!(history["messages"][0]["data"], "hi");
+    let (_, presence) = a.get("/api/presence/room:1?stats=1").await;
+    assert_eq!(presence["clients"], 2);
+    // Anonymous clients never write, whichever node they are on.
+    let r = on_b
+        .ask(json!({"broadcast": {"event": "e", "channel": "plain", "data": 1}}))
+        .await;
+    assert_eq!(r["err"], "ACCESS_DENIED");
+    // Recovery across nodes: missed on a, recovered from b's publications.
+    drop(on_a);
+    for n in 2..=4 {
+        b.publish("room:1", json!(n)).await;
+    }
+    let mut back = Client::connect(&a).await;
+    back.send(json!({"subscribe": {"channel": "room:1", "since": {"epoch": published["epoch"], "offset": 1}}}))
+        .await;
+    for n in 2..=4 {
+        assert_eq!(back.recv().await["message"]["data"], n);
+    }
+    assert_eq!(back.recv().await["resubscribed"]["recovered"], true);
+}
