@@ -12,6 +12,7 @@ export type {
   Disconnected,
   DisconnectOptions,
   Info,
+  NodeInfo,
   Published,
   PublisherOptions,
   PublishOptions,

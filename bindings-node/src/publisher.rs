@@ -63,6 +63,8 @@ pub struct Published {
     pub published: String,
     /// The publication's offset, where the channel keeps history.
     pub offset: Option<i64>,
+    /// The epoch of the channel's stream, where the channel keeps history.
+    pub epoch: Option<String>,
 }
 
 /// The hub's answer to `broadcast`.
@@ -109,6 +111,19 @@ pub struct Info {
     /// Channels with at least one subscriber.
     pub channels: u32,
     /// Seconds since the hub started.
+    #[napi(js_name = "uptime_s")]
+    pub uptime_s: i64,
+    /// Every live node of the cluster (one with the memory engine).
+    pub nodes: Vec<NodeInfo>,
+}
+
+/// One node of the cluster, in `info`.
+#[napi(object)]
+pub struct NodeInfo {
+    pub id: String,
+    /// Its open WebSocket connections.
+    pub connections: u32,
+    /// Seconds since it started.
     #[napi(js_name = "uptime_s")]
     pub uptime_s: i64,
 }
@@ -159,6 +174,7 @@ impl Publisher {
             |a| Published {
                 published: a.published,
                 offset: a.offset.map(|o| o as i64),
+                epoch: a.epoch,
             },
         )
     }
@@ -249,6 +265,15 @@ impl Publisher {
             connections: count(a.connections),
             channels: count(a.channels),
             uptime_s: a.uptime_s as i64,
+            nodes: a
+                .nodes
+                .into_iter()
+                .map(|n| NodeInfo {
+                    id: n.id,
+                    connections: count(n.connections),
+                    uptime_s: n.uptime_s as i64,
+                })
+                .collect(),
         })
     }
 }

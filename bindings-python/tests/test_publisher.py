@@ -146,7 +146,7 @@ def test_channels_and_info(hub, ws):
     assert channels["counted:1"] == {"subscribers": 3}
     assert channels["counted:2"] == {"subscribers": 1}
     info = p.info()
-    assert set(info) == {"version", "connections", "channels", "uptime_s"}
+    assert set(info) == {"version", "connections", "channels", "uptime_s", "nodes"}
     assert info["connections"] >= 3 and info["channels"] >= 2
 
 

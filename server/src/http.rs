@@ -16,7 +16,7 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use hubbub_core::api::{
     BroadcastPublished, BroadcastRequest, ChannelStats, Channels, DirectDelivered, DirectRequest,
-    DisconnectRequest, Disconnected, Health, History, Info, NodeInfo, Presence, PresenceStats,
+    DisconnectRequest, Disconnected, Health, History, Info, Presence, PresenceStats,
     PublishRequest, Published, Request as _,
 };
 use hubbub_core::auth::check_api_key;
@@ -210,7 +210,7 @@ async fn direct(
 ) -> ApiResult<DirectDelivered> {
     let r = DirectRequest::from_body(&body(raw)?)?;
     let target = r.target()?;
-    let delivered = node.direct(&target, r.event, r.data, None);
+    let delivered = node.direct(&target, r.event, r.data, None).await?;
     if delivered == 0 {
         return Err(ApiError::new(
             StatusCode::NOT_FOUND,
@@ -228,38 +228,36 @@ async fn disconnect(
     raw: Result<Bytes, BytesRejection>,
 ) -> ApiResult<Disconnected> {
     let r = DisconnectRequest::from_body(&body(raw)?)?;
-    let disconnected = node.kick(
-        &r.target()?,
-        close::DISCONNECTED,
-        "disconnected by the application",
-    );
+    let disconnected = node.kick(&r.target()?).await?;
     Ok(Json(Disconnected { disconnected }))
 }
 
-async fn channels(State(node): State<Arc<Node>>) -> Json<Channels> {
-    Json(Channels {
+async fn channels(State(node): State<Arc<Node>>) -> ApiResult<Channels> {
+    Ok(Json(Channels {
         channels: node
             .channels()
+            .await?
             .into_iter()
             .map(|(name, subscribers)| (name, ChannelStats { subscribers }))
             .collect(),
-    })
+    }))
 }
 
-async fn info(State(node): State<Arc<Node>>) -> Json<Info> {
-    let connections = node.connection_count();
-    let uptime_s = node.uptime_s();
-    Json(Info {
+async fn info(State(node): State<Arc<Node>>) -> ApiResult<Info> {
+    let nodes = node.nodes().await?;
+    // One node: its own figures, exact. Several: what each announced (a few seconds old).
+    let channels = if nodes.len() > 1 {
+        node.channels().await?.len()
+    } else {
+        node.channel_count()
+    };
+    Ok(Json(Info {
         version: VERSION.to_owned(),
-        connections,
-        channels: node.channel_count(),
-        uptime_s,
-        nodes: vec![NodeInfo {
-            id: node.id.clone(),
-            connections,
-            uptime_s,
-        }],
-    })
+        connections: nodes.iter().map(|n| n.connections).sum(),
+        channels,
+        uptime_s: node.uptime_s(),
+        nodes,
+    }))
 }
 
 /// The query of `GET /api/history/{channel}`.

@@ -9,12 +9,12 @@
 
 use crate::config::{Config, Engine, Namespace};
 use crate::engine::{
-    Broker, BrokerHandler, EngineError, HistoryFilter, HistoryResult, MemoryBroker, MemoryPresence,
-    PresenceManager, PresenceStats, RedisBroker, RedisPresence,
+    Broker, BrokerHandler, Control, EngineError, HistoryFilter, HistoryResult, MemoryBroker,
+    MemoryPresence, PresenceManager, PresenceStats, RedisBroker, RedisPresence,
 };
 use crate::outbox::{encode, encode_message, ClientHandle, Frame};
 use crate::shutdown::Shutdown;
-use hubbub_core::api::Target;
+use hubbub_core::api::{NodeInfo, Target};
 use hubbub_core::auth::Authenticator;
 use hubbub_core::hub::{ClientId, Gone, Hub, Left, Subscribed};
 use hubbub_core::protocol::{
@@ -24,7 +24,8 @@ use parking_lot::RwLock;
 use std::collections::HashMap;
 use std::hash::BuildHasher;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
+use tokio::sync::mpsc;
 
 /// Locks that serialize, channel by channel, the moments a channel gains its first or
 /// loses its last subscriber on this node, so that the broker's subscription always ends
@@ -42,6 +43,7 @@ pub struct Node {
     /// The app hooks, where the configuration sets any.
     pub hooks: Option<crate::hooks::Hooks>,
     hub: SharedHub,
+    fanout: Arc<Fanout>,
     broker: Arc<dyn Broker>,
     presence: Arc<dyn PresenceManager>,
     channel_locks: Box<[tokio::sync::Mutex<()>]>,
@@ -52,10 +54,53 @@ pub struct Node {
     started: Instant,
 }
 
+/// How long a request to every node waits for their answers; a node that died without
+/// leaving the node list yet is not waited for longer.
+const CLUSTER_WAIT: Duration = Duration::from_secs(1);
+
+/// How often a node announces itself, and how long an announcement counts.
+const ANNOUNCE_EVERY: Duration = Duration::from_secs(5);
+const ANNOUNCE_TTL: Duration = Duration::from_secs(15);
+
+/// A node's answer to a request of another (or of itself).
+struct Reply {
+    count: usize,
+    channels: Option<std::collections::BTreeMap<String, usize>>,
+}
+
+/// What the broker's handler leaves for the node's own task: it must not wait, and these
+/// need the engine.
+enum Chore {
+    /// Send this to the other nodes.
+    Publish(Control),
+    /// Tidy up after a connection closed by another node's request.
+    Forget(ClientId, Gone<ClientHandle>),
+}
+
 /// Where the broker hands publications back: encodes each once, queues it for every local
-/// subscriber.
+/// subscriber. Messages between nodes come here too.
 struct Fanout {
+    node_id: String,
     hub: SharedHub,
+    /// Requests of this node waiting for the nodes' replies.
+    waiting: parking_lot::Mutex<HashMap<String, mpsc::UnboundedSender<Reply>>>,
+    chores: mpsc::UnboundedSender<Chore>,
+}
+
+impl Fanout {
+    fn reply(
+        &self,
+        request: &str,
+        count: usize,
+        channels: Option<std::collections::BTreeMap<String, usize>>,
+    ) {
+        let _ = self.chores.send(Chore::Publish(Control::Reply {
+            request: request.to_owned(),
+            node: self.node_id.clone(),
+            count,
+            channels,
+        }));
+    }
 }
 
 impl BrokerHandler for Fanout {
@@ -86,6 +131,72 @@ impl BrokerHandler for Fanout {
             .read()
             .deliver_except(channel, &frame, &client.client);
     }
+
+    fn control(&self, control: &Control) {
+        match control {
+            Control::Direct {
+                request,
+                target,
+                frame,
+            } => {
+                let frame = Frame::from(frame.clone());
+                let handles = local_targets(&self.hub.read(), target);
+                let count = handles.iter().filter(|c| c.deliver_frame(&frame)).count();
+                self.reply(request, count, None);
+            }
+            Control::Disconnect { request, target } => {
+                let gone: Vec<(ClientId, Gone<ClientHandle>)> = {
+                    let mut hub = self.hub.write();
+                    let ids = match target {
+                        Target::Client(id) => vec![ClientId::from(id.as_str())],
+                        Target::User(user) => hub.user_client_ids(user),
+                    };
+                    ids.into_iter()
+                        .filter_map(|id| hub.disconnect(&id).map(|gone| (id, gone)))
+                        .collect()
+                };
+                let count = gone.len();
+                for (id, gone) in gone {
+                    gone.handle.close_after_queue(
+                        hubbub_core::protocol::close::DISCONNECTED,
+                        "disconnected by the application",
+                    );
+                    let _ = self.chores.send(Chore::Forget(id, gone));
+                }
+                self.reply(request, count, None);
+            }
+            Control::Channels { request } => {
+                let channels = self
+                    .hub
+                    .read()
+                    .channels()
+                    .map(|(name, n)| (name.to_owned(), n))
+                    .collect();
+                self.reply(request, 0, Some(channels));
+            }
+            Control::Reply {
+                request,
+                count,
+                channels,
+                ..
+            } => {
+                if let Some(waiting) = self.waiting.lock().get(request) {
+                    let _ = waiting.send(Reply {
+                        count: *count,
+                        channels: channels.clone(),
+                    });
+                }
+            }
+        }
+    }
+}
+
+/// The handles of the connections `target` names on this node.
+fn local_targets(hub: &Hub<ClientHandle>, target: &Target) -> Vec<ClientHandle> {
+    match target {
+        Target::Client(id) => hub.client(id).cloned().into_iter().collect(),
+        Target::User(user) => hub.user_clients(user),
+    }
 }
 
 /// What a resubscription found: whether the gap can be filled, the channel's position,
@@ -111,13 +222,22 @@ impl Node {
                 (Arc::new(broker), Arc::new(presence))
             }
         };
-        broker.start(Arc::new(Fanout { hub: hub.clone() })).await?;
+        let id = crate::engine::new_epoch();
+        let (chores, chores_queue) = mpsc::unbounded_channel();
+        let fanout = Arc::new(Fanout {
+            node_id: id.clone(),
+            hub: hub.clone(),
+            waiting: Default::default(),
+            chores,
+        });
+        broker.start(fanout.clone()).await?;
         let node = Arc::new(Node {
             hooks: config.hooks.clone().map(crate::hooks::Hooks::new),
             auth: config.authenticator(),
             config,
             shutdown,
-            id: crate::engine::new_epoch(),
+            id,
+            fanout,
 
             hub,
             broker,
@@ -130,6 +250,8 @@ impl Node {
         if let Some(every) = node.presence.refresh_every() {
             tokio::spawn(refresh_presence(Arc::downgrade(&node), every));
         }
+        node.announce().await?;
+        tokio::spawn(do_chores(Arc::downgrade(&node), chores_queue));
         Ok(node)
     }
 
@@ -180,32 +302,80 @@ impl Node {
         }
     }
 
-    /// Closes the connections `target` names with `code` once what is queued for them has
-    /// gone out, taking them off the hub at once (so that they receive nothing more and
-    /// are no longer counted); returns how many.
-    pub fn kick(self: &Arc<Self>, target: &Target, code: u16, reason: &'static str) -> usize {
-        let gone: Vec<(ClientId, Gone<ClientHandle>)> = {
-            let mut hub = self.hub.write();
-            let ids = match target {
-                Target::Client(id) => vec![ClientId::from(id.as_str())],
-                Target::User(user) => hub.user_client_ids(user),
-            };
-            ids.into_iter()
-                .filter_map(|id| hub.disconnect(&id).map(|gone| (id, gone)))
-                .collect()
+    /// Closes the connections `target` names, on every node, once what is queued for them
+    /// has gone out (4000), taking them off their hub at once (so that they receive
+    /// nothing more and are no longer counted); returns how many.
+    pub async fn kick(&self, target: &Target) -> Result<usize, EngineError> {
+        let request = Control::Disconnect {
+            request: uuid::Uuid::new_v4().simple().to_string(),
+            target: target.clone(),
         };
-        let kicked = gone.len();
-        for (id, gone) in gone {
-            gone.handle.close_after_queue(code, reason);
-            let who = PresentClient {
-                client: id.to_string(),
-                user: gone.user.clone(),
-                info: None,
-            };
-            let node = self.clone();
-            tokio::spawn(async move { node.forget(gone, &who).await });
+        let replies = self.ask_every_node(request).await?;
+        Ok(replies.iter().map(|r| r.count).sum())
+    }
+
+    /// Sends a request to every node and gathers their replies (for at most
+    /// [`CLUSTER_WAIT`]).
+    async fn ask_every_node(&self, request: Control) -> Result<Vec<Reply>, EngineError> {
+        let id = match &request {
+            Control::Direct { request, .. }
+            | Control::Disconnect { request, .. }
+            | Control::Channels { request } => request.clone(),
+            Control::Reply { .. } => unreachable!("replies are not requests"),
+        };
+        let expected = self.broker.nodes().await?.len().max(1);
+        let (tx, mut rx) = mpsc::unbounded_channel();
+        self.fanout.waiting.lock().insert(id.clone(), tx);
+        let sent = self.broker.publish_control(&request).await;
+        let mut replies = Vec::new();
+        if sent.is_ok() {
+            let deadline = tokio::time::Instant::now() + CLUSTER_WAIT;
+            while replies.len() < expected {
+                match tokio::time::timeout_at(deadline, rx.recv()).await {
+                    Ok(Some(reply)) => replies.push(reply),
+                    _ => break,
+                }
+            }
         }
-        kicked
+        self.fanout.waiting.lock().remove(&id);
+        sent.map(|()| replies)
+    }
+
+    /// Says that this node is alive, with its figures.
+    async fn announce(&self) -> Result<(), EngineError> {
+        self.broker.announce(&self.info(), ANNOUNCE_TTL).await
+    }
+
+    /// This node's figures.
+    fn info(&self) -> NodeInfo {
+        NodeInfo {
+            id: self.id.clone(),
+            connections: self.connection_count(),
+            uptime_s: self.uptime_s(),
+        }
+    }
+
+    /// Every live node, with this one's figures as they are now.
+    pub async fn nodes(&self) -> Result<Vec<NodeInfo>, EngineError> {
+        let mut nodes = self.broker.nodes().await?;
+        nodes.retain(|n| n.id != self.id);
+        nodes.push(self.info());
+        nodes.sort_by(|a, b| a.id.cmp(&b.id));
+        Ok(nodes)
+    }
+
+    /// Every channel with subscribers on the cluster, with their number.
+    pub async fn channels(&self) -> Result<Vec<(String, usize)>, EngineError> {
+        let request = Control::Channels {
+            request: uuid::Uuid::new_v4().simple().to_string(),
+        };
+        let mut all: std::collections::BTreeMap<String, usize> = Default::default();
+        for reply in self.ask_every_node(request).await? {
+            for (channel, n) in reply.channels.unwrap_or_default() {
+                *all.entry(channel).or_default() += n;
+            }
+        }
+        Ok(all.into_iter().collect())
     }
 
     pub fn set_user(&self, id: &str, user: Option<String>) {
@@ -469,41 +639,27 @@ impl Node {
         ))
     }
 
-    /// The connections `target` names.
-    pub fn targets(&self, target: &Target) -> Vec<ClientHandle> {
-        let hub = self.hub.read();
-        match target {
-            Target::Client(id) => hub.client(id).cloned().into_iter().collect(),
-            Target::User(user) => hub.user_clients(user),
-        }
-    }
-
-    /// Sends a direct message to the connections `target` names; returns how many took it.
-    pub fn direct(
+    /// Sends a direct message to the connections `target` names, on every node; returns
+    /// how many took it.
+    pub async fn direct(
         &self,
         target: &Target,
         event: String,
         data: RawJson,
         from: Option<String>,
-    ) -> usize {
-        let frame: Frame = encode(&ServerFrame::DirectMessage(DirectMessage {
+    ) -> Result<usize, EngineError> {
+        let frame = encode(&ServerFrame::DirectMessage(DirectMessage {
             event,
             data,
             from,
         }));
-        self.targets(target)
-            .iter()
-            .filter(|c| c.deliver_frame(&frame))
-            .count()
-    }
-
-    /// Every channel with subscribers, with their number.
-    pub fn channels(&self) -> Vec<(String, usize)> {
-        self.hub
-            .read()
-            .channels()
-            .map(|(name, n)| (name.to_owned(), n))
-            .collect()
+        let request = Control::Direct {
+            request: uuid::Uuid::new_v4().simple().to_string(),
+            target: target.clone(),
+            frame: frame.to_string(),
+        };
+        let replies = self.ask_every_node(request).await?;
+        Ok(replies.iter().map(|r| r.count).sum())
     }
 
     pub fn connection_count(&self) -> usize {
@@ -548,6 +704,44 @@ async fn refresh_presence(node: std::sync::Weak<Node>, every: std::time::Duratio
             }
             if let Err(e) = node.presence.add(&channel, &who).await {
                 tracing::warn!(%channel, "cannot refresh presence: {e}");
+            }
+        }
+    }
+}
+
+/// The node's own work that the broker's handler cannot do itself: sending replies to the
+/// other nodes, tidying up after connections another node's request closed, and
+/// announcing the node now and then. Ends with the node.
+async fn do_chores(node: std::sync::Weak<Node>, mut queue: mpsc::UnboundedReceiver<Chore>) {
+    let mut announce = tokio::time::interval(ANNOUNCE_EVERY);
+    announce.tick().await;
+    loop {
+        let chore = tokio::select! {
+            chore = queue.recv() => chore,
+            _ = announce.tick() => {
+                let Some(node) = node.upgrade() else { return };
+                if let Err(e) = node.announce().await {
+                    tracing::warn!("cannot announce this node: {e}");
+                }
+                continue;
+            }
+        };
+        let (Some(chore), Some(node)) = (chore, node.upgrade()) else {
+            return;
+        };
+        match chore {
+            Chore::Publish(control) => {
+                if let Err(e) = node.broker.publish_control(&control).await {
+                    tracing::warn!("cannot answer another node: {e}");
+                }
+            }
+            Chore::Forget(id, gone) => {
+                let who = PresentClient {
+                    client: id.to_string(),
+                    user: gone.user.clone(),
+                    info: None,
+                };
+                node.forget(gone, &who).await;
             }
         }
     }

@@ -116,7 +116,7 @@ impl Session {
             Command::Subscribe(subscribe) => self.subscribe(subscribe).await,
             Command::Unsubscribe(ChannelRef { channel }) => self.unsubscribe(channel).await,
             Command::Broadcast(broadcast) => self.broadcast(broadcast).await,
-            Command::Direct(direct) => self.direct(direct),
+            Command::Direct(direct) => self.direct(direct).await,
             Command::Logout(True) => self.logout().await,
             Command::Disconnect(True) => {
                 let _ = self.tx.send(Outbound::Close(close::NORMAL, "")).await;
@@ -438,7 +438,7 @@ impl Session {
         Ok(ServerFrame::Broadcasted(channel))
     }
 
-    fn direct(
+    async fn direct(
         &mut self,
         Direct {
             event,
@@ -456,6 +456,7 @@ impl Session {
         if self
             .node
             .direct(&target, event, data, self.identity.user.clone())
+            .await?
             == 0
         {
             return Err(Error::InvalidClient.because(format!("no client {:?}", target.name())));

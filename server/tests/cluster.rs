@@ -72,4 +72,39 @@ async fn two_nodes_are_one_hub() {
         assert_eq!(back.recv().await["message"]["data"], n);
     }
     assert_eq!(back.recv().await["resubscribed"]["recovered"], true);
+
+    // The HTTP API of either node sees the whole cluster.
+    let (_, info) = a.get("/api/info").await;
+    assert_eq!(info["nodes"].as_array().unwrap().len(), 2, "{info}");
+    let (_, channels) = a.get("/api/channels").await;
+    assert_eq!(
+        channels["channels"]["room:1"]["subscribers"], 2,
+        "{channels}"
+    );
+    // Direct messages and disconnects reach connections on the other node.
+    let (status, sent) = a
+        .post("/api/direct", json!({"client": on_b.id, "data": "psst"}))
+        .await;
+    assert_eq!(
+        (status, sent["delivered"].as_u64()),
+        (200, Some(1)),
+        "{sent}"
+    );
+    loop {
+        let f = on_b.recv().await;
+        if let Some(d) = f.get("directMessage") {
+            assert_eq!(d["data"], "psst");
+            break;
+        }
+    }
+    let (status, _) = a
+        .post("/api/direct", json!({"client": "nobody", "data": 1}))
+        .await;
+    assert_eq!(status, 404);
+    let (status, gone) = a.post("/api/disconnect", json!({"client": on_b.id})).await;
+    assert_eq!((status, gone["disconnected"].as_u64()), (200, Some(1)));
+    assert_eq!(
+        on_b.closed().await,
+        Some(tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode::Library(4000))
+    );
 }

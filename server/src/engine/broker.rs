@@ -8,7 +8,10 @@
 
 use super::EngineError;
 use async_trait::async_trait;
+use hubbub_core::api::{NodeInfo, Target};
 use hubbub_core::protocol::{Message, PresentClient, StreamPosition};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -45,6 +48,31 @@ pub struct HistoryResult {
     pub messages: Vec<Message>,
 }
 
+/// A message between the nodes of a cluster, not for subscribers: what the HTTP API and
+/// `direct` ask of connections wherever they are, and the nodes' answers.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "lowercase")]
+pub enum Control {
+    /// Queue `frame` (an encoded `directMessage`) for the connections `target` names.
+    Direct {
+        request: String,
+        target: Target,
+        frame: String,
+    },
+    /// Close the connections `target` names, as `POST /api/disconnect` does (4000).
+    Disconnect { request: String, target: Target },
+    /// Tell how many subscribers each channel has.
+    Channels { request: String },
+    /// A node's answer to a request: how many connections it reached, or its channels.
+    Reply {
+        request: String,
+        node: String,
+        count: usize,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        channels: Option<BTreeMap<String, usize>>,
+    },
+}
+
 /// Where the broker hands back what it receives for the channels the node subscribed to.
 pub trait BrokerHandler: Send + Sync + 'static {
     /// A publication, with its offset set where the channel keeps history. Called in the
@@ -54,6 +82,8 @@ pub trait BrokerHandler: Send + Sync + 'static {
     fn join(&self, channel: &str, client: &PresentClient);
     /// Someone left a channel with join/leave events.
     fn leave(&self, channel: &str, client: &PresentClient);
+    /// A message between nodes (every node receives every one, its own included).
+    fn control(&self, control: &Control);
 }
 
 /// Publication across the cluster, and per-channel streams.
@@ -87,6 +117,15 @@ pub trait Broker: Send + Sync + 'static {
 
     /// Whether any node of the cluster has a subscriber of `channel`.
     async fn has_subscribers(&self, channel: &str) -> Result<bool, EngineError>;
+
+    /// Sends a message to every node of the cluster, this one included.
+    async fn publish_control(&self, control: &Control) -> Result<(), EngineError>;
+
+    /// Says that this node is alive, with its figures, for `ttl`.
+    async fn announce(&self, node: &NodeInfo, ttl: Duration) -> Result<(), EngineError>;
+
+    /// Every node alive (that announced itself within its ttl).
+    async fn nodes(&self) -> Result<Vec<NodeInfo>, EngineError>;
 
     /// The stream's position and the messages `filter` asks for. A channel with no stream
     /// yet gets one (a new epoch at offset 0), so that the position handed out now stays

@@ -9,9 +9,11 @@
 //! history and publishing are one step.
 
 use super::{
-    new_epoch, Broker, BrokerHandler, EngineError, HistoryFilter, HistoryResult, StreamOptions,
+    new_epoch, Broker, BrokerHandler, Control, EngineError, HistoryFilter, HistoryResult,
+    StreamOptions,
 };
 use async_trait::async_trait;
+use hubbub_core::api::NodeInfo;
 use hubbub_core::protocol::{Message, PresentClient, StreamPosition};
 use parking_lot::{Mutex, MutexGuard};
 use std::collections::{HashMap, HashSet, VecDeque};
@@ -33,6 +35,8 @@ pub struct MemoryBroker {
 }
 
 struct Inner {
+    /// This node, as it last announced itself.
+    node: Mutex<Option<NodeInfo>>,
     stripes: Box<[Mutex<Stripe>]>,
     hasher: std::collections::hash_map::RandomState,
     handler: OnceLock<Arc<dyn BrokerHandler>>,
@@ -80,6 +84,7 @@ impl MemoryBroker {
     pub fn new() -> MemoryBroker {
         MemoryBroker {
             inner: Arc::new(Inner {
+                node: Mutex::new(None),
                 stripes: (0..STRIPES).map(|_| Mutex::default()).collect(),
                 hasher: Default::default(),
                 handler: OnceLock::new(),
@@ -196,6 +201,22 @@ impl Broker for MemoryBroker {
 
     async fn has_subscribers(&self, channel: &str) -> Result<bool, EngineError> {
         Ok(self.inner.stripe(channel).subscribed.contains(channel))
+    }
+
+    async fn publish_control(&self, control: &Control) -> Result<(), EngineError> {
+        if let Some(handler) = self.inner.handler() {
+            handler.control(control);
+        }
+        Ok(())
+    }
+
+    async fn announce(&self, node: &NodeInfo, _ttl: Duration) -> Result<(), EngineError> {
+        *self.inner.node.lock() = Some(node.clone());
+        Ok(())
+    }
+
+    async fn nodes(&self) -> Result<Vec<NodeInfo>, EngineError> {
+        Ok(self.inner.node.lock().iter().cloned().collect())
     }
 
     async fn history(

@@ -19,7 +19,7 @@ mod presence;
 mod redis_broker;
 mod redis_presence;
 
-pub use broker::{Broker, BrokerHandler, HistoryFilter, HistoryResult, StreamOptions};
+pub use broker::{Broker, BrokerHandler, Control, HistoryFilter, HistoryResult, StreamOptions};
 pub use memory_broker::MemoryBroker;
 pub use memory_presence::MemoryPresence;
 pub use presence::{PresenceManager, PresenceStats};

@@ -8,16 +8,20 @@
 //! - `P:t:<channel>`: the channel's pub/sub topic;
 //! - `P:m:<channel>`: the stream's epoch and last offset (a hash);
 //! - `P:h:<channel>`: the stream's kept messages (a list), both expiring `history_ttl`
-//!   after the last publication.
+//!   after the last publication;
+//! - `P:control`: the topic every node listens to, for messages between nodes;
+//! - `P:nodes`, `P:nodes:expiry`: the live nodes and when each stops counting as alive.
 //!
 //! What travels on a topic (and sits in a stream) is one line of text: `m<offset> <json>`
 //! for a publication (offset 0 where there is no stream), `j<json>` and `l<json>` for a
 //! join and a leave.
 
 use super::{
-    new_epoch, Broker, BrokerHandler, EngineError, HistoryFilter, HistoryResult, StreamOptions,
+    new_epoch, Broker, BrokerHandler, Control, EngineError, HistoryFilter, HistoryResult,
+    StreamOptions,
 };
 use async_trait::async_trait;
+use hubbub_core::api::NodeInfo;
 use hubbub_core::protocol::{Message, PresentClient, StreamPosition};
 use redis::aio::ConnectionManager;
 use redis::{AsyncCommands, PushKind, Value};
@@ -56,6 +60,17 @@ local offset = tonumber(redis.call('HGET', KEYS[1], 'o') or '0')
 return {epoch, offset, redis.call('LRANGE', KEYS[2], 0, -1)}
 "#;
 
+/// Drops the nodes that stopped announcing themselves, then lists the rest: KEYS nodes,
+/// expiries; ARGV now in ms.
+const NODES: &str = r#"
+local gone = redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', ARGV[1])
+if #gone > 0 then
+  redis.call('HDEL', KEYS[1], unpack(gone))
+  redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', ARGV[1])
+end
+return redis.call('HVALS', KEYS[1])
+"#;
+
 /// The Redis engine's broker.
 pub struct RedisBroker {
     /// Commands, scripts and publishing.
@@ -66,11 +81,19 @@ pub struct RedisBroker {
     prefix: String,
     publish: redis::Script,
     history: redis::Script,
+    nodes: redis::Script,
     handler: Arc<OnceLock<Arc<dyn BrokerHandler>>>,
 }
 
 fn failed(e: redis::RedisError) -> EngineError {
     EngineError(format!("redis: {e}"))
+}
+
+fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
 }
 
 impl RedisBroker {
@@ -100,6 +123,7 @@ impl RedisBroker {
             prefix: prefix.to_owned(),
             publish: redis::Script::new(PUBLISH),
             history: redis::Script::new(HISTORY),
+            nodes: redis::Script::new(NODES),
             handler: Arc::new(OnceLock::new()),
         })
     }
@@ -107,6 +131,10 @@ impl RedisBroker {
     /// The connection commands go over, for the presence manager to share.
     pub fn commands(&self) -> ConnectionManager {
         self.commands.clone()
+    }
+
+    fn control_topic(&self) -> String {
+        format!("{}:control", self.prefix)
     }
 
     fn topic(&self, channel: &str) -> String {
@@ -137,6 +165,7 @@ enum Payload {
     Message(Message),
     Join(PresentClient),
     Leave(PresentClient),
+    Control(Control),
 }
 
 fn decode(payload: &[u8]) -> Option<Payload> {
@@ -151,6 +180,7 @@ fn decode(payload: &[u8]) -> Option<Payload> {
         }
         b'j' => serde_json::from_str(&text[1..]).ok().map(Payload::Join),
         b'l' => serde_json::from_str(&text[1..]).ok().map(Payload::Leave),
+        b'c' => serde_json::from_str(&text[1..]).ok().map(Payload::Control),
         _ => None,
     }
 }
@@ -170,6 +200,7 @@ async fn deliver(
     mut pushes: mpsc::UnboundedReceiver<redis::PushInfo>,
 ) {
     let topic_prefix = format!("{prefix}:t:");
+    let control_topic = format!("{prefix}:control");
     while let Some(push) = pushes.recv().await {
         if push.kind != PushKind::Message {
             continue;
@@ -180,17 +211,26 @@ async fn deliver(
         ) else {
             continue;
         };
-        let Some(channel) = std::str::from_utf8(topic)
-            .ok()
-            .and_then(|t| t.strip_prefix(&topic_prefix))
-        else {
+        let Ok(topic) = std::str::from_utf8(topic) else {
+            continue;
+        };
+        if topic == control_topic {
+            match decode(payload) {
+                Some(Payload::Control(control)) => handler.control(&control),
+                _ => tracing::warn!("unreadable message between nodes"),
+            }
+            continue;
+        }
+        let Some(channel) = topic.strip_prefix(&topic_prefix) else {
             continue;
         };
         match decode(payload) {
             Some(Payload::Message(message)) => handler.publication(channel, &message),
             Some(Payload::Join(client)) => handler.join(channel, &client),
             Some(Payload::Leave(client)) => handler.leave(channel, &client),
-            None => tracing::warn!(channel, "unreadable publication on the Redis topic"),
+            Some(Payload::Control(_)) | None => {
+                tracing::warn!(channel, "unreadable publication on the Redis topic")
+            }
         }
     }
 }
@@ -206,7 +246,11 @@ impl Broker for RedisBroker {
             .ok_or_else(|| EngineError("the broker was started twice".into()))?;
         let _ = self.handler.set(handler.clone());
         tokio::spawn(deliver(self.prefix.clone(), handler, pushes));
-        Ok(())
+        self.subscriber
+            .clone()
+            .subscribe(self.control_topic())
+            .await
+            .map_err(failed)
     }
 
     async fn publish(
@@ -289,6 +333,49 @@ impl Broker for RedisBroker {
             .await
             .map_err(failed)?;
         Ok(counts.first().is_some_and(|(_, n)| *n > 0))
+    }
+
+    async fn publish_control(&self, control: &Control) -> Result<(), EngineError> {
+        let json = serde_json::to_string(control).expect("control messages serialize");
+        let mut redis = self.commands.clone();
+        let _: i64 = redis
+            .publish(self.control_topic(), format!("c{json}"))
+            .await
+            .map_err(failed)?;
+        Ok(())
+    }
+
+    async fn announce(&self, node: &NodeInfo, ttl: Duration) -> Result<(), EngineError> {
+        let json = serde_json::to_string(node).expect("node figures serialize");
+        let nodes = format!("{}:nodes", self.prefix);
+        let expiries = format!("{}:nodes:expiry", self.prefix);
+        let _: () = redis::pipe()
+            .atomic()
+            .hset(&nodes, &node.id, json)
+            .ignore()
+            .zadd(&expiries, &node.id, now_ms() + ttl.as_millis() as u64)
+            .ignore()
+            .query_async(&mut self.commands.clone())
+            .await
+            .map_err(failed)?;
+        Ok(())
+    }
+
+    async fn nodes(&self) -> Result<Vec<NodeInfo>, EngineError> {
+        let values: Vec<String> = self
+            .nodes
+            .key(format!("{}:nodes", self.prefix))
+            .key(format!("{}:nodes:expiry", self.prefix))
+            .arg(now_ms())
+            .invoke_async(&mut self.commands.clone())
+            .await
+            .map_err(failed)?;
+        let mut nodes: Vec<NodeInfo> = values
+            .iter()
+            .filter_map(|v| serde_json::from_str(v).ok())
+            .collect();
+        nodes.sort_by(|a, b| a.id.cmp(&b.id));
+        Ok(nodes)
     }
 
     async fn history(

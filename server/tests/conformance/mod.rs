@@ -5,9 +5,10 @@
 
 #![allow(dead_code)]
 
+use hubbub_core::api::{NodeInfo, Target};
 use hubbub_core::protocol::{Message, PresentClient, RawJson};
 use hubbub_server::engine::{
-    Broker, BrokerHandler, HistoryFilter, PresenceManager, PresenceStats, StreamOptions,
+    Broker, BrokerHandler, Control, HistoryFilter, PresenceManager, PresenceStats, StreamOptions,
 };
 use std::sync::Arc;
 use std::time::Duration;
@@ -22,6 +23,7 @@ pub enum Event {
     Publication(String, Message),
     Join(String, PresentClient),
     Leave(String, PresentClient),
+    Control(Control),
 }
 
 struct Recorder(mpsc::UnboundedSender<Event>);
@@ -39,6 +41,9 @@ impl BrokerHandler for Recorder {
         let _ = self
             .0
             .send(Event::Leave(channel.to_owned(), client.clone()));
+    }
+    fn control(&self, control: &Control) {
+        let _ = self.0.send(Event::Control(control.clone()));
     }
 }
 
@@ -430,6 +435,50 @@ pub async fn presence_lists_who_is_there(e: Engine) {
     assert!(p.list(&channel("other")).await.unwrap().is_empty());
 }
 
+pub async fn messages_between_nodes_come_back(mut e: Engine) {
+    let request = Control::Direct {
+        request: channel("request"),
+        target: Target::User("42".into()),
+        frame: r#"{"directMessage":{"event":"e","data":1}}"#.into(),
+    };
+    e.broker.publish_control(&request).await.unwrap();
+    // Other tests may share the engine (one Redis): wait for this one.
+    loop {
+        if let Event::Control(c) = e.next().await {
+            if c == request {
+                break;
+            }
+        }
+    }
+}
+
+pub async fn nodes_announce_themselves(e: Engine) {
+    let node = NodeInfo {
+        id: channel("node"),
+        connections: 7,
+        uptime_s: 3,
+    };
+    e.broker
+        .announce(&node, Duration::from_secs(60))
+        .await
+        .unwrap();
+    let nodes = e.broker.nodes().await.unwrap();
+    assert!(nodes.contains(&node), "{nodes:?}");
+    let again = NodeInfo {
+        connections: 8,
+        ..node.clone()
+    };
+    e.broker
+        .announce(&again, Duration::from_secs(60))
+        .await
+        .unwrap();
+    let nodes = e.broker.nodes().await.unwrap();
+    assert!(
+        nodes.contains(&again) && !nodes.contains(&node),
+        "{nodes:?}"
+    );
+}
+
 /// One test per property, each on a fresh engine from `$factory().await`.
 #[macro_export]
 macro_rules! engine_conformance {
@@ -446,6 +495,8 @@ macro_rules! engine_conformance {
             joins_and_leaves_come_back,
             subscribers_are_known_to_the_cluster,
             presence_lists_who_is_there,
+            messages_between_nodes_come_back,
+            nodes_announce_themselves,
         );
     };
     (@tests $factory:expr; $($name:ident),* $(,)?) => {
