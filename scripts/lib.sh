@@ -50,3 +50,22 @@ ensure_hubbub() {
     (cd "$ROOT" && cargo build -q -p hubbub-server)
   fi
 }
+
+# What building the browser package (bindings-wasm, `npm run build`) needs: the wasm32
+# target, wasm-bindgen-cli of the exact version the crate pins, and binaryen's wasm-opt.
+ensure_wasm_tools() {
+  apt_install binaryen
+  if ! rustup target list --installed | grep -qx wasm32-unknown-unknown; then
+    say "adding the wasm32-unknown-unknown target"
+    rustup target add wasm32-unknown-unknown
+  fi
+  local want
+  want="$(sed -n 's/^wasm-bindgen = "=\(.*\)"$/\1/p' "$ROOT/bindings-wasm/Cargo.toml")"
+  if [ "$(wasm-bindgen --version 2>/dev/null | awk '{print $2}')" != "$want" ]; then
+    say "installing wasm-bindgen-cli $want (a few minutes)"
+    # --locked first; should the registry lack a version the CLI's lock file names (a
+    # yanked crate), let cargo resolve its dependencies afresh.
+    cargo install -q wasm-bindgen-cli --version "=$want" --locked ||
+      cargo install -q wasm-bindgen-cli --version "=$want"
+  fi
+}

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The chat example (examples/django_chat) end to end: a real hubbub with the example's
 # config, the Django project on its development server, and two headless Chromium pages
-# (playwright-core driving Debian's chromium), one staff user and one non-staff user.
+# (playwright-core driving Debian's chromium), one staff user and one non-staff user; and
+# examples/django_chat/run.sh itself (moved ports, taken ports, Ctrl-C, the demo data).
 #
 # Reuses what the Python and browser parts installed and built when they ran first, and
 # installs or builds what is missing otherwise, so it also runs alone.
@@ -49,5 +50,5 @@ if [ ! -f node_modules/.package-lock.json ] || [ package-lock.json -nt node_modu
   npm ci --no-audit --no-fund --loglevel=error
 fi
 
-say "chat example end to end: hubbub, Django, two Chromium pages"
-PYTHON="$VENV/bin/python" node --test chat.test.mjs
+say "chat example end to end: hubbub, Django, two Chromium pages; run.sh"
+PYTHON="$VENV/bin/python" node --test --test-concurrency=1 chat.test.mjs run.test.mjs

@@ -6,7 +6,8 @@
 #   Python:  the `hubbub` package (PyO3) and its Django integration, with pytest
 #   Node:    the `hubbub-node` publisher (napi-rs), with node --test
 #   Browser: the `hubbub-client` package (wasm-bindgen) in headless Chromium
-#   Django:  the chat example end to end, two browsers
+#   Django:  the chat example end to end, two browsers; its run.sh
+#   Docs:    the runnable code blocks of README.md and the guides, against a real hub
 #   Bench:   a few seconds of the benchmark harness against hubbub
 #
 # Each part is its own script (scripts/test-<part>.sh) and can be run alone. To run only
@@ -15,7 +16,7 @@ source "$(dirname "$0")/lib.sh"
 cd "$ROOT"
 
 parts=("$@")
-[ ${#parts[@]} -gt 0 ] || parts=(rust python node browser django bench)
+[ ${#parts[@]} -gt 0 ] || parts=(rust python node browser django docs bench)
 
 started=$(date +%s)
 timings=()

@@ -115,3 +115,40 @@ test('the demo page shows a channel\'s messages as they arrive', async () => {
     await files.close();
   }
 });
+
+test('the demo page with a token reads what the token allows, and names a refusal', async () => {
+  const files = await serveFiles(ROOT);
+  const open = async (params) => {
+    const page = await browser.newPage();
+    page.problems = [];
+    page.on('pageerror', (e) => page.problems.push(e.message));
+    await page.goto(`${files.url}/examples/browser/index.html?${new URLSearchParams({ hub: hub.ws, ...params })}`);
+    return page;
+  };
+  const pages = [];
+  try {
+    // room:* is not anonymous on the test hub: only the token lets the page read it.
+    const good = await open({ channel: 'room:7', token: hub.token('42', { read: ['room:*'] }) });
+    pages.push(good);
+    await good.locator('#state', { hasText: 'connected' }).waitFor();
+    await hub.publish('room:7', { for: 'user 42' });
+    await good.locator('#messages li').first().waitFor();
+    assert.equal(await good.locator('#messages .data').textContent(), '{"for":"user 42"}');
+
+    const bad = await open({ channel: 'room:7', token: 'not.a.token' });
+    pages.push(bad);
+    await bad.locator('#state', { hasText: 'refused: INVALID_CREDENTIALS' }).waitFor();
+
+    const anonymous = await open({ channel: 'room:7' });
+    pages.push(anonymous);
+    await anonymous.locator('#state', { hasText: 'refused: ACCESS_DENIED' }).waitFor();
+
+    // The events that follow (the client's closed state, the subscription's CLOSED) left
+    // the error in place.
+    assert.match(await bad.locator('#state').textContent(), /^refused: INVALID_CREDENTIALS/);
+    for (const page of pages) assert.deepEqual(page.problems, []);
+  } finally {
+    for (const page of pages) await page.close();
+    await files.close();
+  }
+});

@@ -8,15 +8,22 @@
 #   examples/django_chat/run.sh manage demo     # any manage.py command, e.g. the demo data
 #
 # Python: the active virtualenv, or else the repository's .venv (created when missing).
-# CHAT_ADDR (default 127.0.0.1:8000) is where Django listens; HUBBUB_BIN overrides the
-# hubbub binary (default: target/debug/hubbub, built when missing).
+#
+# Where things listen (change them when the ports are taken, e.g. by another hub):
+#   HUBBUB_LISTEN    the hub (default: hubbub.toml's listen, 127.0.0.1:9772); hubbub reads it
+#   CHAT_HUBBUB_URL  the hub as Django calls it (default: http://$HUBBUB_LISTEN)
+#   CHAT_ADDR        Django's development server (default: 127.0.0.1:8000)
+# HUBBUB_BIN runs another hubbub binary (default: target/release/hubbub, which
+# `cargo build --release -p hubbub-server` brings up to date first).
 set -euo pipefail
 
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 ROOT="$(cd "$HERE/../.." && pwd)"
-HUBBUB_BIN="${HUBBUB_BIN:-$ROOT/target/debug/hubbub}"
 CHAT_ADDR="${CHAT_ADDR:-127.0.0.1:8000}"
+HUB_ADDR="${HUBBUB_LISTEN:-$(sed -n 's/^listen = "\(.*\)"$/\1/p' "$HERE/hubbub.toml")}"
+export CHAT_HUBBUB_URL="${CHAT_HUBBUB_URL:-http://$HUB_ADDR}"
 say() { printf '==> %s\n' "$*" >&2; }
+die() { printf 'run.sh: %s\n' "$*" >&2; exit 1; }
 
 if [ -n "${VIRTUAL_ENV:-}" ]; then
   PY="$VIRTUAL_ENV/bin/python"
@@ -34,14 +41,42 @@ if ! "$PY" -c 'import django, hubbub.django' 2>/dev/null; then
 fi
 
 cd "$HERE"
+# Every manage.py command, `demo` included, needs the tables: migrate first.
+"$PY" manage.py migrate --noinput -v 0
 if [ "${1:-}" = manage ]; then
   shift
   exec "$PY" manage.py "$@"
 fi
 
-if [ ! -x "$HUBBUB_BIN" ]; then
-  say "building hubbub"
-  (cd "$ROOT" && cargo build -q -p hubbub-server)
+# Whether HOST:PORT is free to listen on (the check binds it, as the servers will).
+can_listen() {
+  "$PY" - "$1" <<'PY'
+import socket, sys
+host, _, port = sys.argv[1].rpartition(":")
+host = host.strip("[]")
+family = socket.AF_INET6 if ":" in host else socket.AF_INET
+with socket.socket(family) as s:
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        s.bind((host, int(port)))
+    except OSError as e:
+        sys.exit(f"{e.strerror}")
+PY
+}
+busy() {
+  printf 'run.sh: cannot listen on %s for %s: %s.\n' "$1" "$2" "$3" >&2
+  printf 'Stop what holds it (another hub, the quick start'"'"'s?) or move the chat with\n' >&2
+  printf 'HUBBUB_LISTEN (the hub) and CHAT_ADDR (Django), e.g.\n' >&2
+  printf '  HUBBUB_LISTEN=127.0.0.1:9773 CHAT_ADDR=127.0.0.1:8001 %s\n' "$0" >&2
+  exit 1
+}
+why="$(can_listen "$HUB_ADDR" 2>&1)" || busy "$HUB_ADDR" "the hub" "$why"
+why="$(can_listen "$CHAT_ADDR" 2>&1)" || busy "$CHAT_ADDR" "Django" "$why"
+
+if [ -z "${HUBBUB_BIN:-}" ]; then
+  say "building hubbub (cargo build --release -p hubbub-server)"
+  (cd "$ROOT" && cargo build -q --release -p hubbub-server)
+  HUBBUB_BIN="$ROOT/target/release/hubbub"
 fi
 
 if [ ! -f "$ROOT/bindings-wasm/pkg/hubbub_client.js" ]; then
@@ -56,35 +91,53 @@ if [ ! -f "$ROOT/bindings-wasm/pkg/hubbub_client.js" ]; then
   (cd "$ROOT/bindings-wasm" && npm run --silent build)
 fi
 
-"$PY" manage.py migrate --noinput -v 0
-
-say "starting hubbub ($HUBBUB_BIN --config hubbub.toml)"
-"$HUBBUB_BIN" --config "$HERE/hubbub.toml" &
-hub=$!
+hub=
 web=
-# Stops both (Ctrl-C, or one of them exited) and waits for them to finish.
+# Stops both (Ctrl-C, or one of them exited) and waits for them to finish. Django runs in
+# a process group of its own (its autoreloader serves from a child process).
 stop() {
   trap - EXIT INT TERM
-  kill -TERM $hub $web 2>/dev/null || true
+  [ -z "$web" ] || kill -TERM -- "-$web" 2>/dev/null || true
+  [ -z "$hub" ] || kill -TERM "$hub" 2>/dev/null || true
   wait 2>/dev/null || true
+  # The autoreloader's child is not ours to wait for: give it a few seconds to go.
+  for _ in $(seq 50); do
+    if [ -z "$web" ] || ! kill -0 -- "-$web" 2>/dev/null; then break; fi
+    sleep 0.1
+  done
   exit "$1"
 }
 trap 'stop $?' EXIT
 trap 'stop 130' INT
 trap 'stop 143' TERM
 
+say "starting hubbub on $HUB_ADDR ($HUBBUB_BIN --config hubbub.toml)"
+HUBBUB_LISTEN="$HUB_ADDR" "$HUBBUB_BIN" --config "$HERE/hubbub.toml" &
+hub=$!
+
+# Waits until `url` answers, as long as process `pid` runs.
+await_answer() {
+  local url=$1 pid=$2 name=$3
+  for _ in $(seq 300); do
+    kill -0 "$pid" 2>/dev/null || die "$name exited (see its message above)"
+    "$PY" -c 'import sys, urllib.request; urllib.request.urlopen(sys.argv[1], timeout=1)' "$url" 2>/dev/null && return 0
+    sleep 0.1
+  done
+  die "$name does not answer at $url"
+}
 # Django publishes to the hub from its first request: wait until the hub answers.
-health="$("$PY" -c 'from chat_site import settings; print(settings.HUBBUB["URL"].rstrip("/") + "/health")')"
-probe() { "$PY" -c 'import sys, urllib.request; urllib.request.urlopen(sys.argv[1], timeout=1)' "$health" 2>/dev/null; }
-for _ in $(seq 100); do
-  probe && break
-  kill -0 "$hub" 2>/dev/null || { echo "hubbub exited (see its message above)" >&2; exit 1; }
-  sleep 0.1
-done
-probe || { echo "hubbub does not answer at $health" >&2; exit 1; }
+await_answer "${CHAT_HUBBUB_URL%/}/health" "$hub" "hubbub"
+
+say "starting Django's development server on $CHAT_ADDR (hub: $CHAT_HUBBUB_URL)"
+setsid "$PY" manage.py runserver "$CHAT_ADDR" &
+web=$!
+await_answer "http://$CHAT_ADDR/login/" "$web" "Django's development server"
 
 say "the chat is at http://$CHAT_ADDR/ (demo users: $0 manage demo). Ctrl-C stops it."
-"$PY" manage.py runserver "$CHAT_ADDR" &
-web=$!
 # Until either exits, or Ctrl-C.
+set +e
 wait -n "$hub" "$web"
+status=$?
+kill -0 "$hub" 2>/dev/null || say "hubbub exited"
+kill -0 "$web" 2>/dev/null || say "Django's development server exited"
+exit $((status == 0 ? 1 : status))

@@ -75,8 +75,11 @@ STATIC_URL = "static/"
 
 # The browser client, the npm package `hubbub-client`, is served as plain static files and
 # imported by a <script type="module"> through an import map: no bundler. In a project of
-# your own, `npm install hubbub-client` and point this at node_modules/hubbub-client; this
-# example uses the package as built in this repository (bindings-wasm/pkg).
+# your own, install it from your hubbub checkout
+# (`npm install /path/to/hubbub/bindings-wasm/pkg`, docs/django.md) and point this at
+# node_modules/hubbub-client. This example takes CHAT_HUBBUB_CLIENT_DIR where it is set,
+# else its own node_modules/hubbub-client where there is one, else the package as built in
+# this repository (bindings-wasm/pkg).
 HUBBUB_CLIENT_DIR = Path(
     os.environ.get("CHAT_HUBBUB_CLIENT_DIR")
     or (
