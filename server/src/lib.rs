@@ -54,6 +54,13 @@ pub async fn run(
         http_timeout: config.http_timeout,
     };
     let dev_mode = config.dev_mode;
+    let anonymous_read = if config.anonymous_read == ["*"] {
+        "every channel".to_owned()
+    } else if config.anonymous_read.is_empty() {
+        "no channel".to_owned()
+    } else {
+        config.anonymous_read.join(", ")
+    };
     let open_api = !dev_mode && config.api_keys.is_empty() && config.allowed_ips.is_none();
     let node = node::Node::new(config, shutdown.clone())
         .await
@@ -65,7 +72,7 @@ pub async fn run(
     );
     if dev_mode {
         tracing::info!(
-            "development mode (no config file): anonymous clients read every channel, the HTTP \
+            "development mode (no config file): anonymous clients read {anonymous_read}, the HTTP \
              API accepts loopback callers without a key; open http://{addr}/ to watch the channel \"hello\""
         );
     }
