@@ -247,7 +247,7 @@ impl CallbackPublisher {
         let task = process.runtime.spawn(async move {
             let outcome = call.await;
             // Python may be shutting down, with nobody left to tell.
-            Python::try_attach(|py| {
+            crate::transport::in_python(|py| {
                 let (answer, error) = match outcome.map(|a| json::to_python(py, &a)) {
                     Ok(Ok(answer)) => (answer.unbind(), None),
                     Ok(Err(err)) => (py.None(), Some(err.into_value(py))),

@@ -13,7 +13,45 @@ use hubbub_publisher::Connections;
 use pyo3::exceptions::PyRuntimeError;
 use pyo3::prelude::*;
 use std::ptr;
-use std::sync::atomic::{AtomicPtr, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+/// Set when the interpreter begins to exit: from then on, the I/O thread hands nothing
+/// more to Python.
+static CLOSING: AtomicBool = AtomicBool::new(false);
+
+/// Callbacks of the I/O thread that are attaching to Python or running in it.
+static IN_PYTHON: AtomicUsize = AtomicUsize::new(0);
+
+/// Runs `f` with the GIL on the I/O thread, unless the interpreter is exiting: a thread
+/// that takes the GIL while Python finalizes brings the process down ("PyGILState_Release
+/// ... finalizing"), so an answer that comes too late is dropped, with nobody left to
+/// tell.
+pub fn in_python(f: impl FnOnce(Python<'_>)) {
+    if CLOSING.load(Ordering::Acquire) {
+        return;
+    }
+    IN_PYTHON.fetch_add(1, Ordering::AcqRel);
+    // Checked again: `close` may have started between the first check and the count.
+    if !CLOSING.load(Ordering::Acquire) {
+        Python::try_attach(f);
+    }
+    IN_PYTHON.fetch_sub(1, Ordering::AcqRel);
+}
+
+/// Registered with `atexit`: stops the I/O thread's callbacks before the interpreter
+/// finalizes, waiting (with the GIL released, at most a second) for those already on
+/// their way in.
+#[pyfunction]
+pub fn close(py: Python<'_>) {
+    CLOSING.store(true, Ordering::Release);
+    py.detach(|| {
+        let deadline = Instant::now() + Duration::from_secs(1);
+        while IN_PYTHON.load(Ordering::Acquire) > 0 && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    });
+}
 
 /// The I/O thread and connection pool of the current process, for asyncio calls.
 pub struct Process {
