@@ -115,3 +115,29 @@ test('the demo page shows a channel\'s messages as they arrive', async () => {
     await files.close();
   }
 });
+
+test('the demo page names the error when the hub refuses its token or its origin', async () => {
+  const files = await serveFiles(ROOT);
+  const strict = await Hub.start(0, ['--allowed-origins', 'https://app.example']);
+  const page = await browser.newPage();
+  const problems = [];
+  page.on('pageerror', (e) => problems.push(e.message));
+  try {
+    const open = (h, extra = {}) =>
+      page.goto(`${files.url}/examples/browser/index.html?${new URLSearchParams({ hub: h.ws, ...extra })}`);
+
+    await open(hub, { channel: 'room:1', token: 'not.a.token' });
+    await page.locator('#state', { hasText: 'closed' }).waitFor();
+    await page.locator('#error', { hasText: 'INVALID_CREDENTIALS' }).waitFor();
+
+    await open(strict);
+    await page.locator('#error', { hasText: 'ACCESS_DENIED: origin not allowed' }).waitFor();
+    assert.equal(await page.locator('#state').textContent(), 'disconnected');
+    await page.screenshot({ path: path.join(os.tmpdir(), 'hubbub-demo-refused.png') });
+    assert.deepEqual(problems, []);
+  } finally {
+    await page.close();
+    await strict.stop();
+    await files.close();
+  }
+});
