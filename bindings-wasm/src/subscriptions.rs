@@ -183,8 +183,20 @@ impl Subscriptions {
             Ok(answer) => {
                 let c = &mut self.channels[at];
                 let (recovered, answered) = match answer {
-                    Some(r) => (r.recovered, StreamPosition { epoch: r.epoch, offset: r.offset }),
-                    None => (false, StreamPosition { epoch: String::new(), offset: 0 }),
+                    Some(r) => (
+                        r.recovered,
+                        StreamPosition {
+                            epoch: r.epoch,
+                            offset: r.offset,
+                        },
+                    ),
+                    None => (
+                        false,
+                        StreamPosition {
+                            epoch: String::new(),
+                            offset: 0,
+                        },
+                    ),
                 };
                 let position = StreamPosition {
                     epoch: answered.epoch.clone(),
@@ -301,7 +313,10 @@ impl Subscriptions {
     /// Someone left a channel with join/leave events.
     pub fn left(&self, leave: &Leave, calls: &mut Calls) {
         if let Some(c) = self.get(&leave.channel) {
-            let handlers = c.entries.iter().filter_map(|e| e.handlers.on_leave.as_ref());
+            let handlers = c
+                .entries
+                .iter()
+                .filter_map(|e| e.handlers.on_leave.as_ref());
             push_all(handlers, || message::leave(leave), calls);
         }
     }
