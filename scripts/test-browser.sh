@@ -2,8 +2,10 @@
 # Browser: the `hubbub-client` package (bindings-wasm, wasm-bindgen) built with
 # `npm run build`, then tested in Debian's headless Chromium driven by playwright-core,
 # against real hubbub processes: connecting, tokens, channels, data, refusals,
-# unsubscribing, broadcast, direct messages, a server restart, the heartbeat; the
-# TypeScript declarations under tsc; a Vite bundle; the demo page in examples/browser.
+# unsubscribing, broadcast, direct messages, a server restart, the heartbeat, close codes,
+# streams (recovery through a cutting TCP proxy, epochs, since, history, presence,
+# join/leave); the TypeScript declarations under tsc; a Vite bundle; the demo page in
+# examples/browser.
 #
 # Installs what it needs and skips what is there: the wasm32 target, wasm-bindgen-cli of
 # the exact version the crate pins, Debian's binaryen (wasm-opt) and chromium, and the npm

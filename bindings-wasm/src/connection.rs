@@ -8,7 +8,10 @@
 //!
 //! When the socket closes, or the heartbeat finds it silent for most of `heartbeatMs`, the
 //! connection reports `disconnected` and opens a new socket after a jittered, growing delay.
-//! `close()` (or credentials the server refuses) ends it for good.
+//! `close()` (or credentials the server refuses) ends it for good. Two close codes stop the
+//! reconnecting but leave the client usable through `connect()`: 4403 (the hub refuses this
+//! page: its origin, or the app) and 4000 (the application disconnected it); coming back by
+//! itself would only be refused again, or undo the application's decision.
 //!
 //! JavaScript callbacks may call back into the client, so nothing calls JavaScript while
 //! the connection is borrowed: state changes queue [`Calls`], which [`with`] makes after
@@ -18,11 +21,13 @@ use crate::backoff::Delays;
 use crate::error::{self, CLOSED, DISCONNECTED};
 use crate::message;
 use crate::options::Options;
-use crate::subscriptions::{Removed, Subscriptions};
+use crate::subscriptions::{Added, Confirmed, Handlers, Removed, Subscriptions};
 use crate::Subscription;
 use gloo_timers::callback::{Interval, Timeout};
-use hubbub_core::protocol::{close, ChannelRef, Command, RawJson, ServerFrame, Subscribe};
-use hubbub_core::{channel, Rejection};
+use hubbub_core::protocol::{
+    close, ChannelRef, Command, RawJson, ServerFrame, Since, StreamPosition, Subscribe,
+};
+use hubbub_core::{channel, Error, Rejection};
 use js_sys::{Function, Promise};
 use std::cell::RefCell;
 use std::collections::VecDeque;
@@ -105,18 +110,25 @@ pub(crate) fn with<R>(shared: &Shared, f: impl FnOnce(&mut Connection, &mut Call
 enum Pending {
     /// Part of the handshake: its refusal closes the client.
     Authenticate,
-    /// On behalf of the subscriptions `ids`; `handshake` when sent as part of one.
-    Subscribe {
-        channel: String,
-        ids: Vec<u32>,
-        handshake: bool,
-    },
+    /// For every subscription of `channel`; `handshake` when sent as part of one.
+    Subscribe { channel: String, handshake: bool },
     /// `done` resolves the application's `unsubscribe()` promise.
     Unsubscribe { channel: String, done: Function },
-    /// `broadcast` and `direct`.
-    Reply(Resolver),
+    /// `broadcast`, `direct`, `history` and `presence`: the answer settles the promise.
+    Reply(Resolver, Reply),
     /// The heartbeat's.
     Ping,
+}
+
+/// What a command's promise resolves to.
+#[derive(Clone, Copy)]
+pub(crate) enum Reply {
+    /// Nothing (`undefined`): `broadcast`, `direct`.
+    Done,
+    /// The `history` page.
+    History,
+    /// The `presence` list.
+    Presence,
 }
 
 /// One WebSocket and what was sent on it.
@@ -233,7 +245,8 @@ impl Connection {
     pub fn subscribe(
         &mut self,
         channel: String,
-        on_message: Function,
+        handlers: Handlers,
+        since: Option<StreamPosition>,
         calls: &mut Calls,
     ) -> Promise {
         let (promise, resolver) = Resolver::promise();
@@ -249,17 +262,24 @@ impl Connection {
             return promise;
         }
         let id = self.next_id();
-        self.subscriptions.add(id, &channel, on_message, resolver);
-        if let Some(socket) = self.socket.as_mut().filter(|s| s.welcomed) {
-            socket.send(
-                &subscribe(&channel),
-                Pending::Subscribe {
-                    channel: channel.clone(),
-                    ids: vec![id],
-                    handshake: false,
-                },
-            );
-            self.subscriptions.requested(&channel);
+        match self
+            .subscriptions
+            .add(id, &channel, handlers, since, resolver, calls)
+        {
+            Added::New => {
+                if let Some(socket) = self.socket.as_mut().filter(|s| s.welcomed) {
+                    let since = self.subscriptions.request(&channel);
+                    socket.send(
+                        &subscribe(&channel, since),
+                        Pending::Subscribe {
+                            channel,
+                            handshake: false,
+                        },
+                    );
+                }
+            }
+            Added::Confirmed(confirmed) => self.confirm(confirmed, calls),
+            Added::Waiting => {}
         }
         promise
     }
@@ -287,8 +307,18 @@ impl Connection {
         promise
     }
 
-    /// Sends `broadcast` or `direct`; resolves on the server's answer.
-    pub fn command(&mut self, command: Result<Command, Rejection>, calls: &mut Calls) -> Promise {
+    /// Where subscription `id`'s channel stands in its stream, where it keeps history.
+    pub fn position(&self, id: u32) -> Option<&StreamPosition> {
+        self.subscriptions.position(id)
+    }
+
+    /// Sends `broadcast`, `direct`, `history` or `presence`; settles on the server's answer.
+    pub fn command(
+        &mut self,
+        command: Result<Command, Rejection>,
+        reply: Reply,
+        calls: &mut Calls,
+    ) -> Promise {
         let (promise, resolver) = Resolver::promise();
         let offline = if self.state == State::Closed {
             CLOSED
@@ -301,7 +331,7 @@ impl Connection {
                 &resolver.reject,
                 error::error(offline, Some("the client is not connected")),
             ),
-            (Ok(command), Some(socket)) => socket.send(&command, Pending::Reply(resolver)),
+            (Ok(command), Some(socket)) => socket.send(&command, Pending::Reply(resolver, reply)),
         }
         promise
     }
@@ -344,7 +374,7 @@ impl Connection {
         let on_close = Closure::<dyn FnMut(CloseEvent)>::new(move |event: CloseEvent| {
             if let Some(shared) = this.upgrade() {
                 with(&shared, |c, calls| {
-                    c.closed(generation, event.code(), calls)
+                    c.closed(generation, event.code(), &event.reason(), calls)
                 });
             }
         });
@@ -397,8 +427,8 @@ impl Connection {
                     calls.push(handler, object.clone());
                 }
             }
-            // Presence events (phase 2) have no API in the client yet.
-            ServerFrame::Join(_) | ServerFrame::Leave(_) => {}
+            ServerFrame::Join(join) => self.subscriptions.joined(&join, calls),
+            ServerFrame::Leave(leave) => self.subscriptions.left(&leave, calls),
             answer => self.answer(answer, calls),
         }
     }
@@ -417,12 +447,11 @@ impl Connection {
             );
             socket.handshake += 1;
         }
-        for (channel, ids) in self.subscriptions.wanted() {
+        for (channel, since) in self.subscriptions.wanted() {
             socket.send(
-                &subscribe(&channel),
+                &subscribe(&channel, since),
                 Pending::Subscribe {
                     channel,
-                    ids,
                     handshake: true,
                 },
             );
@@ -435,35 +464,30 @@ impl Connection {
 
     /// An answer: settles the oldest command awaiting one.
     fn answer(&mut self, frame: ServerFrame, calls: &mut Calls) {
-        let result = match frame {
-            ServerFrame::Err(body) => Err(Rejection::from(body)),
-            _ => Ok(()),
-        };
         let Some(pending) = self.socket.as_mut().and_then(|s| s.pending.pop_front()) else {
             // An error that answers nothing the client sent.
-            if let Err(rejection) = result {
-                self.report(error::rejection(&rejection), calls);
+            if let ServerFrame::Err(body) = frame {
+                self.report(error::rejection(&body.into()), calls);
             }
             return;
         };
         match pending {
-            Pending::Authenticate => match result {
-                Ok(()) => self.handshake_step(calls),
-                Err(rejection) => self.refused(&rejection, calls),
+            Pending::Authenticate => match frame {
+                ServerFrame::Err(body) => self.refused(&body.into(), calls),
+                _ => self.handshake_step(calls),
             },
-            Pending::Subscribe {
-                channel,
-                ids,
-                handshake,
-            } => {
+            Pending::Subscribe { channel, handshake } => {
+                let result = match frame {
+                    ServerFrame::Resubscribed(r) => Ok(Some(r)),
+                    ServerFrame::Err(body) => Err(body.into()),
+                    _ => Ok(None),
+                };
                 let on_error = self.options.on_error.as_ref();
                 for confirmed in self
                     .subscriptions
-                    .answered(&channel, &ids, result, on_error, calls)
+                    .answered(&channel, result, on_error, calls)
                 {
-                    let subscription =
-                        Subscription::new(self.this.clone(), confirmed.id, confirmed.channel);
-                    calls.push(&confirmed.resolver.resolve, subscription.into());
+                    self.confirm(confirmed, calls);
                 }
                 if handshake {
                     self.handshake_step(calls);
@@ -473,16 +497,34 @@ impl Connection {
                 self.subscriptions.unsubscribed(&channel);
                 calls.push(&done, JsValue::UNDEFINED);
             }
-            Pending::Reply(resolver) => match result {
-                Ok(()) => calls.push(&resolver.resolve, JsValue::UNDEFINED),
-                Err(rejection) => calls.push(&resolver.reject, error::rejection(&rejection)),
-            },
+            Pending::Reply(resolver, reply) => {
+                let settled = match (frame, reply) {
+                    (ServerFrame::Err(body), _) => Err(error::rejection(&body.into())),
+                    (ServerFrame::History(page), Reply::History) => Ok(message::history(&page)),
+                    (ServerFrame::Presence(p), Reply::Presence) => Ok(message::presence(&p)),
+                    (_, Reply::Done) => Ok(JsValue::UNDEFINED),
+                    // The server answers in order: another kind of answer is a broken hub.
+                    _ => Err(error::rejection(
+                        &Error::InvalidPayload.because("an answer of the wrong kind"),
+                    )),
+                };
+                match settled {
+                    Ok(value) => calls.push(&resolver.resolve, value),
+                    Err(error) => calls.push(&resolver.reject, error),
+                }
+            }
             Pending::Ping => {
                 if let Some(socket) = self.socket.as_mut() {
                     socket.ping_out = false;
                 }
             }
         }
+    }
+
+    /// A subscription is confirmed: its `subscribe()` promise resolves.
+    fn confirm(&self, confirmed: Confirmed, calls: &mut Calls) {
+        let subscription = Subscription::new(self.this.clone(), confirmed.id, confirmed.channel);
+        calls.push(&confirmed.resolver.resolve, subscription.into());
     }
 
     fn handshake_step(&mut self, calls: &mut Calls) {
@@ -507,12 +549,10 @@ impl Connection {
     /// The server refused the credentials: retrying with the same ones cannot help.
     fn refused(&mut self, rejection: &Rejection, calls: &mut Calls) {
         let error = error::rejection(rejection);
-        for waiter in self.connect_waiters.drain(..) {
-            calls.push(&waiter.reject, error.clone());
-        }
-        self.report(error, calls);
-        let closed = error::error(CLOSED, Some("the server refused the credentials"));
-        self.shut(&closed, calls);
+        self.report(error.clone(), calls);
+        // What waits (connect(), subscriptions made before it) learns the real reason,
+        // not just that the client closed.
+        self.shut(&error, calls);
     }
 
     /// The heartbeat, every eighth of `heartbeatMs`: ping a quiet connection, give up on a
@@ -547,16 +587,61 @@ impl Connection {
     }
 
     /// The socket's close event (an error event is always followed by one).
-    fn closed(&mut self, generation: u32, code: u16, calls: &mut Calls) {
+    fn closed(&mut self, generation: u32, code: u16, reason: &str, calls: &mut Calls) {
         if self.socket(generation).is_none() {
             return;
         }
-        if code == close::DISCONNECTED {
+        let because = |default: &'static str| -> String {
+            if reason.is_empty() {
+                default.to_owned()
+            } else {
+                reason.to_owned()
+            }
+        };
+        match code {
             // The application closed this connection on purpose: coming back would undo it.
-            let error = error::error(CLOSED, Some("disconnected by the application"));
-            self.shut(&error, calls);
-        } else {
-            self.connection_lost(calls);
+            close::DISCONNECTED => {
+                let reason = because("disconnected by the application");
+                self.stop(error::closed(DISCONNECTED, &reason, code), calls);
+            }
+            // The hub refuses this page (its origin, or the app's connect hook): the same
+            // request would be refused again.
+            close::ACCESS_DENIED => {
+                let reason = because("access denied");
+                let name = Error::AccessDenied.name();
+                self.stop(error::closed(name, &reason, code), calls);
+            }
+            // The app behind the hub failed; it may be back in a moment. Said once per
+            // failed attempt, and retried with the growing delays.
+            close::APP_UNAVAILABLE => {
+                let reason = because("app unavailable");
+                let name = Error::Unavailable.name();
+                self.report(error::closed(name, &reason, code), calls);
+                self.connection_lost(calls);
+            }
+            // Token expired (4001), shutdown, slow consumer, a dropped network: come back.
+            // After 4001 the new connection authenticates again, and where the token is
+            // past its `exp` that refusal (TOKEN_EXPIRED) is what the application hears.
+            _ => self.connection_lost(calls),
+        }
+    }
+
+    /// The hub said not to come back: no more reconnecting until the application calls
+    /// `connect()` again. Subscriptions stay, to be restored by that connection.
+    fn stop(&mut self, error: JsValue, calls: &mut Calls) {
+        let pending = self.drop_socket();
+        let gone = error::error(
+            DISCONNECTED,
+            Some("the connection dropped before the answer"),
+        );
+        settle(pending, &gone, calls);
+        self.subscriptions.connection_lost();
+        self.retry = None;
+        self.delays = None;
+        self.set_state(State::Disconnected, calls);
+        self.report(error.clone(), calls);
+        for waiter in self.connect_waiters.drain(..) {
+            calls.push(&waiter.reject, error.clone());
         }
     }
 
@@ -645,7 +730,7 @@ impl Connection {
 fn settle(pending: VecDeque<Pending>, error: &JsValue, calls: &mut Calls) {
     for p in pending {
         match p {
-            Pending::Reply(resolver) => calls.push(&resolver.reject, error.clone()),
+            Pending::Reply(resolver, _) => calls.push(&resolver.reject, error.clone()),
             // The server forgets a lost connection's subscriptions anyway.
             Pending::Unsubscribe { done, .. } => calls.push(&done, JsValue::UNDEFINED),
             Pending::Authenticate | Pending::Subscribe { .. } | Pending::Ping => {}
@@ -653,9 +738,9 @@ fn settle(pending: VecDeque<Pending>, error: &JsValue, calls: &mut Calls) {
     }
 }
 
-fn subscribe(channel: &str) -> Command {
+fn subscribe(channel: &str, since: Since) -> Command {
     Command::Subscribe(Subscribe {
         channel: channel.to_owned(),
-        since: None,
+        since: Some(since),
     })
 }

@@ -35,6 +35,14 @@ pub(crate) fn error(code: &str, reason: Option<&str>) -> JsValue {
     error.into()
 }
 
+/// The error for a connection the hub closed with one of its own codes: `closeCode` says
+/// which.
+pub(crate) fn closed(code: &str, reason: &str, close_code: u16) -> JsValue {
+    let error = error(code, Some(reason));
+    set(&error, "closeCode", &close_code.into());
+    error
+}
+
 /// The error for a refusal by the server (or by the same rule checked before sending).
 pub(crate) fn rejection(rejection: &Rejection) -> JsValue {
     error(rejection.error.name(), rejection.reason.as_deref())

@@ -8,8 +8,12 @@
 //! await init()
 //! const client = new Client('ws://127.0.0.1:9772/ws', { token })
 //! await client.connect()
-//! const sub = await client.subscribe('room:1', (msg) => render(msg.event, msg.data))
+//! const sub = await client.subscribe('room:1', (msg) => render(msg.event, msg.data), {
+//!   since: position,                                  // rendered by the app's server
+//!   onRecover: ({ recovered }) => recovered || reloadState(),
+//! })
 //! await client.broadcast('room:1', 'chat', { text: 'hi' })
+//! const { messages } = await sub.history({ limit: 50 })
 //! await sub.unsubscribe()
 //! ```
 //!
@@ -31,8 +35,8 @@ mod message;
 mod options;
 mod subscriptions;
 
-use connection::{with, Connection, Shared};
-use hubbub_core::protocol::{Broadcast, Command, Direct};
+use connection::{with, Connection, Reply, Shared};
+use hubbub_core::protocol::{Broadcast, ChannelRef, Command, Direct};
 use js_sys::{Function, Promise};
 use options::{type_error, Options};
 use std::cell::RefCell;
@@ -77,17 +81,21 @@ impl Client {
 
     /// Subscribes to a channel. Resolves to a `Subscription` once the server confirms it;
     /// rejects with the server's error (`ACCESS_DENIED`, ...) otherwise. Every message on
-    /// the channel goes to `onMessage` until `unsubscribe()`, across reconnections.
+    /// the channel goes to `onMessage` until `unsubscribe()`, across reconnections, which
+    /// recover what was published meanwhile where the channel keeps history. `options`:
+    /// `since` (a position to start after), `onRecover`, `onJoin`, `onLeave`.
     #[wasm_bindgen(unchecked_return_type = "Promise<Subscription>")]
     pub fn subscribe(
         &self,
         channel: String,
         #[wasm_bindgen(js_name = onMessage, unchecked_param_type = "(message: Message) => void")]
         on_message: Function,
-    ) -> Promise {
-        with(&self.connection, |c, calls| {
-            c.subscribe(channel, on_message, calls)
-        })
+        #[wasm_bindgen(unchecked_optional_param_type = "SubscribeOptions")] options: JsValue,
+    ) -> Result<Promise, JsValue> {
+        let (handlers, since) = options::subscription(on_message, &options)?;
+        Ok(with(&self.connection, |c, calls| {
+            c.subscribe(channel, handlers, since, calls)
+        }))
     }
 
     /// Publishes `data` (any value JSON can express) on a channel, where the credentials
@@ -107,7 +115,9 @@ impl Client {
                 data,
             }))
         });
-        with(&self.connection, |c, calls| c.command(command, calls))
+        with(&self.connection, |c, calls| {
+            c.command(command, Reply::Done, calls)
+        })
     }
 
     /// Sends `data` to one client, by its `clientId`. Needs an authenticated connection.
@@ -125,7 +135,9 @@ impl Client {
                 data,
             })
         });
-        with(&self.connection, |c, calls| c.command(command, calls))
+        with(&self.connection, |c, calls| {
+            c.command(command, Reply::Done, calls)
+        })
     }
 
     /// Calls `handler` with every direct message to this client. Returns a function that
@@ -191,6 +203,40 @@ impl Subscription {
         self.channel.clone()
     }
 
+    /// Where this subscription stands in the channel's stream: the epoch and offset of the
+    /// last message, or of the last (re)subscription; `undefined` where the channel keeps
+    /// no history, or the subscription ended.
+    #[wasm_bindgen(getter, unchecked_return_type = "StreamPosition | undefined")]
+    pub fn position(&self) -> JsValue {
+        let position = self.connection.upgrade().and_then(|connection| {
+            let c = connection.borrow();
+            c.position(self.id).map(message::position)
+        });
+        position.unwrap_or(JsValue::UNDEFINED)
+    }
+
+    /// The channel's recent messages (oldest first) and its current position: `limit` the
+    /// newest ones at most, `since` only those after that offset. Rejects with
+    /// `INVALID_CHANNEL` where the channel keeps no history.
+    #[wasm_bindgen(unchecked_return_type = "Promise<HistoryPage>")]
+    pub fn history(
+        &self,
+        #[wasm_bindgen(unchecked_optional_param_type = "HistoryOptions")] options: JsValue,
+    ) -> Result<Promise, JsValue> {
+        let query = options::history(self.channel.clone(), &options)?;
+        Ok(self.command(Command::History(query), Reply::History))
+    }
+
+    /// Who is subscribed to the channel, cluster-wide. Rejects with `INVALID_CHANNEL` where
+    /// the channel has no presence.
+    #[wasm_bindgen(unchecked_return_type = "Promise<Presence>")]
+    pub fn presence(&self) -> Promise {
+        let channel = ChannelRef {
+            channel: self.channel.clone(),
+        };
+        self.command(Command::Presence(channel), Reply::Presence)
+    }
+
     /// Stops the messages to this subscription's callback at once; unsubscribes from the
     /// channel on the server when no other subscription wants it. Resolves once done.
     #[wasm_bindgen(unchecked_return_type = "Promise<void>")]
@@ -198,6 +244,16 @@ impl Subscription {
         match self.connection.upgrade() {
             Some(connection) => with(&connection, |c, calls| c.unsubscribe(self.id, calls)),
             None => Promise::resolve(&JsValue::UNDEFINED),
+        }
+    }
+}
+
+impl Subscription {
+    fn command(&self, command: Command, reply: Reply) -> Promise {
+        match self.connection.upgrade() {
+            Some(connection) => with(&connection, |c, calls| c.command(Ok(command), reply, calls)),
+            // The client itself is gone.
+            None => Promise::reject(&error::error(error::CLOSED, None)),
         }
     }
 }

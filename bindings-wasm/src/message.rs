@@ -5,9 +5,11 @@
 //! `JSON.stringify` turn it into a JS value and back, and core checks what goes out.
 
 use crate::error::set;
-use hubbub_core::protocol::{DirectMessage, Message, RawJson};
+use hubbub_core::protocol::{
+    DirectMessage, HistoryPage, Join, Leave, Message, Presence, RawJson, StreamPosition,
+};
 use hubbub_core::{Error, Rejection};
-use js_sys::{Object, JSON};
+use js_sys::{Array, Object, JSON};
 use wasm_bindgen::JsValue;
 
 /// `{channel, event, data, offset?, from?}`
@@ -34,6 +36,82 @@ pub(crate) fn direct_message(m: &DirectMessage) -> JsValue {
         set(&object, "from", &from.as_str().into());
     }
     object
+}
+
+/// `{recovered, epoch, offset}`: what `onRecover` hears after a resubscription.
+pub(crate) fn recovery(recovered: bool, position: &StreamPosition) -> JsValue {
+    let object = self::position(position);
+    set(&object, "recovered", &recovered.into());
+    object
+}
+
+/// `{epoch, offset}`
+pub(crate) fn position(position: &StreamPosition) -> JsValue {
+    let object: JsValue = Object::new().into();
+    set(&object, "epoch", &position.epoch.as_str().into());
+    set(&object, "offset", &(position.offset as f64).into());
+    object
+}
+
+/// `{channel, client, user, info?}`
+pub(crate) fn join(j: &Join) -> JsValue {
+    let object = client(&j.channel, &j.client, j.user.as_deref());
+    if let Some(info) = &j.info {
+        set(&object, "info", &data(info));
+    }
+    object
+}
+
+/// `{channel, client, user}`
+pub(crate) fn leave(l: &Leave) -> JsValue {
+    client(&l.channel, &l.client, l.user.as_deref())
+}
+
+/// `{channel, epoch, offset, messages}`, the messages as deliveries are.
+pub(crate) fn history(page: &HistoryPage) -> JsValue {
+    let messages: Array = page.messages.iter().map(message).collect();
+    let object = position(&StreamPosition {
+        epoch: page.epoch.clone(),
+        offset: page.offset,
+    });
+    set(&object, "channel", &page.channel.as_str().into());
+    set(&object, "messages", &messages);
+    object
+}
+
+/// `{channel, clients: [{client, user, info?}]}`
+pub(crate) fn presence(p: &Presence) -> JsValue {
+    let clients: Array = p
+        .clients
+        .iter()
+        .map(|c| {
+            let object: JsValue = Object::new().into();
+            set(&object, "client", &c.client.as_str().into());
+            set(&object, "user", &user(c.user.as_deref()));
+            if let Some(info) = &c.info {
+                set(&object, "info", &data(info));
+            }
+            object
+        })
+        .collect();
+    let object: JsValue = Object::new().into();
+    set(&object, "channel", &p.channel.as_str().into());
+    set(&object, "clients", &clients);
+    object
+}
+
+/// `{channel, client, user}`, the part a join and a leave share.
+fn client(channel: &str, client: &str, who: Option<&str>) -> JsValue {
+    let object: JsValue = Object::new().into();
+    set(&object, "channel", &channel.into());
+    set(&object, "client", &client.into());
+    set(&object, "user", &user(who));
+    object
+}
+
+/// A user id, `null` for an anonymous connection.
+fn user(user: Option<&str>) -> JsValue {
+    user.map_or(JsValue::NULL, JsValue::from)
 }
 
 /// The JS value of a delivery's data.

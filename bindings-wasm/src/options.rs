@@ -1,7 +1,9 @@
-//! The options object of `new Client(url, options)`.
+//! The options objects of `new Client(url, options)`, `client.subscribe(channel, onMessage,
+//! options)` and `sub.history(options)`.
 
 use crate::backoff::Reconnect;
-use hubbub_core::protocol::Credentials;
+use crate::subscriptions::Handlers;
+use hubbub_core::protocol::{Credentials, HistoryQuery, StreamPosition};
 use js_sys::{Function, Reflect};
 use wasm_bindgen::{JsCast, JsValue};
 
@@ -64,6 +66,76 @@ impl Default for Options {
             on_error: None,
         }
     }
+}
+
+/// The third argument of `subscribe()`: `{since, onRecover, onJoin, onLeave}`.
+pub(crate) fn subscription(
+    on_message: js_sys::Function,
+    options: &JsValue,
+) -> Result<(Handlers, Option<StreamPosition>), JsValue> {
+    let mut handlers = Handlers {
+        on_message,
+        on_recover: None,
+        on_join: None,
+        on_leave: None,
+    };
+    if options.is_undefined() || options.is_null() {
+        return Ok((handlers, None));
+    }
+    if !options.is_object() {
+        return Err(type_error("subscribe's options must be an object"));
+    }
+    handlers.on_recover = function(options, "onRecover")?;
+    handlers.on_join = function(options, "onJoin")?;
+    handlers.on_leave = function(options, "onLeave")?;
+    Ok((handlers, since(options)?))
+}
+
+/// `since`: absent or `'latest'` for from now, or a position `{epoch, offset}`.
+fn since(options: &JsValue) -> Result<Option<StreamPosition>, JsValue> {
+    let value = field(options, "since")?;
+    if value.is_undefined() || value.is_null() || value.as_string().as_deref() == Some("latest") {
+        return Ok(None);
+    }
+    let refused = || type_error("since must be 'latest' or a position {epoch, offset}");
+    if !value.is_object() {
+        return Err(refused());
+    }
+    let epoch = field(&value, "epoch")?.as_string().ok_or_else(refused)?;
+    let offset = offset(&field(&value, "offset")?).ok_or_else(refused)?;
+    Ok(Some(StreamPosition { epoch, offset }))
+}
+
+/// The argument of `sub.history()`: `{limit, since}`, both optional.
+pub(crate) fn history(channel: String, options: &JsValue) -> Result<HistoryQuery, JsValue> {
+    let mut query = HistoryQuery {
+        channel,
+        limit: None,
+        since: None,
+    };
+    if options.is_undefined() || options.is_null() {
+        return Ok(query);
+    }
+    if !options.is_object() {
+        return Err(type_error("history's options must be an object"));
+    }
+    let limit = field(options, "limit")?;
+    if !limit.is_undefined() && !limit.is_null() {
+        let limit = offset(&limit).and_then(|n| u32::try_from(n).ok());
+        query.limit = Some(limit.ok_or_else(|| type_error("limit must be a whole number"))?);
+    }
+    let since = field(options, "since")?;
+    if !since.is_undefined() && !since.is_null() {
+        let since = offset(&since).ok_or_else(|| type_error("since must be an offset"))?;
+        query.since = Some(since);
+    }
+    Ok(query)
+}
+
+/// A whole number from 0 up to the largest integer a JS number holds exactly.
+fn offset(value: &JsValue) -> Option<u64> {
+    let n = value.as_f64()?;
+    (n >= 0.0 && n.fract() == 0.0 && n <= 9_007_199_254_740_991.0).then_some(n as u64)
 }
 
 /// `reconnect`: absent or `true` for the defaults, `false` for none, or

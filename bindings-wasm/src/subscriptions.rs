@@ -1,14 +1,25 @@
-//! The channels the application wants, and who gets their messages.
+//! The channels the application wants, who gets their messages, and where each channel's
+//! stream stands.
 //!
 //! A channel is wanted while at least one `Subscription` on it is alive. The registry
 //! outlives connections: after a reconnect every wanted channel is subscribed again, and
 //! subscriptions made while offline wait here for the next connection.
+//!
+//! Every `subscribe` the client sends carries `since`: the channel's last known position
+//! (the epoch and offset of the last message with an offset, or of the last `resubscribed`
+//! answer), or `"latest"` where none is known yet. So the server delivers what a
+//! reconnection missed, and the answer tells whether the gap could be filled, which each
+//! subscription's `onRecover` hears. One channel is subscribed on the server once, however
+//! many `Subscription`s share it: a second `subscribe` would make the server replay the
+//! missed messages to every callback of the channel again.
 
 use crate::connection::{Calls, Resolver};
 use crate::error;
-use hubbub_core::protocol::Message;
+use crate::message;
+use hubbub_core::protocol::{Join, Leave, Message, Resubscribed, Since, StreamPosition};
 use hubbub_core::Rejection;
 use js_sys::Function;
+use wasm_bindgen::JsValue;
 
 /// A handful of channels per client: a list is all the map it needs.
 #[derive(Default)]
@@ -23,23 +34,55 @@ struct Channel {
     requested: bool,
     /// The server confirmed the subscription on the current connection.
     live: bool,
+    /// Where this client stands in the channel's stream: the last `resubscribed` answer's
+    /// position, moved on by every message with an offset. `None` until known.
+    position: Option<StreamPosition>,
+    /// The `since` of the `subscribe` in flight (`None`: `"latest"`).
+    sent: Option<StreamPosition>,
+    /// The last offset delivered since that `subscribe` went out: the server may deliver
+    /// live messages past the answer's position before the answer itself.
+    seen: u64,
+}
+
+/// What one subscription's callbacks are.
+pub(crate) struct Handlers {
+    pub on_message: Function,
+    pub on_recover: Option<Function>,
+    pub on_join: Option<Function>,
+    pub on_leave: Option<Function>,
 }
 
 struct Entry {
     id: u32,
-    on_message: Function,
+    handlers: Handlers,
     /// The `subscribe()` promise, until the server answers.
     waiting: Option<Resolver>,
+    /// The position the application asked to start from, until the subscription is
+    /// confirmed and told whether it was recovered.
+    since: Option<StreamPosition>,
 }
 
-/// An entry the server confirmed: its promise resolves to a `Subscription`.
+/// An entry now confirmed: its promise resolves to a `Subscription`.
 pub(crate) struct Confirmed {
     pub id: u32,
     pub channel: String,
     pub resolver: Resolver,
 }
 
-/// What `remove` left behind.
+/// What [`Subscriptions::add`] did with a new subscription.
+pub(crate) enum Added {
+    /// The channel is new: where the connection can take commands, the caller sends
+    /// `subscribe` with [`Subscriptions::request`]'s `since`; otherwise the next
+    /// connection's [`Subscriptions::wanted`] picks it up.
+    New,
+    /// The channel is subscribed on the server already: confirmed at once.
+    Confirmed(Confirmed),
+    /// It waits for the answer to the channel's `subscribe` in flight, or for the next
+    /// connection.
+    Waiting,
+}
+
+/// What [`Subscriptions::remove`] left behind.
 pub(crate) enum Removed {
     /// Other subscriptions still want the channel, or it never reached the server.
     Nothing,
@@ -48,101 +91,159 @@ pub(crate) enum Removed {
 }
 
 impl Subscriptions {
-    /// Adds a subscription waiting for the server's answer. Where the connection can
-    /// take commands, the caller then sends `subscribe` and calls
-    /// [`Subscriptions::requested`]; otherwise the next connection's [`Subscriptions::wanted`]
-    /// picks it up.
-    pub fn add(&mut self, id: u32, channel: &str, on_message: Function, waiting: Resolver) {
-        let entry = Entry {
+    /// Adds a subscription. `since` is where the application asks it to start (a
+    /// position the page was rendered at), reported through `onRecover` once confirmed.
+    pub fn add(
+        &mut self,
+        id: u32,
+        channel: &str,
+        handlers: Handlers,
+        since: Option<StreamPosition>,
+        waiting: Resolver,
+        calls: &mut Calls,
+    ) -> Added {
+        let mut entry = Entry {
             id,
-            on_message,
+            handlers,
             waiting: Some(waiting),
+            since,
         };
-        match self.get_mut(channel) {
-            Some(c) => c.entries.push(entry),
-            None => self.channels.push(Channel {
+        let Some(c) = self.get_mut(channel) else {
+            self.channels.push(Channel {
                 name: channel.to_owned(),
+                // The first subscription's `since` is the channel's: the server recovers
+                // from it.
+                position: entry.since.clone(),
                 entries: vec![entry],
                 requested: false,
                 live: false,
-            }),
+                sent: None,
+                seen: 0,
+            });
+            return Added::New;
+        };
+        if !c.live {
+            c.entries.push(entry);
+            return Added::Waiting;
+        }
+        // The channel's messages already flow: the new subscription gets them from here
+        // on. It missed nothing only if it starts where the channel stands.
+        if let (Some(since), Some(position)) = (entry.since.take(), &c.position) {
+            let recovered = same_stream_position(&since, &position.epoch, position.offset);
+            report(&entry.handlers, recovered, position, calls);
+        }
+        let resolver = entry.waiting.take().expect("a new entry waits");
+        c.entries.push(entry);
+        Added::Confirmed(Confirmed {
+            id,
+            channel: channel.to_owned(),
+            resolver,
+        })
+    }
+
+    /// Marks a channel as requested on the current connection; returns the `since` to
+    /// subscribe with.
+    pub fn request(&mut self, channel: &str) -> Since {
+        match self.get_mut(channel) {
+            Some(c) => c.request(),
+            None => Since::Latest,
         }
     }
 
-    /// Marks a channel as requested on the current connection.
-    pub fn requested(&mut self, channel: &str) {
-        if let Some(c) = self.get_mut(channel) {
-            c.requested = true;
-        }
-    }
-
-    /// Every wanted channel, to subscribe on a new connection, with the entries waiting
-    /// for an answer. Marks them all requested.
-    pub fn wanted(&mut self) -> Vec<(String, Vec<u32>)> {
+    /// Every wanted channel with its `since`, to subscribe on a new connection. Marks them
+    /// all requested.
+    pub fn wanted(&mut self) -> Vec<(String, Since)> {
         self.channels
             .iter_mut()
-            .map(|c| {
-                c.requested = true;
-                (c.name.clone(), c.waiting_ids())
-            })
+            .map(|c| (c.name.clone(), c.request()))
             .collect()
     }
 
-    /// The server answered a `subscribe` for `channel` sent on behalf of the entries `ids`.
+    /// The server answered a `subscribe` for `channel`: `Ok(Some(..))` for `resubscribed`,
+    /// `Ok(None)` for a plain `subscribed` (a server without streams).
     ///
-    /// On success the channel is live and those entries are confirmed (returned, for their
-    /// promises to resolve). On refusal those entries' promises are rejected; entries that
-    /// were confirmed on an earlier connection (a resubscription after a reconnect) are
-    /// dropped and the refusal is reported through `onError`.
+    /// On success the channel is live, its waiting entries are confirmed (returned, for
+    /// their promises to resolve), and every subscription that asked for a position, or
+    /// was confirmed on an earlier connection (this is its recovery), hears the outcome
+    /// through `onRecover`. On refusal the channel is dropped: waiting entries' promises
+    /// are rejected, and the refusal of a channel confirmed earlier (a resubscription
+    /// after a reconnect) is reported through `onError`.
     pub fn answered(
         &mut self,
         channel: &str,
-        ids: &[u32],
-        result: Result<(), Rejection>,
+        result: Result<Option<Resubscribed>, Rejection>,
         on_error: Option<&Function>,
         calls: &mut Calls,
     ) -> Vec<Confirmed> {
-        let Some(c) = self.get_mut(channel) else {
+        let Some(at) = self.channels.iter().position(|c| c.name == channel) else {
             return Vec::new();
         };
         let mut confirmed = Vec::new();
         match result {
-            Ok(()) => {
+            Ok(answer) => {
+                let c = &mut self.channels[at];
+                let (recovered, answered) = match answer {
+                    Some(r) => (
+                        r.recovered,
+                        StreamPosition {
+                            epoch: r.epoch,
+                            offset: r.offset,
+                        },
+                    ),
+                    None => (
+                        false,
+                        StreamPosition {
+                            epoch: String::new(),
+                            offset: 0,
+                        },
+                    ),
+                };
+                let position = StreamPosition {
+                    epoch: answered.epoch.clone(),
+                    offset: answered.offset.max(c.seen),
+                };
                 c.live = true;
-                for entry in c.entries.iter_mut().filter(|e| ids.contains(&e.id)) {
-                    if let Some(resolver) = entry.waiting.take() {
-                        confirmed.push(Confirmed {
-                            id: entry.id,
-                            channel: channel.to_owned(),
-                            resolver,
-                        });
+                for entry in &mut c.entries {
+                    match entry.waiting.take() {
+                        Some(resolver) => {
+                            if let Some(since) = entry.since.take() {
+                                // The server answered for the `since` that was sent; a
+                                // subscription that joined the request with another one
+                                // missed nothing only if it starts where the answer says.
+                                let recovered = if c.sent.as_ref() == Some(&since) {
+                                    recovered
+                                } else {
+                                    same_stream_position(&since, &answered.epoch, answered.offset)
+                                };
+                                report(&entry.handlers, recovered, &position, calls);
+                            }
+                            confirmed.push(Confirmed {
+                                id: entry.id,
+                                channel: channel.to_owned(),
+                                resolver,
+                            });
+                        }
+                        // Confirmed on an earlier connection: this was its recovery.
+                        None => report(&entry.handlers, recovered, &position, calls),
                     }
                 }
+                c.position = Some(position);
             }
             Err(rejection) => {
                 let error = error::channel_rejection(&rejection, channel);
-                let was_live = c.live;
+                let c = self.channels.swap_remove(at);
                 let mut reported = false;
-                c.entries.retain_mut(|entry| {
-                    if ids.contains(&entry.id) {
-                        if let Some(resolver) = entry.waiting.take() {
-                            calls.push(&resolver.reject, error.clone());
-                            return false;
+                for entry in c.entries {
+                    match entry.waiting {
+                        Some(resolver) => calls.push(&resolver.reject, error.clone()),
+                        None if !reported => {
+                            if let Some(on_error) = on_error {
+                                calls.push(on_error, error.clone());
+                            }
+                            reported = true;
                         }
+                        None => {}
                     }
-                    if was_live || entry.waiting.is_some() {
-                        return true;
-                    }
-                    if !reported {
-                        if let Some(on_error) = on_error {
-                            calls.push(on_error, error.clone());
-                        }
-                        reported = true;
-                    }
-                    false
-                });
-                if c.entries.is_empty() {
-                    self.channels.retain(|c| c.name != channel);
                 }
             }
         }
@@ -156,13 +257,9 @@ impl Subscriptions {
         }
     }
 
-    /// Removes one subscription; its callback gets no further messages.
+    /// Removes one subscription; its callbacks get nothing further.
     pub fn remove(&mut self, id: u32) -> Removed {
-        let Some(at) = self
-            .channels
-            .iter()
-            .position(|c| c.entries.iter().any(|e| e.id == id))
-        else {
+        let Some(at) = self.channel_of(id) else {
             return Removed::Nothing;
         };
         let c = &mut self.channels[at];
@@ -178,15 +275,56 @@ impl Subscriptions {
         }
     }
 
-    /// Hands a publication to every callback of its channel.
-    pub fn deliver(&self, message: &Message, calls: &mut Calls) {
-        let Some(c) = self.channels.iter().find(|c| c.name == message.channel) else {
+    /// Hands a publication to every callback of its channel, and moves the channel's
+    /// position to it.
+    pub fn deliver(&mut self, message: &Message, calls: &mut Calls) {
+        let Some(c) = self.get_mut(&message.channel) else {
             return;
         };
-        let object = crate::message::message(message);
-        for entry in &c.entries {
-            calls.push(&entry.on_message, object.clone());
+        if let Some(offset) = message.offset {
+            c.seen = offset;
+            // Recovered messages move the position too: should the connection drop before
+            // the answer, the next one must not ask for them again.
+            if let Some(position) = &mut c.position {
+                // A subscription still waiting to hear whether its `since` was recovered,
+                // and that stood where the channel stood, has this message too.
+                for entry in &mut c.entries {
+                    if let Some(since) = entry.since.as_mut().filter(|s| **s == *position) {
+                        since.offset = offset;
+                    }
+                }
+                position.offset = offset;
+            }
         }
+        let object = message::message(message);
+        for entry in &c.entries {
+            calls.push(&entry.handlers.on_message, object.clone());
+        }
+    }
+
+    /// Someone subscribed to a channel with join/leave events.
+    pub fn joined(&self, join: &Join, calls: &mut Calls) {
+        if let Some(c) = self.get(&join.channel) {
+            let handlers = c.entries.iter().filter_map(|e| e.handlers.on_join.as_ref());
+            push_all(handlers, || message::join(join), calls);
+        }
+    }
+
+    /// Someone left a channel with join/leave events.
+    pub fn left(&self, leave: &Leave, calls: &mut Calls) {
+        if let Some(c) = self.get(&leave.channel) {
+            let handlers = c
+                .entries
+                .iter()
+                .filter_map(|e| e.handlers.on_leave.as_ref());
+            push_all(handlers, || message::leave(leave), calls);
+        }
+    }
+
+    /// Where the channel of subscription `id` stands, where it keeps history.
+    pub fn position(&self, id: u32) -> Option<&StreamPosition> {
+        let c = &self.channels[self.channel_of(id)?];
+        c.position.as_ref().filter(|p| !p.epoch.is_empty())
     }
 
     /// The connection is gone, and every subscription with it.
@@ -197,8 +335,9 @@ impl Subscriptions {
         }
     }
 
-    /// The client closed: every waiting promise is rejected, every subscription ends.
-    pub fn close(&mut self, error: &wasm_bindgen::JsValue, calls: &mut Calls) {
+    /// The client closed: every waiting promise is rejected with `error`, every
+    /// subscription ends.
+    pub fn close(&mut self, error: &JsValue, calls: &mut Calls) {
         for c in std::mem::take(&mut self.channels) {
             for entry in c.entries {
                 if let Some(resolver) = entry.waiting {
@@ -210,17 +349,58 @@ impl Subscriptions {
 }
 
 impl Subscriptions {
+    fn get(&self, channel: &str) -> Option<&Channel> {
+        self.channels.iter().find(|c| c.name == channel)
+    }
+
     fn get_mut(&mut self, channel: &str) -> Option<&mut Channel> {
         self.channels.iter_mut().find(|c| c.name == channel)
+    }
+
+    fn channel_of(&self, id: u32) -> Option<usize> {
+        self.channels
+            .iter()
+            .position(|c| c.entries.iter().any(|e| e.id == id))
     }
 }
 
 impl Channel {
-    fn waiting_ids(&self) -> Vec<u32> {
-        self.entries
-            .iter()
-            .filter(|e| e.waiting.is_some())
-            .map(|e| e.id)
-            .collect()
+    fn request(&mut self) -> Since {
+        self.requested = true;
+        self.sent = self.position.clone();
+        self.seen = 0;
+        match &self.position {
+            Some(position) => Since::Position(position.clone()),
+            None => Since::Latest,
+        }
+    }
+}
+
+/// Whether `since` is exactly the position `epoch`/`offset` of a stream (a channel without
+/// history has no position to be at).
+fn same_stream_position(since: &StreamPosition, epoch: &str, offset: u64) -> bool {
+    !epoch.is_empty() && since.epoch == epoch && since.offset == offset
+}
+
+/// Tells a subscription's `onRecover` the outcome of a resubscription.
+fn report(handlers: &Handlers, recovered: bool, position: &StreamPosition, calls: &mut Calls) {
+    if let Some(on_recover) = &handlers.on_recover {
+        calls.push(on_recover, message::recovery(recovered, position));
+    }
+}
+
+/// Calls every handler with one object, made only if there is a handler to receive it.
+fn push_all<'a>(
+    handlers: impl Iterator<Item = &'a Function>,
+    object: impl FnOnce() -> JsValue,
+    calls: &mut Calls,
+) {
+    let mut handlers = handlers.peekable();
+    if handlers.peek().is_none() {
+        return;
+    }
+    let object = object();
+    for handler in handlers {
+        calls.push(handler, object.clone());
     }
 }

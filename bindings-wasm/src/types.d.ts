@@ -3,11 +3,12 @@
 export type ConnectionState = 'connecting' | 'connected' | 'disconnected' | 'closed';
 
 /** The error names of the hubbub protocol: why the server refused a command. */
-export type ProtocolErrorCode = 'INVALID_PAYLOAD' | 'UNKNOWN_COMMAND' | 'INVALID_CREDENTIALS' | 'INVALID_USER' | 'TOKEN_EXPIRED' | 'ACCESS_DENIED' | 'INVALID_CHANNEL' | 'INVALID_CLIENT' | 'LIMIT_EXCEEDED' | 'RATE_LIMITED';
+export type ProtocolErrorCode = 'INVALID_PAYLOAD' | 'UNKNOWN_COMMAND' | 'INVALID_CREDENTIALS' | 'INVALID_USER' | 'TOKEN_EXPIRED' | 'ACCESS_DENIED' | 'INVALID_CHANNEL' | 'INVALID_CLIENT' | 'LIMIT_EXCEEDED' | 'RATE_LIMITED' | 'UNAVAILABLE';
 
 /**
  * The client's own codes: `DISCONNECTED` when a command found no connection or lost it
- * before the answer, `CLOSED` after `close()` or refused credentials.
+ * before the answer (and, with `closeCode` 4000, when the application disconnected the
+ * client), `CLOSED` after `close()`.
  */
 export type ClientErrorCode = 'DISCONNECTED' | 'CLOSED';
 
@@ -21,10 +22,99 @@ export interface HubbubError extends Error {
   reason?: string;
   /** The channel concerned, for refused subscriptions. */
   channel?: string;
+  /**
+   * The hub's close code, where the hub closed the connection with one of its own:
+   * 4000 (the application disconnected the client), 4403 (access denied, e.g. the page's
+   * origin), 4503 (the app behind the hub is unavailable).
+   */
+  closeCode?: number;
 }
 
 /** Any value JSON can express: what `data` holds on arrival. */
 export type JsonValue = null | boolean | number | string | JsonValue[] | { [key: string]: JsonValue };
+
+/** A JSON object: what a token's `info` claim holds. */
+export type JsonObject = { [key: string]: JsonValue };
+
+/**
+ * A place in a channel's stream: the epoch (which changes when the stream is lost or
+ * recreated) and the offset of a message in it. The app's server can render one into a
+ * page (the channel's current position, from `GET /api/history/{channel}?limit=0`) for the
+ * page to subscribe `since` it.
+ */
+export interface StreamPosition {
+  epoch: string;
+  offset: number;
+}
+
+/** The third argument of `client.subscribe(channel, onMessage, options)`. */
+export interface SubscribeOptions {
+  /**
+   * Where to start: after a position (the messages published since are delivered first),
+   * or `'latest'` (the default) for from now on.
+   */
+  since?: StreamPosition | 'latest';
+  /**
+   * Called after every resubscription (each reconnection, and the first subscription where
+   * `since` is a position) with whether the gap was filled. `recovered: false` means
+   * messages may be missing: reload the state from the app's server.
+   */
+  onRecover?: (recovery: Recovery) => void;
+  /** Called when another connection subscribes, on channels with join/leave events. */
+  onJoin?: (join: JoinEvent) => void;
+  /** Called when another connection leaves, on channels with join/leave events. */
+  onLeave?: (leave: LeaveEvent) => void;
+}
+
+/** What `onRecover` hears: whether the missed messages were delivered, and where the subscription now stands. */
+export interface Recovery extends StreamPosition {
+  recovered: boolean;
+}
+
+/** Someone subscribed to the channel. */
+export interface JoinEvent {
+  channel: string;
+  /** The connection's client id. */
+  client: string;
+  /** Its user (token `sub` or configured user), `null` when anonymous. */
+  user: string | null;
+  /** The token's `info` claim, where it has one. */
+  info?: JsonObject;
+}
+
+/** Someone unsubscribed from the channel, or disconnected. */
+export interface LeaveEvent {
+  channel: string;
+  client: string;
+  user: string | null;
+}
+
+/** The argument of `sub.history()`. */
+export interface HistoryOptions {
+  /** At most this many messages, the newest; 0 for just the position. Default: all kept. */
+  limit?: number;
+  /** Only messages after this offset. */
+  since?: number;
+}
+
+/** What `sub.history()` resolves to: messages oldest first, and the channel's current position. */
+export interface HistoryPage extends StreamPosition {
+  channel: string;
+  messages: Message[];
+}
+
+/** One connection subscribed to a channel. */
+export interface PresentClient {
+  client: string;
+  user: string | null;
+  info?: JsonObject;
+}
+
+/** What `sub.presence()` resolves to. */
+export interface Presence {
+  channel: string;
+  clients: PresentClient[];
+}
 
 /** A publication on a subscribed channel. */
 export interface Message {

@@ -90,14 +90,24 @@ describe('connecting', () => {
         onStateChange: states.push,
         onError: (e) => errors.push(e.code),
       });
+      // Made before connect(), as a page does: it learns the real reason too.
+      const subscribed = client.subscribe('public:early', () => {}).catch((e) => e.code);
       const error = await client.connect().then(
         () => null,
         (e) => ({ name: e.name, code: e.code, isError: e instanceof Error }),
       );
       const again = await client.connect().catch((e) => e.code);
-      return { error, again, state: client.state, states: states.items, errors: errors.items };
+      return {
+        error,
+        again,
+        subscribed: await subscribed,
+        state: client.state,
+        states: states.items,
+        errors: errors.items,
+      };
     }, hub.ws);
     assert.deepEqual(r.error, { name: 'HubbubError', code: 'INVALID_CREDENTIALS', isError: true });
+    assert.equal(r.subscribed, 'INVALID_CREDENTIALS');
     assert.equal(r.again, 'CLOSED');
     assert.equal(r.state, 'closed');
     assert.deepEqual(r.states, ['connecting', 'closed']);
@@ -401,25 +411,124 @@ describe('sending', () => {
 });
 
 describe('resilience', () => {
-  test('a client the application disconnects (close 4000) stays closed', async () => {
+  test('a client the application disconnects (close 4000) does not come back by itself', async () => {
     const promise = page.evaluate(async (url) => {
       const { Client, Recorder } = window.hubbub;
       const states = new Recorder();
-      const client = new Client(url, { onStateChange: states.push, reconnect: { minDelayMs: 10, maxDelayMs: 20 } });
-      await client.connect();
-      window.clientId = client.clientId;
+      const errors = new Recorder();
+      window.messages = new Recorder();
+      window.client = new Client(url, {
+        onStateChange: states.push,
+        onError: errors.push,
+        reconnect: { minDelayMs: 10, maxDelayMs: 20 },
+      });
+      await window.client.connect();
+      await window.client.subscribe('public:kicked', window.messages.push);
+      window.clientId = window.client.clientId;
       window.step = 'connected';
-      await states.wait((s) => s === 'closed', 'closed');
-      return { state: client.state, states: states.items, connect: await client.connect().catch((e) => e.code) };
+      const [error] = await errors.count(1);
+      return {
+        error: { code: error.code, reason: error.reason, closeCode: error.closeCode },
+        state: window.client.state,
+        states: states.items.slice(),
+      };
     }, hub.ws);
     await until('connected');
     const clientId = await page.evaluate(() => window.clientId);
     assert.deepEqual(await hub.api('POST', '/api/disconnect', { client: clientId }), { disconnected: 1 });
     assert.deepEqual(await promise, {
-      state: 'closed',
-      states: ['connecting', 'connected', 'closed'],
-      connect: 'CLOSED',
+      error: { code: 'DISCONNECTED', reason: 'disconnected by the application', closeCode: 4000 },
+      state: 'disconnected',
+      states: ['connecting', 'connected', 'disconnected'],
     });
+    // Proving that nothing happens takes a wait: ten times the longest reconnection delay.
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    assert.equal(await page.evaluate(() => window.client.state), 'disconnected');
+    assert.equal(page.sockets.length, 1, 'no reconnection');
+
+    // The application may bring it back: its subscriptions come back with it.
+    await page.evaluate(() => window.client.connect());
+    await hub.publish('public:kicked', 'back');
+    const [m] = await page.evaluate(() => window.messages.count(1));
+    assert.equal(m.data, 'back');
+    await page.evaluate(() => window.client.close());
+  });
+
+  test('a hub that refuses the page (close 4403) is reported and not retried', async () => {
+    const strict = await Hub.start(0, ['--allowed-origins', 'https://app.example']);
+    try {
+      const r = await page.evaluate(async (url) => {
+        const { Client, Recorder } = window.hubbub;
+        window.states = new Recorder();
+        const errors = new Recorder();
+        window.client = new Client(url, {
+          onStateChange: window.states.push,
+          onError: errors.push,
+          reconnect: { minDelayMs: 10, maxDelayMs: 20 },
+        });
+        const pending = window.client.subscribe('public:refused', () => {});
+        const error = await window.client.connect().then(
+          () => null,
+          (e) => ({ name: e.name, code: e.code, reason: e.reason, closeCode: e.closeCode }),
+        );
+        return {
+          error,
+          errors: errors.items.map((e) => e.code),
+          state: window.client.state,
+          pendingSettled: await Promise.race([pending.then(() => true, () => true), Promise.resolve(false)]),
+        };
+      }, strict.ws);
+      assert.deepEqual(r.error, {
+        name: 'HubbubError',
+        code: 'ACCESS_DENIED',
+        reason: 'origin not allowed',
+        closeCode: 4403,
+      });
+      assert.deepEqual(r.errors, ['ACCESS_DENIED']);
+      assert.equal(r.state, 'disconnected');
+      // A subscription waits for a connection the application may ask for again.
+      assert.equal(r.pendingSettled, false);
+      // Proving that nothing happens takes a wait: ten times the longest reconnection delay.
+      await new Promise((resolve) => setTimeout(resolve, 200));
+      const states = await page.evaluate(() => {
+        window.client.close();
+        return window.states.items;
+      });
+      assert.deepEqual(states, ['connecting', 'disconnected', 'closed']);
+      assert.equal(page.sockets.length, 1, 'no reconnection');
+    } finally {
+      await strict.stop();
+    }
+  });
+
+  test('a token that expires (close 4001) ends in TOKEN_EXPIRED on the reconnection', async () => {
+    const token = hub.token('fay', { read: ['room:*'], ttl: '2s' });
+    const r = await page.evaluate(
+      async ({ url, token }) => {
+        const { Client, Recorder } = window.hubbub;
+        const states = new Recorder();
+        const errors = new Recorder();
+        const client = new Client(url, {
+          token,
+          onStateChange: states.push,
+          onError: errors.push,
+          reconnect: { minDelayMs: 10, maxDelayMs: 20 },
+        });
+        await client.connect();
+        await client.subscribe('room:expiring', () => {});
+        // The hub closes the connection with 4001 when the token's exp passes; the client
+        // comes back, and authenticating with the same token is refused.
+        await states.wait((s) => s === 'closed', 'closed', 10000);
+        return { states: states.items, errors: errors.items.map((e) => e.code) };
+      },
+      { url: hub.ws, token },
+    );
+    assert.deepEqual(r.states.slice(0, 4), ['connecting', 'connected', 'disconnected', 'connecting']);
+    assert.equal(r.states.at(-1), 'closed');
+    // The hub closes at `exp` but accepts the token until that second is over, so a quick
+    // reconnection can be let in and closed again a few times first.
+    assert.ok(r.states.slice(3, -1).every((s) => s !== 'closed'));
+    assert.deepEqual(r.errors, ['TOKEN_EXPIRED']);
   });
 
   test('after a server restart the client reconnects, re-authenticates and resubscribes', async () => {

@@ -4,6 +4,7 @@
 import { execFileSync, spawn } from 'node:child_process';
 import fs from 'node:fs';
 import http from 'node:http';
+import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -19,13 +20,30 @@ const API_KEY = 'browser-tests-api-key';
 const LISTENING = /listening on http:\/\/([0-9.]+):([0-9]+)/;
 
 // One config for every hub of the suite: tokens, an API key, and anonymous reading of
-// `public:*` only, so that everything else needs a token's permission.
+// `public:*` and `stream:*` only, so that everything else needs a token's permission.
+// `stream:*` channels keep history (recovery, `history`), with presence and join/leave;
+// `brief:*` ones keep only 3 messages, so that a gap can outgrow them.
 const CONFIG_DIR = fs.mkdtempSync(path.join(os.tmpdir(), 'hubbub-browser-'));
 const CONFIG = path.join(CONFIG_DIR, 'hubbub.toml');
 process.on('exit', () => fs.rmSync(CONFIG_DIR, { recursive: true, force: true }));
 fs.writeFileSync(
   CONFIG,
-  `token_secret = "${SECRET}"\napi_keys = ["${API_KEY}"]\n\n[anonymous]\nread = ["public:*"]\n`,
+  `token_secret = "${SECRET}"
+api_keys = ["${API_KEY}"]
+
+[anonymous]
+read = ["public:*", "stream:*", "brief:*"]
+
+[[namespaces]]
+pattern = "stream:*"
+history_size = 1000
+presence = true
+join_leave = true
+
+[[namespaces]]
+pattern = "brief:*"
+history_size = 3
+`,
 );
 
 /** A running hubbub process. */
@@ -37,9 +55,12 @@ export class Hub {
     this.exited = new Promise((resolve) => proc.once('exit', resolve));
   }
 
-  /** Starts a hub on `port` (0: an ephemeral one); resolves once it listens. */
-  static start(port = 0) {
-    const proc = spawn(HUBBUB_BIN, ['--config', CONFIG, '--listen', `127.0.0.1:${port}`], {
+  /**
+   * Starts a hub on `port` (0: an ephemeral one), with `args` added to its command line;
+   * resolves once it listens.
+   */
+  static start(port = 0, args = []) {
+    const proc = spawn(HUBBUB_BIN, ['--config', CONFIG, '--listen', `127.0.0.1:${port}`, ...args], {
       stdio: ['ignore', 'ignore', 'pipe'],
     });
     const log = [];
@@ -90,10 +111,11 @@ export class Hub {
   }
 
   /** A token signed with the hub's secret, minted by `hubbub token`. */
-  token(user, { read = [], write = [] } = {}) {
-    const args = ['token', '--config', CONFIG, '--user', user, '--ttl', '1h'];
+  token(user, { read = [], write = [], info, ttl = '1h' } = {}) {
+    const args = ['token', '--config', CONFIG, '--user', user, '--ttl', ttl];
     for (const p of read) args.push('--read', p);
     for (const p of write) args.push('--write', p);
+    if (info !== undefined) args.push('--info', JSON.stringify(info));
     return execFileSync(HUBBUB_BIN, args, { encoding: 'utf8' }).trim();
   }
 
@@ -110,6 +132,65 @@ export class Hub {
 
   resume() {
     this.proc.kill('SIGCONT');
+  }
+}
+
+/**
+ * A TCP proxy in front of a hub: the page connects through it, and `cut()` kills the
+ * connections it carries with a reset on both sides, the way a dropped network or a killed
+ * peer ends them: no close frame, no FIN. New connections keep being accepted.
+ */
+export class Proxy {
+  constructor(server, target) {
+    this.server = server;
+    this.target = target;
+    this.sockets = new Set();
+    this.accepted = 0;
+  }
+
+  static start(target) {
+    const proxy = new Proxy(null, target);
+    proxy.server = net.createServer((downstream) => {
+      proxy.accepted += 1;
+      const upstream = net.connect(proxy.target, '127.0.0.1');
+      for (const [from, to] of [
+        [downstream, upstream],
+        [upstream, downstream],
+      ]) {
+        proxy.sockets.add(from);
+        from.pipe(to);
+        // A reset on one side ends the other too; errors are how cut connections end.
+        from.on('error', () => to.destroy());
+        from.on('close', () => {
+          proxy.sockets.delete(from);
+          to.destroy();
+        });
+      }
+    });
+    return new Promise((resolve) => {
+      proxy.server.listen(0, '127.0.0.1', () => resolve(proxy));
+    });
+  }
+
+  get port() {
+    return this.server.address().port;
+  }
+
+  get ws() {
+    return `ws://127.0.0.1:${this.port}/ws`;
+  }
+
+  /** Resets every connection through the proxy; returns how many there were. */
+  cut() {
+    const n = this.sockets.size / 2;
+    for (const socket of this.sockets) socket.resetAndDestroy();
+    this.sockets.clear();
+    return n;
+  }
+
+  close() {
+    this.cut();
+    return new Promise((resolve) => this.server.close(resolve));
   }
 }
 

@@ -137,18 +137,44 @@ test('the demo page with a token reads what the token allows, and names a refusa
 
     const bad = await open({ channel: 'room:7', token: 'not.a.token' });
     pages.push(bad);
-    await bad.locator('#state', { hasText: 'refused: INVALID_CREDENTIALS' }).waitFor();
+    await bad.locator('#error', { hasText: 'INVALID_CREDENTIALS' }).waitFor();
 
     const anonymous = await open({ channel: 'room:7' });
     pages.push(anonymous);
-    await anonymous.locator('#state', { hasText: 'refused: ACCESS_DENIED' }).waitFor();
+    await anonymous.locator('#error', { hasText: 'ACCESS_DENIED' }).waitFor();
 
     // The events that follow (the client's closed state, the subscription's CLOSED) left
     // the error in place.
-    assert.match(await bad.locator('#state').textContent(), /^refused: INVALID_CREDENTIALS/);
+    assert.match(await bad.locator('#error').textContent(), /INVALID_CREDENTIALS/);
     for (const page of pages) assert.deepEqual(page.problems, []);
   } finally {
     for (const page of pages) await page.close();
+    await files.close();
+  }
+});
+
+test('the demo page names the error when the hub refuses its token or its origin', async () => {
+  const files = await serveFiles(ROOT);
+  const strict = await Hub.start(0, ['--allowed-origins', 'https://app.example']);
+  const page = await browser.newPage();
+  const problems = [];
+  page.on('pageerror', (e) => problems.push(e.message));
+  try {
+    const open = (h, extra = {}) =>
+      page.goto(`${files.url}/examples/browser/index.html?${new URLSearchParams({ hub: h.ws, ...extra })}`);
+
+    await open(hub, { channel: 'room:1', token: 'not.a.token' });
+    await page.locator('#state', { hasText: 'closed' }).waitFor();
+    await page.locator('#error', { hasText: 'INVALID_CREDENTIALS' }).waitFor();
+
+    await open(strict);
+    await page.locator('#error', { hasText: 'ACCESS_DENIED: origin not allowed' }).waitFor();
+    assert.equal(await page.locator('#state').textContent(), 'disconnected');
+    await page.screenshot({ path: path.join(os.tmpdir(), 'hubbub-demo-refused.png') });
+    assert.deepEqual(problems, []);
+  } finally {
+    await page.close();
+    await strict.stop();
     await files.close();
   }
 });

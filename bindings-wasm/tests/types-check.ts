@@ -8,11 +8,21 @@ import type {
   ConnectionState,
   DirectMessage,
   ErrorCode,
+  HistoryOptions,
+  HistoryPage,
   HubbubError,
+  JoinEvent,
+  JsonObject,
   JsonValue,
+  LeaveEvent,
   Message,
+  Presence,
+  PresentClient,
   ProtocolErrorCode,
   ReconnectOptions,
+  Recovery,
+  StreamPosition,
+  SubscribeOptions,
 } from 'hubbub-client';
 
 const reconnect: ReconnectOptions = { minDelayMs: 100, maxDelayMs: 5_000 };
@@ -29,7 +39,8 @@ const options: ClientOptions = {
     const code: ErrorCode = error.code;
     const reason: string | undefined = error.reason;
     const channel: string | undefined = error.channel;
-    console.log(code, reason, channel, error.message);
+    const closeCode: number | undefined = error.closeCode;
+    console.log(code, reason, channel, closeCode, error.message);
   },
 };
 
@@ -50,6 +61,36 @@ export async function app(): Promise<void> {
     }
   });
   const subscribed: string = sub.channel;
+
+  // Streams: start after a rendered position, hear every recovery, who comes and goes.
+  const rendered: StreamPosition = { epoch: 'e1', offset: 17 };
+  const streamOptions: SubscribeOptions = {
+    since: rendered,
+    onRecover: (r: Recovery) => {
+      const recovered: boolean = r.recovered;
+      const at: StreamPosition = { epoch: r.epoch, offset: r.offset };
+      if (!recovered) console.log('reload from', at);
+    },
+    onJoin: (j: JoinEvent) => {
+      const user: string | null = j.user;
+      const info: JsonObject | undefined = j.info;
+      console.log(j.channel, j.client, user, info?.name);
+    },
+    onLeave: (l: LeaveEvent) => console.log(l.channel, l.client, l.user),
+  };
+  const stream = await client.subscribe('room:2', () => {}, streamOptions);
+  await client.subscribe('room:3', () => {}, { since: 'latest' });
+  const position: StreamPosition | undefined = stream.position;
+  const query: HistoryOptions = { limit: 50, since: 3 };
+  const page: HistoryPage = await stream.history(query);
+  const pageAt: string = page.epoch + page.offset + page.channel;
+  const old: Message[] = page.messages;
+  await stream.history();
+  const who: Presence = await stream.presence();
+  const first: PresentClient | undefined = who.clients[0];
+  const firstUser: string | null | undefined = first?.user;
+  console.log(position, pageAt, old.map((m) => m.offset), who.channel, firstUser);
+
   const left: void = await sub.unsubscribe();
   const sent: void = await client.broadcast('room:1', 'chat', { text: 'hi', at: [1, 2] });
   await client.direct('client-id', 'poke', null);
@@ -104,5 +145,21 @@ export function misuse(client: Client): void {
   client.clientId = 'mine';
   // @ts-expect-error broadcast needs an event name
   client.broadcast('room:1', { text: 'hi' });
+  // @ts-expect-error since is a position or 'latest', not an offset alone
+  client.subscribe('x', () => {}, { since: 17 });
+  // @ts-expect-error a position's offset is a number
+  client.subscribe('x', () => {}, { since: { epoch: 'e', offset: '17' } });
+  // @ts-expect-error no such subscribe option
+  client.subscribe('x', () => {}, { onRecovered: () => {} });
+  // @ts-expect-error onRecover hears a Recovery, not a boolean
+  client.subscribe('x', () => {}, { onRecover: (r: boolean) => r });
+  // @ts-expect-error a join's user may be null
+  client.subscribe('x', () => {}, { onJoin: (j) => j.user.toUpperCase() });
+  // @ts-expect-error history's since is an offset
+  client.subscribe('x', () => {}).then((s) => s.history({ since: { epoch: 'e', offset: 1 } }));
+  // @ts-expect-error presence resolves to {channel, clients}, not an array
+  client.subscribe('x', () => {}).then(async (s) => (await s.presence()).length);
+  // @ts-expect-error the position is read-only
+  client.subscribe('x', () => {}).then((s) => (s.position = { epoch: 'e', offset: 1 }));
   console.log(state, code, n);
 }
