@@ -307,6 +307,21 @@ describe('MultiChat on hubbub', () => {
     assert.equal((await hubChannels())[channel]?.subscribers, 1);
   });
 
+  test('joining a room again shows its recent messages, in order, once each', async () => {
+    const { staff, guest } = pages;
+    await say(guest, 'Random', 'while staff was away');
+    assert.equal(await seen(guest, 'Random', 'while staff was away'), 'guest');
+    await join(staff, 'Random');
+    // Read from the room's history: what was said before, and while staff had left.
+    assert.equal(await seen(staff, 'Random', 'while staff was away'), 'guest');
+    const texts = await staff.locator(`${pane('Random')} .messages li .text`).allTextContents();
+    assert.equal(new Set(texts).size, texts.length, `shown once each: ${texts}`);
+    const offsets = await staff
+      .locator(`${pane('Random')} .messages li`)
+      .evaluateAll((items) => items.map((li) => Number(li.dataset.offset)));
+    assert.deepEqual(offsets, [...offsets].sort((a, b) => a - b));
+  });
+
   test('no errors in either page', () => {
     // The refused join is shown on the page, not thrown.
     assert.deepEqual(pages.staff.errors, []);

@@ -4,6 +4,11 @@
 // patterns in the token Django minted for this user, and refuses staff-only rooms to
 // non-staff users with ACCESS_DENIED. Sending posts to Django, which checks the room and
 // publishes; the message comes back, to the sender too, through the hub.
+//
+// Rooms keep history (hubbub.toml): a joined room shows its recent messages, and after a
+// dropped connection the client recovers what was missed by itself. Messages carry their
+// offset in the room's stream, so the recent ones and the live ones are put in order and
+// none is shown twice.
 import init, { Client } from 'hubbub-client';
 
 const config = JSON.parse(document.getElementById('hubbub-config').textContent);
@@ -26,7 +31,12 @@ function setStatus(state) {
 }
 
 function addMessage(pane, message) {
+  if (message.offset !== undefined) {
+    if (pane.shown.has(message.offset)) return;
+    pane.shown.add(message.offset);
+  }
   const item = document.createElement('li');
+  if (message.offset !== undefined) item.dataset.offset = message.offset;
   const user = document.createElement('b');
   user.className = 'user';
   user.textContent = message.data.user;
@@ -35,12 +45,18 @@ function addMessage(pane, message) {
   text.textContent = message.data.text;
   item.append(user, ' ', text);
   const list = pane.querySelector('.messages');
-  list.append(item);
+  // In offset order: the recent messages read from history go before the live ones that
+  // may have come first.
+  const later = message.offset === undefined
+    ? null
+    : [...list.children].find((li) => Number(li.dataset.offset) > message.offset);
+  list.insertBefore(item, later ?? null);
   list.scrollTop = list.scrollHeight;
 }
 
 function openPane(room) {
   const pane = paneTemplate.content.firstElementChild.cloneNode(true);
+  pane.shown = new Set();
   pane.dataset.roomId = room.dataset.roomId;
   pane.dataset.title = room.dataset.title;
   pane.querySelector('h3').textContent = room.dataset.title;
@@ -79,10 +95,24 @@ async function join(room) {
   showError(error, null);
   const pane = openPane(room);
   try {
-    const subscription = await client.subscribe(room.dataset.channel, (message) =>
-      addMessage(pane, message),
+    const subscription = await client.subscribe(
+      room.dataset.channel,
+      (message) => addMessage(pane, message),
+      {
+        // After a reconnect: the gap was filled, or the page says what to do.
+        onRecover: ({ recovered }) => {
+          const notice = pane.querySelector('.notice');
+          notice.hidden = recovered;
+          notice.textContent = recovered
+            ? ''
+            : 'The connection dropped and some messages could not be recovered: reload the page to see them.';
+        },
+      },
     );
     joined.set(room.dataset.roomId, { subscription, pane });
+    // The room's recent messages, shown above what arrives from now on.
+    const recent = await subscription.history({ limit: 20 });
+    for (const message of recent.messages) addMessage(pane, message);
     room.dataset.joined = '';
     button.textContent = 'Joined';
   } catch (err) {
