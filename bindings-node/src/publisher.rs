@@ -11,8 +11,7 @@ use hubbub_core::api::{self, Target};
 use hubbub_core::protocol::{self, RawJson};
 use hubbub_publisher::Options;
 use napi::bindgen_prelude::{
-    sys, Either, Function, JsObjectValue, JsValue, Null, Object, PromiseRaw, ToNapiValue,
-    Unknown,
+    sys, Either, Function, JsObjectValue, JsValue, Null, Object, PromiseRaw, ToNapiValue, Unknown,
 };
 use napi::{Env, Error, Result, Status};
 use napi_derive::napi;
@@ -394,20 +393,22 @@ impl Publisher {
         channel: String,
     ) -> Result<PromiseRaw<'env, Presence>> {
         let p = self.inner.clone();
-        settle(env, async move { p.presence(&channel).await }, |a| Presence {
-            channel: a.channel,
-            clients: a
-                .clients
-                .into_iter()
-                .map(|c| PresentClient {
-                    client: c.client,
-                    user: match c.user {
-                        Some(user) => Either::A(user),
-                        None => Either::B(Null),
-                    },
-                    info: c.info.map(JsonData),
-                })
-                .collect(),
+        settle(env, async move { p.presence(&channel).await }, |a| {
+            Presence {
+                channel: a.channel,
+                clients: a
+                    .clients
+                    .into_iter()
+                    .map(|c| PresentClient {
+                        client: c.client,
+                        user: match c.user {
+                            Some(user) => Either::A(user),
+                            None => Either::B(Null),
+                        },
+                        info: c.info.map(JsonData),
+                    })
+                    .collect(),
+            }
         })
     }
 

@@ -200,7 +200,7 @@ pub fn to_python<'py>(py: Python<'py>, value: &serde_json::Value) -> PyResult<Bo
 /// Decodes application data the hub gave back (history, presence info) with Python's own
 /// `json.loads`, so that it comes back exactly as a subscriber decoding the frame would
 /// see it: integers of any size, floats read exactly.
-pub fn decode(py: Python<'_>, raw: &RawJson) -> PyResult<Bound<'_, PyAny>> {
+pub fn decode<'py>(py: Python<'py>, raw: &RawJson) -> PyResult<Bound<'py, PyAny>> {
     static LOADS: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
     LOADS.import(py, "json", "loads")?.call1((raw.get(),))
 }

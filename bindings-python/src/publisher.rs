@@ -302,11 +302,7 @@ impl Publisher {
     /// How many connections and distinct users are subscribed to ``channel``:
     /// ``{"channel", "clients": n, "users": m}``. Raises ``InvalidChannel`` where the
     /// channel's namespace has no presence.
-    fn presence_stats<'py>(
-        &self,
-        py: Python<'py>,
-        channel: String,
-    ) -> PyResult<Bound<'py, PyAny>> {
+    fn presence_stats<'py>(&self, py: Python<'py>, channel: String) -> PyResult<Bound<'py, PyAny>> {
         self.run(py, |p| answer(p.presence_stats(&channel)))
     }
 }
@@ -487,8 +483,9 @@ impl CallbackPublisher {
 
     /// ``Publisher.presence_stats``, answering through ``done``.
     fn presence_stats(&self, done: Py<PyAny>, channel: String) -> PyResult<PendingCall> {
-        self.start(done, |p| async move {
-            answer(p.presence_stats(&channel).await)
-        })
+        self.start(
+            done,
+            |p| async move { answer(p.presence_stats(&channel).await) },
+        )
     }
 }
