@@ -32,8 +32,8 @@ export async function uses(): Promise<void> {
   const info: Info = await p.info()
   const uptime: number = info.uptime_s
   const nodes: NodeInfo[] = info.nodes
-  const options: HistoryOptions = { limit: 50, since: offset ?? 0 }
-  const page: HistoryPage = await p.history('room:1', options)
+  const historyOptions: HistoryOptions = { limit: 50, since: offset ?? 0 }
+  const page: HistoryPage = await p.history('room:1', historyOptions)
   const position: { epoch: string; offset: number } = { epoch: page.epoch, offset: page.offset }
   const messages: HistoryMessage[] = (await p.history('room:1')).messages
   const data: unknown = messages[0]?.data
