@@ -11,8 +11,14 @@ export type {
   DirectOptions,
   Disconnected,
   DisconnectOptions,
+  HistoryMessage,
+  HistoryOptions,
+  HistoryPage,
   Info,
   NodeInfo,
+  Presence,
+  PresenceStats,
+  PresentClient,
   Published,
   PublisherOptions,
   PublishOptions,
@@ -30,8 +36,9 @@ export declare class HubbubError extends Error {
   readonly name: 'HubbubError' | 'Unavailable'
   /**
    * The protocol's error name ('INVALID_PAYLOAD', 'INVALID_CREDENTIALS', 'ACCESS_DENIED',
-   * 'INVALID_CLIENT', 'TOKEN_EXPIRED', 'LIMIT_EXCEEDED', ...), or 'UNAVAILABLE' when the hub
-   * cannot be reached, does not answer in time, or something that is not a hub answers.
+   * 'INVALID_CLIENT', 'INVALID_CHANNEL', 'TOKEN_EXPIRED', 'LIMIT_EXCEEDED', ...), or
+   * 'UNAVAILABLE' when the hub cannot be reached, does not answer in time, or something
+   * that is not a hub answers.
    */
   readonly code: string
   /** The reason the hub or core gave, if any. */

@@ -8,9 +8,11 @@
 
 use crate::error;
 use hubbub_core::api::{self, Target};
-use hubbub_core::protocol::RawJson;
+use hubbub_core::protocol::{self, RawJson};
 use hubbub_publisher::Options;
-use napi::bindgen_prelude::{Function, JsObjectValue, Object, PromiseRaw, ToNapiValue, Unknown};
+use napi::bindgen_prelude::{
+    sys, Either, Function, JsObjectValue, JsValue, Null, Object, PromiseRaw, ToNapiValue, Unknown,
+};
 use napi::{Env, Error, Result, Status};
 use napi_derive::napi;
 use std::collections::HashMap;
@@ -61,10 +63,88 @@ pub struct DisconnectOptions {
 pub struct Published {
     /// The channel published to.
     pub published: String,
-    /// The publication's offset, where the channel keeps history.
+    /// The publication's offset in the channel's stream, where the channel keeps history.
     pub offset: Option<i64>,
     /// The epoch of the channel's stream, where the channel keeps history.
     pub epoch: Option<String>,
+}
+
+/// Which messages `history` asks for.
+#[napi(object)]
+#[derive(Default)]
+pub struct HistoryOptions {
+    /// At most this many messages (whole number, 0 or more; 0 gives just the position).
+    /// Without `since`, the newest ones. Default: every message kept.
+    pub limit: Option<f64>,
+    /// Only the messages after this offset (whole number, 0 or more), oldest first.
+    pub since: Option<f64>,
+}
+
+/// Application data the hub gave back (a message's `data`, a client's `info`), handed to
+/// JavaScript as `JSON.parse` reads it: the very value a subscriber decoding the frame
+/// gets, numbers included.
+pub struct JsonData(RawJson);
+
+impl ToNapiValue for JsonData {
+    unsafe fn to_napi_value(env: sys::napi_env, val: Self) -> Result<sys::napi_value> {
+        let env = Env::from_raw(env);
+        let json: Object = env.get_global()?.get_named_property("JSON")?;
+        let parse: Function<String, Unknown> = json.get_named_property("parse")?;
+        Ok(parse.call(val.0.get().to_owned())?.raw())
+    }
+}
+
+/// One message of a history page, as its `message` frame has it.
+#[napi(object, object_from_js = false)]
+pub struct HistoryMessage {
+    pub channel: String,
+    pub event: String,
+    #[napi(ts_type = "unknown")]
+    pub data: JsonData,
+    /// Its place in the channel's stream.
+    pub offset: Option<i64>,
+    /// The sender, where a client (not the HTTP API) broadcast it.
+    pub from: Option<String>,
+}
+
+/// The hub's answer to `history`: the channel's position (epoch and last offset) and the
+/// messages asked for, oldest first.
+#[napi(object, object_from_js = false)]
+pub struct HistoryPage {
+    pub channel: String,
+    pub epoch: String,
+    pub offset: i64,
+    pub messages: Vec<HistoryMessage>,
+}
+
+/// One connection in the answer to `presence`.
+#[napi(object, object_from_js = false)]
+pub struct PresentClient {
+    /// The connection's client id.
+    pub client: String,
+    /// The user it is logged in as, or `null` for an anonymous connection.
+    #[napi(ts_type = "string | null")]
+    pub user: Either<String, Null>,
+    /// The token's or configured user's `info`, where it has one.
+    #[napi(ts_type = "Record<string, unknown>")]
+    pub info: Option<JsonData>,
+}
+
+/// The hub's answer to `presence`: every connection subscribed to the channel.
+#[napi(object, object_from_js = false)]
+pub struct Presence {
+    pub channel: String,
+    pub clients: Vec<PresentClient>,
+}
+
+/// The hub's answer to `presenceStats`.
+#[napi(object)]
+pub struct PresenceStats {
+    pub channel: String,
+    /// Connections subscribed.
+    pub clients: u32,
+    /// Distinct users among them (anonymous connections are not users).
+    pub users: u32,
 }
 
 /// The hub's answer to `broadcast`.
@@ -102,6 +182,17 @@ pub struct Channels {
     pub channels: HashMap<String, ChannelStats>,
 }
 
+/// One node of the hub in the answer to `info`.
+#[napi(object)]
+pub struct NodeInfo {
+    pub id: String,
+    /// Open WebSocket connections on this node.
+    pub connections: u32,
+    /// Seconds since the node started.
+    #[napi(js_name = "uptime_s")]
+    pub uptime_s: i64,
+}
+
 /// The hub's answer to `info`.
 #[napi(object)]
 pub struct Info {
@@ -113,19 +204,8 @@ pub struct Info {
     /// Seconds since the hub started.
     #[napi(js_name = "uptime_s")]
     pub uptime_s: i64,
-    /// Every live node of the cluster (one with the memory engine).
+    /// Every live node of the hub (one with the embedded engine).
     pub nodes: Vec<NodeInfo>,
-}
-
-/// One node of the cluster, in `info`.
-#[napi(object)]
-pub struct NodeInfo {
-    pub id: String,
-    /// Its open WebSocket connections.
-    pub connections: u32,
-    /// Seconds since it started.
-    #[napi(js_name = "uptime_s")]
-    pub uptime_s: i64,
 }
 
 /// Publishes to a hubbub hub over its HTTP API.
@@ -173,7 +253,7 @@ impl Publisher {
             async move { p.publish(channel, event, &data).await },
             |a| Published {
                 published: a.published,
-                offset: a.offset.map(|o| o as i64),
+                offset: a.offset.map(offset),
                 epoch: a.epoch,
             },
         )
@@ -276,7 +356,110 @@ impl Publisher {
                 .collect(),
         })
     }
+
+    /// The channel's position and the messages it keeps, oldest first. Without
+    /// `options.since`, the newest `options.limit` messages; with it, the first `limit`
+    /// after that offset; without `limit`, every message kept; `limit: 0` gives just the
+    /// position. Rejects with `INVALID_CHANNEL` where the channel keeps no history.
+    #[napi(ts_return_type = "Promise<HistoryPage>")]
+    pub fn history<'env>(
+        &self,
+        env: &'env Env,
+        channel: String,
+        options: Option<HistoryOptions>,
+    ) -> Result<PromiseRaw<'env, HistoryPage>> {
+        let options = options.unwrap_or_default();
+        let limit = whole("limit", options.limit)?;
+        let since = whole("since", options.since)?;
+        let p = self.inner.clone();
+        settle(
+            env,
+            async move { p.history(&channel, limit, since).await },
+            |page| HistoryPage {
+                channel: page.channel,
+                epoch: page.epoch,
+                offset: offset(page.offset),
+                messages: page.messages.into_iter().map(history_message).collect(),
+            },
+        )
+    }
+
+    /// Every connection subscribed to `channel`, with its user and info. Rejects with
+    /// `INVALID_CHANNEL` where the channel has no presence.
+    #[napi(ts_return_type = "Promise<Presence>")]
+    pub fn presence<'env>(
+        &self,
+        env: &'env Env,
+        channel: String,
+    ) -> Result<PromiseRaw<'env, Presence>> {
+        let p = self.inner.clone();
+        settle(env, async move { p.presence(&channel).await }, |a| {
+            Presence {
+                channel: a.channel,
+                clients: a
+                    .clients
+                    .into_iter()
+                    .map(|c| PresentClient {
+                        client: c.client,
+                        user: match c.user {
+                            Some(user) => Either::A(user),
+                            None => Either::B(Null),
+                        },
+                        info: c.info.map(JsonData),
+                    })
+                    .collect(),
+            }
+        })
+    }
+
+    /// How many connections and distinct users are subscribed to `channel`. Rejects with
+    /// `INVALID_CHANNEL` where the channel has no presence.
+    #[napi(ts_return_type = "Promise<PresenceStats>")]
+    pub fn presence_stats<'env>(
+        &self,
+        env: &'env Env,
+        channel: String,
+    ) -> Result<PromiseRaw<'env, PresenceStats>> {
+        let p = self.inner.clone();
+        settle(env, async move { p.presence_stats(&channel).await }, |a| {
+            PresenceStats {
+                channel: a.channel,
+                clients: count(a.clients),
+                users: count(a.users),
+            }
+        })
+    }
 }
+
+fn history_message(m: protocol::Message) -> HistoryMessage {
+    HistoryMessage {
+        channel: m.channel,
+        event: m.event,
+        data: JsonData(m.data),
+        offset: m.offset.map(offset),
+        from: m.from,
+    }
+}
+
+/// An offset as a JavaScript number (exact up to 2^53, far beyond any stream's length).
+fn offset(n: u64) -> i64 {
+    i64::try_from(n).unwrap_or(i64::MAX)
+}
+
+/// A `limit` or `since` option: a whole number of 0 or more, or a wrong argument (an
+/// ordinary error, before anything is sent).
+fn whole(name: &str, value: Option<f64>) -> Result<Option<u64>> {
+    match value {
+        None => Ok(None),
+        Some(v) if v >= 0.0 && v.fract() == 0.0 && v <= MAX_SAFE_INTEGER => Ok(Some(v as u64)),
+        Some(v) => Err(error::invalid_arg(format!(
+            "{name} must be a whole number of 0 or more, not {v}"
+        ))),
+    }
+}
+
+/// JavaScript's `Number.MAX_SAFE_INTEGER`: the largest whole number a number holds exactly.
+const MAX_SAFE_INTEGER: f64 = 9_007_199_254_740_991.0;
 
 /// Runs `call` on napi's runtime; back on the JavaScript thread, resolves with its answer
 /// converted by `convert`, or rejects with a failure that carries its `.code`.

@@ -38,6 +38,12 @@ function call(publisher, c) {
       return publisher.channels()
     case 'info':
       return publisher.info()
+    case 'history':
+      return publisher.history(c.channel, { limit: c.limit, since: c.since })
+    case 'presence':
+      return publisher.presence(c.channel)
+    case 'presence_stats':
+      return publisher.presenceStats(c.channel)
     default:
       throw new Error(`unknown method ${c.method}`)
   }

@@ -57,6 +57,13 @@ create_exception!(
 );
 create_exception!(
     hubbub,
+    InvalidChannel,
+    HubbubError,
+    "INVALID_CHANNEL: the history or presence of a channel whose namespace keeps none \
+     (HTTP 404)."
+);
+create_exception!(
+    hubbub,
     LimitExceeded,
     HubbubError,
     "LIMIT_EXCEEDED: a request body over the hub's ``max_message_size`` (HTTP 413), or too \
@@ -88,12 +95,11 @@ fn class_of(py: Python<'_>, error: Error) -> Option<Bound<'_, PyType>> {
         Error::TokenExpired => py.get_type::<TokenExpired>(),
         Error::AccessDenied => py.get_type::<AccessDenied>(),
         Error::InvalidClient => py.get_type::<InvalidClient>(),
+        Error::InvalidChannel => py.get_type::<InvalidChannel>(),
         Error::LimitExceeded => py.get_type::<LimitExceeded>(),
         // Registered on its own below, with the failures that never reached the hub.
         Error::Unavailable => return None,
-        Error::UnknownCommand | Error::InvalidUser | Error::InvalidChannel | Error::RateLimited => {
-            return None
-        }
+        Error::UnknownCommand | Error::InvalidUser | Error::RateLimited => return None,
     })
 }
 

@@ -10,6 +10,7 @@
 use hubbub_core::protocol::RawJson;
 use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
+use pyo3::sync::PyOnceLock;
 use pyo3::types::{PyBool, PyDict, PyFloat, PyInt, PyList, PyString, PyTuple};
 use serde::ser::{SerializeMap, SerializeSeq};
 use serde::{Serialize, Serializer};
@@ -194,6 +195,14 @@ pub fn to_python<'py>(py: Python<'py>, value: &serde_json::Value) -> PyResult<Bo
             dict.into_any()
         }
     })
+}
+
+/// Decodes application data the hub gave back (history, presence info) with Python's own
+/// `json.loads`, so that it comes back exactly as a subscriber decoding the frame would
+/// see it: integers of any size, floats read exactly.
+pub fn decode<'py>(py: Python<'py>, raw: &RawJson) -> PyResult<Bound<'py, PyAny>> {
+    static LOADS: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
+    LOADS.import(py, "json", "loads")?.call1((raw.get(),))
 }
 
 /// Data already encoded as JSON text.

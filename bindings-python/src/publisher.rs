@@ -10,11 +10,12 @@
 use crate::errors;
 use crate::json;
 use crate::transport::Process;
-use hubbub_core::api::Target;
-use hubbub_core::protocol::RawJson;
+use hubbub_core::api::{HistoryPage, Presence, Target};
+use hubbub_core::protocol::{Message, RawJson};
 use hubbub_publisher::{blocking, ConfigError, Endpoint, Error, Options};
 use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
+use pyo3::types::{PyDict, PyList};
 use serde::Serialize;
 use std::future::Future;
 use std::time::Duration;
@@ -66,10 +67,75 @@ fn channel_list(channels: &Bound<'_, PyAny>) -> PyResult<Vec<String>> {
     channels.extract()
 }
 
-/// An answer as the JSON value Python will see.
-fn answer<T: Serialize>(result: Result<T, Error>) -> Result<serde_json::Value, Error> {
+/// An answer of the hub on its way to Python, made into Python objects once the GIL is
+/// held again.
+enum Answer {
+    /// An answer without application data in it, as its JSON form.
+    Plain(serde_json::Value),
+    /// A page of history: each message's data is decoded by `json.loads`.
+    History(HistoryPage),
+    /// Who is in a channel: each client's info is decoded by `json.loads`.
+    Presence(Presence),
+}
+
+impl Answer {
+    /// The answer as dicts and lists: the JSON the hub sent, decoded.
+    fn into_python(self, py: Python<'_>) -> PyResult<Bound<'_, PyAny>> {
+        match self {
+            Answer::Plain(value) => json::to_python(py, &value),
+            Answer::History(page) => {
+                let messages = PyList::empty(py);
+                for message in &page.messages {
+                    messages.append(message_dict(py, message)?)?;
+                }
+                let dict = PyDict::new(py);
+                dict.set_item("channel", page.channel)?;
+                dict.set_item("epoch", page.epoch)?;
+                dict.set_item("offset", page.offset)?;
+                dict.set_item("messages", messages)?;
+                Ok(dict.into_any())
+            }
+            Answer::Presence(presence) => {
+                let clients = PyList::empty(py);
+                for present in &presence.clients {
+                    let client = PyDict::new(py);
+                    client.set_item("client", &present.client)?;
+                    client.set_item("user", &present.user)?;
+                    // Absent where the connection has none, as on the wire.
+                    if let Some(info) = &present.info {
+                        client.set_item("info", json::decode(py, info)?)?;
+                    }
+                    clients.append(client)?;
+                }
+                let dict = PyDict::new(py);
+                dict.set_item("channel", presence.channel)?;
+                dict.set_item("clients", clients)?;
+                Ok(dict.into_any())
+            }
+        }
+    }
+}
+
+/// One message of a history page, with the keys of a `message` frame (`offset` and `from`
+/// only where it has them).
+fn message_dict<'py>(py: Python<'py>, message: &Message) -> PyResult<Bound<'py, PyDict>> {
+    let dict = PyDict::new(py);
+    dict.set_item("channel", &message.channel)?;
+    dict.set_item("event", &message.event)?;
+    dict.set_item("data", json::decode(py, &message.data)?)?;
+    if let Some(offset) = message.offset {
+        dict.set_item("offset", offset)?;
+    }
+    if let Some(from) = &message.from {
+        dict.set_item("from", from)?;
+    }
+    Ok(dict)
+}
+
+/// An answer without application data, as the JSON value Python will see.
+fn answer<T: Serialize>(result: Result<T, Error>) -> Result<Answer, Error> {
     // Core's answer types always have a JSON form.
-    result.map(|a| serde_json::to_value(a).unwrap_or_default())
+    result.map(|a| Answer::Plain(serde_json::to_value(a).unwrap_or_default()))
 }
 
 /// Publishes to a hubbub hub over its HTTP API.
@@ -93,12 +159,12 @@ impl Publisher {
     fn run<'py>(
         &self,
         py: Python<'py>,
-        call: impl FnOnce(&blocking::Publisher) -> Result<serde_json::Value, Error> + Send,
+        call: impl FnOnce(&blocking::Publisher) -> Result<Answer, Error> + Send,
     ) -> PyResult<Bound<'py, PyAny>> {
         let answer = py
             .detach(|| call(&self.inner))
             .map_err(|e| errors::call(py, e))?;
-        json::to_python(py, &answer)
+        answer.into_python(py)
     }
 }
 
@@ -130,8 +196,9 @@ impl Publisher {
 
     /// Publishes ``data`` (any JSON value) to every subscriber of ``channel``.
     ///
-    /// Returns ``{"published": channel}``. A channel without subscribers is fine: the
-    /// publication reaches nobody.
+    /// Returns ``{"published": channel}``, plus ``"offset"`` and ``"epoch"`` (the
+    /// publication's place in the channel's stream) where the channel keeps history. A
+    /// channel without subscribers is fine: the publication reaches nobody.
     #[pyo3(signature = (channel, data, event="message".to_owned()), text_signature = "(self, channel, data, event='message')")]
     fn publish<'py>(
         &self,
@@ -203,6 +270,41 @@ impl Publisher {
     fn info<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
         self.run(py, |p| answer(p.info()))
     }
+
+    /// The channel's position and the messages it keeps, oldest first: ``{"channel",
+    /// "epoch", "offset", "messages": [{"channel", "event", "data", "offset"}, ...]}``.
+    ///
+    /// Without ``since``, the newest ``limit`` messages; with ``since``, the first
+    /// ``limit`` after that offset; without ``limit``, every message kept. ``limit=0``
+    /// gives just the position (``epoch`` and ``offset``). Raises ``InvalidChannel`` where
+    /// the channel's namespace keeps no history.
+    #[pyo3(signature = (channel, limit=None, since=None))]
+    fn history<'py>(
+        &self,
+        py: Python<'py>,
+        channel: String,
+        limit: Option<u64>,
+        since: Option<u64>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        self.run(py, |p| {
+            p.history(&channel, limit, since).map(Answer::History)
+        })
+    }
+
+    /// Every connection subscribed to ``channel``: ``{"channel", "clients": [{"client",
+    /// "user", "info"}, ...]}`` (``user`` is None for an anonymous connection; ``info`` is
+    /// there where the connection has one). Raises ``InvalidChannel`` where the channel's
+    /// namespace has no presence.
+    fn presence<'py>(&self, py: Python<'py>, channel: String) -> PyResult<Bound<'py, PyAny>> {
+        self.run(py, |p| p.presence(&channel).map(Answer::Presence))
+    }
+
+    /// How many connections and distinct users are subscribed to ``channel``:
+    /// ``{"channel", "clients": n, "users": m}``. Raises ``InvalidChannel`` where the
+    /// channel's namespace has no presence.
+    fn presence_stats<'py>(&self, py: Python<'py>, channel: String) -> PyResult<Bound<'py, PyAny>> {
+        self.run(py, |p| answer(p.presence_stats(&channel)))
+    }
 }
 
 /// The engine under ``hubbub.AsyncPublisher``: the calls of ``Publisher``, each started
@@ -236,7 +338,7 @@ impl CallbackPublisher {
         call: impl FnOnce(hubbub_publisher::Publisher) -> F,
     ) -> PyResult<PendingCall>
     where
-        F: Future<Output = Result<serde_json::Value, Error>> + Send + 'static,
+        F: Future<Output = Result<Answer, Error>> + Send + 'static,
     {
         let process = Process::current()?;
         let publisher = hubbub_publisher::Publisher::with_connections(
@@ -248,7 +350,7 @@ impl CallbackPublisher {
             let outcome = call.await;
             // Python may be shutting down, with nobody left to tell.
             crate::transport::in_python(|py| {
-                let (answer, error) = match outcome.map(|a| json::to_python(py, &a)) {
+                let (answer, error) = match outcome.map(|a| a.into_python(py)) {
                     Ok(Ok(answer)) => (answer.unbind(), None),
                     Ok(Err(err)) => (py.None(), Some(err.into_value(py))),
                     Err(err) => (py.None(), Some(errors::call(py, err).into_value(py))),
@@ -356,5 +458,34 @@ impl CallbackPublisher {
     /// ``Publisher.info``, answering through ``done``.
     fn info(&self, done: Py<PyAny>) -> PyResult<PendingCall> {
         self.start(done, |p| async move { answer(p.info().await) })
+    }
+
+    /// ``Publisher.history``, answering through ``done``.
+    #[pyo3(signature = (done, channel, limit, since))]
+    fn history(
+        &self,
+        done: Py<PyAny>,
+        channel: String,
+        limit: Option<u64>,
+        since: Option<u64>,
+    ) -> PyResult<PendingCall> {
+        self.start(done, |p| async move {
+            p.history(&channel, limit, since).await.map(Answer::History)
+        })
+    }
+
+    /// ``Publisher.presence``, answering through ``done``.
+    fn presence(&self, done: Py<PyAny>, channel: String) -> PyResult<PendingCall> {
+        self.start(done, |p| async move {
+            p.presence(&channel).await.map(Answer::Presence)
+        })
+    }
+
+    /// ``Publisher.presence_stats``, answering through ``done``.
+    fn presence_stats(&self, done: Py<PyAny>, channel: String) -> PyResult<PendingCall> {
+        self.start(
+            done,
+            |p| async move { answer(p.presence_stats(&channel).await) },
+        )
     }
 }

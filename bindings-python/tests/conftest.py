@@ -83,6 +83,18 @@ def hub() -> Iterator[Hub]:
     h.stop()
 
 
+# Channels under room: keep history (their last 10 messages) and presence.
+STREAMS = '[{pattern="room:*", history_size=10, presence=true}]'
+
+
+@pytest.fixture(scope="session")
+def streams_hub() -> Iterator[Hub]:
+    """A hub in zero-config mode whose room:* channels keep history and presence."""
+    h = Hub("--token-secret", TOKEN_SECRET, "--namespaces", STREAMS)
+    yield h
+    h.stop()
+
+
 @pytest.fixture
 def start_hub() -> Iterator[Any]:
     """Starts hubs with the given arguments, for the length of one test."""

@@ -97,6 +97,10 @@ def call(publisher: Any, c: Dict[str, Any]) -> Any:
         return publisher.disconnect(client=c.get("client"), user=c.get("user"))
     if method in ("channels", "info"):
         return getattr(publisher, method)()
+    if method == "history":
+        return publisher.history(c["channel"], limit=c.get("limit"), since=c.get("since"))
+    if method in ("presence", "presence_stats"):
+        return getattr(publisher, method)(c["channel"])
     raise ValueError(f"unknown method {method}")
 
 

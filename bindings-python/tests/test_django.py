@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import os
+import re
+from typing import Any
 
 import pytest
 
@@ -24,6 +27,7 @@ import hubbub  # noqa: E402
 import hubbub.django as hd  # noqa: E402
 from conftest import TOKEN_SECRET  # noqa: E402
 from djangoproject.shop.models import Order  # noqa: E402
+from djangoproject.shop.views import BOARD, add_to_board  # noqa: E402
 
 PERMISSIONS = "djangoproject.permissions.for_user"
 
@@ -184,3 +188,87 @@ def test_async_view(hub, ws):
     assert response.status_code == 200
     assert response.json() == {"published": "announcements"}
     assert browser.recv()["message"]["data"] == {"text": "sale"}
+
+
+def board_of(html: str) -> Any:
+    """The state and position a board page was rendered with (its json_script)."""
+    found = re.search(r'<script id="board" type="application/json">(.*?)</script>', html, re.S)
+    assert found, html
+    return json.loads(found.group(1))
+
+
+def test_stream_position_makes_a_page_miss_nothing(streams_hub, ws):
+    with override_settings(HUBBUB={"URL": streams_hub.url}):
+        assert hd.stream_position(BOARD) == hd.stream_position(BOARD)  # reading changes nothing
+        add_to_board("before the render")
+        response = Client().get("/board/")
+        assert response.status_code == 200
+        board = board_of(response.content.decode())
+        epoch, offset = board["position"]["epoch"], board["position"]["offset"]
+        assert board["position"] == {"epoch": epoch, "offset": offset}
+        assert isinstance(epoch, str) and offset >= 1
+        assert board["orders"][-1]["item"] == "before the render"
+
+        # Orders placed after the render, before the page's script has subscribed.
+        missed = [add_to_board(f"after the render {n}") for n in range(3)]
+
+        # The page subscribes since its position, as the browser client's
+        # subscribe(channel, handler, { since: position }) does.
+        page = ws(streams_hub.ws_url)
+        page.send({"subscribe": {"channel": BOARD, "since": board["position"]}})
+        recovered = [page.recv()["message"] for _ in missed]
+        assert [m["data"] for m in recovered] == [{"id": o.pk, "item": o.item} for o in missed]
+        assert [m["offset"] for m in recovered] == [offset + 1, offset + 2, offset + 3]
+        assert page.recv() == {
+            "resubscribed": {
+                "channel": BOARD,
+                "recovered": True,
+                "epoch": epoch,
+                "offset": offset + 3,
+            }
+        }
+        # Then the live ones, and the page has seen every order exactly once.
+        live = add_to_board("live")
+        assert page.recv()["message"]["data"] == {"id": live.pk, "item": "live"}
+        seen = [o["id"] for o in board["orders"]] + [m["data"]["id"] for m in recovered] + [live.pk]
+        assert seen == list(Order.objects.order_by("pk").values_list("pk", flat=True))
+
+
+def test_a_position_that_cannot_be_recovered(streams_hub, ws):
+    with override_settings(HUBBUB={"URL": streams_hub.url}):
+        add_to_board("one")
+        current = hd.stream_position(BOARD)
+        # A position from another epoch (a restarted hub, an expired stream): nothing is
+        # delivered, and the answer says so, with the current position.
+        page = ws(streams_hub.ws_url)
+        stale = {"epoch": "an-old-epoch", "offset": 1}
+        assert page.command({"subscribe": {"channel": BOARD, "since": stale}}) == {
+            "resubscribed": {"channel": BOARD, "recovered": False, **current}
+        }
+        # The app reloads its state from its own database: the page again, with the
+        # state and a position that go together.
+        board = board_of(Client().get("/board/").content.decode())
+        assert board["position"] == current
+        assert [o["id"] for o in board["orders"]] == list(
+            Order.objects.order_by("pk").values_list("pk", flat=True)
+        )
+
+
+def test_stream_position_in_an_async_view(streams_hub):
+    with override_settings(HUBBUB={"URL": streams_hub.url}):
+        add_to_board("async")
+
+        async def request():
+            return await AsyncClient().get("/board/position/")
+
+        response = asyncio.run(request())
+        assert response.status_code == 200
+        assert response.json() == hd.stream_position(BOARD)
+
+
+def test_stream_position_of_a_channel_without_history(hub, streams_hub):
+    # The session's plain hub keeps no history anywhere; the streams hub none outside room:*.
+    for url, channel in [(hub.url, BOARD), (streams_hub.url, "orders")]:
+        with override_settings(HUBBUB={"URL": url}):
+            with pytest.raises(hubbub.InvalidChannel):
+                hd.stream_position(channel)

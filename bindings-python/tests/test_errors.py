@@ -17,6 +17,7 @@ PROTOCOL_CLASSES = {
     hubbub.TokenExpired: "TOKEN_EXPIRED",
     hubbub.AccessDenied: "ACCESS_DENIED",
     hubbub.InvalidClient: "INVALID_CLIENT",
+    hubbub.InvalidChannel: "INVALID_CHANNEL",
     hubbub.LimitExceeded: "LIMIT_EXCEEDED",
 }
 
@@ -75,6 +76,17 @@ def test_invalid_client(hub):
     check(e.value, hubbub.InvalidClient, "INVALID_CLIENT", 404, "/api/direct")
     with pytest.raises(hubbub.InvalidClient):
         hubbub.Publisher(hub.url).direct(1, user="no-such-user")
+
+
+def test_invalid_channel(hub):
+    # The hub keeps no history or presence for any channel: it has no namespaces.
+    p = hubbub.Publisher(hub.url)
+    with pytest.raises(hubbub.InvalidChannel) as e:
+        p.history("room:1", limit=10)
+    check(e.value, hubbub.InvalidChannel, "INVALID_CHANNEL", 404, "/api/history/room:1?limit=10")
+    with pytest.raises(hubbub.InvalidChannel) as e:
+        p.presence("room:1")
+    check(e.value, hubbub.InvalidChannel, "INVALID_CHANNEL", 404, "/api/presence/room:1")
 
 
 def test_limit_exceeded(start_hub):

@@ -148,6 +148,10 @@ def test_channels_and_info(hub, ws):
     info = p.info()
     assert set(info) == {"version", "connections", "channels", "uptime_s", "nodes"}
     assert info["connections"] >= 3 and info["channels"] >= 2
+    # One node, this one, with the embedded engine.
+    [node] = info["nodes"]
+    assert set(node) == {"id", "connections", "uptime_s"}
+    assert node["connections"] == info["connections"]
 
 
 def test_data_that_is_not_json(hub):

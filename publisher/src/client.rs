@@ -140,9 +140,10 @@ impl Publisher {
         self.get(&self.endpoint.routes().info).await
     }
 
-    /// The last messages of `channel` (at most `limit`; those after offset `since`), oldest
-    /// first, with the channel's current position (phase 2: where the channel keeps
-    /// history; `limit` 0 gives just the position).
+    /// The messages `channel` keeps, oldest first, with its current position: without
+    /// `since`, the newest `limit`; with it, the first `limit` after that offset; without
+    /// `limit`, all of them. `limit` 0 gives just the position. `INVALID_CHANNEL` where the
+    /// channel's namespace keeps no history.
     pub async fn history(
         &self,
         channel: &str,
@@ -160,14 +161,15 @@ impl Publisher {
         Ok(self.get::<HistoryAnswer>(&url).await?.into_page())
     }
 
-    /// Every connection subscribed to `channel`, with its user and info (phase 2: where the
-    /// channel's namespace enables presence).
+    /// Every connection subscribed to `channel`, with its user and info. `INVALID_CHANNEL`
+    /// where the channel's namespace has no presence.
     pub async fn presence(&self, channel: &str) -> Result<Presence, Error> {
         let url = with_channel(&self.endpoint.routes().presence, channel, &[]);
         self.get(&url).await
     }
 
-    /// How many connections and distinct users are subscribed to `channel` (phase 2).
+    /// How many connections and distinct users are subscribed to `channel`.
+    /// `INVALID_CHANNEL` where the channel's namespace has no presence.
     pub async fn presence_stats(&self, channel: &str) -> Result<PresenceStats, Error> {
         let query = [("stats", "1".to_owned())];
         let url = with_channel(&self.endpoint.routes().presence, channel, &query);

@@ -7,7 +7,7 @@ Quick start, against ``hubbub`` running in zero-config mode on this machine::
     {'published': 'hello'}
 
 ``Publisher`` blocks (releasing the GIL), ``AsyncPublisher`` has the same methods as
-coroutines, ``token()`` mints the tokens browsers connect with, and ``hubbub.django``
+coroutines (publishing, and reading a channel's history and presence), ``token()`` mints the tokens browsers connect with, and ``hubbub.django``
 wires it all into a Django project. The HTTP calls, the JSON encoding and the tokens are
 done in Rust, by hubbub-publisher (the one publisher client of hubbub, under the Node
 package and Rust apps too) and hubbub's own core, the code the hub itself runs.
@@ -22,6 +22,7 @@ from hubbub._native import (
     AccessDenied,
     CallbackPublisher as _CallbackPublisher,
     HubbubError,
+    InvalidChannel,
     InvalidClient,
     InvalidCredentials,
     InvalidPayload,
@@ -42,7 +43,10 @@ if TYPE_CHECKING:
         Channels,
         DirectDelivered,
         Disconnected,
+        HistoryPage,
         Info,
+        Presence,
+        PresenceStats,
         Published,
     )
 
@@ -50,6 +54,7 @@ __all__ = [
     "AccessDenied",
     "AsyncPublisher",
     "HubbubError",
+    "InvalidChannel",
     "InvalidClient",
     "InvalidCredentials",
     "InvalidPayload",
@@ -169,3 +174,21 @@ class AsyncPublisher:
     async def info(self) -> Info:
         """The hub's version and counters."""
         return cast("Info", await self._call(self._native.info))
+
+    async def history(
+        self, channel: str, limit: Optional[int] = None, since: Optional[int] = None
+    ) -> HistoryPage:
+        """The channel's position and the messages it keeps, oldest first (``limit=0``:
+        just the position); raises ``InvalidChannel`` where it keeps no history."""
+        return cast(
+            "HistoryPage", await self._call(self._native.history, channel, limit, since)
+        )
+
+    async def presence(self, channel: str) -> Presence:
+        """Every connection subscribed to ``channel``, with its user and info; raises
+        ``InvalidChannel`` where the channel has no presence."""
+        return cast("Presence", await self._call(self._native.presence, channel))
+
+    async def presence_stats(self, channel: str) -> PresenceStats:
+        """How many connections and distinct users are subscribed to ``channel``."""
+        return cast("PresenceStats", await self._call(self._native.presence_stats, channel))

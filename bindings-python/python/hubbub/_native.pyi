@@ -29,6 +29,7 @@ __all__ = [
     "TokenExpired",
     "AccessDenied",
     "InvalidClient",
+    "InvalidChannel",
     "LimitExceeded",
     "Unavailable",
     "Timeout",
@@ -39,7 +40,9 @@ _JSONValue = Any
 
 @type_check_only
 class _PublishedOffset(TypedDict, total=False):
+    # Where the channel keeps history: the publication's place in the channel's stream.
     offset: int
+    epoch: str
 
 @type_check_only
 class Published(_PublishedOffset):
@@ -67,11 +70,58 @@ class Channels(TypedDict):
     channels: Dict[str, ChannelStats]
 
 @type_check_only
+class NodeInfo(TypedDict):
+    id: str
+    connections: int
+    uptime_s: int
+
+@type_check_only
 class Info(TypedDict):
     version: str
     connections: int
     channels: int
     uptime_s: int
+    nodes: List[NodeInfo]
+
+# "from" is a Python keyword, hence the functional form.
+_MessageExtras = TypedDict("_MessageExtras", {"offset": int, "from": str}, total=False)
+
+@type_check_only
+class HistoryMessage(_MessageExtras):
+    """A message as its ``message`` frame has it (``offset`` where the channel keeps
+    history, ``from`` where a client broadcast it)."""
+
+    channel: str
+    event: str
+    data: Any
+
+@type_check_only
+class HistoryPage(TypedDict):
+    channel: str
+    epoch: str
+    offset: int
+    messages: List[HistoryMessage]
+
+@type_check_only
+class _PresentInfo(TypedDict, total=False):
+    # The token's or configured user's info, where the connection has one.
+    info: Dict[str, Any]
+
+@type_check_only
+class PresentClient(_PresentInfo):
+    client: str
+    user: Optional[str]
+
+@type_check_only
+class Presence(TypedDict):
+    channel: str
+    clients: List[PresentClient]
+
+@type_check_only
+class PresenceStats(TypedDict):
+    channel: str
+    clients: int
+    users: int
 
 @type_check_only
 class Claims(TypedDict, total=False):
@@ -118,6 +168,14 @@ class Publisher:
         """The channels that have subscribers."""
     def info(self) -> Info:
         """The hub's version and counters."""
+    def history(
+        self, channel: str, limit: Optional[int] = None, since: Optional[int] = None
+    ) -> HistoryPage:
+        """The channel's position and the messages it keeps, oldest first."""
+    def presence(self, channel: str) -> Presence:
+        """Every connection subscribed to ``channel``."""
+    def presence_stats(self, channel: str) -> PresenceStats:
+        """How many connections and distinct users are subscribed to ``channel``."""
 
 @final
 class PendingCall:
@@ -157,6 +215,14 @@ class CallbackPublisher:
         """``Publisher.channels``, answering through ``done``."""
     def info(self, done: _Done) -> PendingCall:
         """``Publisher.info``, answering through ``done``."""
+    def history(
+        self, done: _Done, channel: str, limit: Optional[int], since: Optional[int]
+    ) -> PendingCall:
+        """``Publisher.history``, answering through ``done``."""
+    def presence(self, done: _Done, channel: str) -> PendingCall:
+        """``Publisher.presence``, answering through ``done``."""
+    def presence_stats(self, done: _Done, channel: str) -> PendingCall:
+        """``Publisher.presence_stats``, answering through ``done``."""
 
 @final
 class Json:
@@ -211,6 +277,9 @@ class AccessDenied(HubbubError):
 
 class InvalidClient(HubbubError):
     """INVALID_CLIENT: a direct message that matched nobody."""
+
+class InvalidChannel(HubbubError):
+    """INVALID_CHANNEL: the history or presence of a channel whose namespace keeps none."""
 
 class LimitExceeded(HubbubError):
     """LIMIT_EXCEEDED: a body over the hub's size limit."""

@@ -21,13 +21,18 @@ Use::
 
     def hubbub_token(request):                     # hand the browser its token
         return JsonResponse({"token": connection_token(request.user)})
+
+    def room(request, pk):                         # a page and its stream position, together
+        position = stream_position(f"room:{pk}")   # first: then nothing after it is missed
+        messages = Message.objects.filter(room=pk)
+        return render(request, "room.html", {"messages": messages, "position": position})
 """
 
 from __future__ import annotations
 
 import logging
 import threading
-from typing import Any, Callable, Dict, List, Optional
+from typing import Any, Callable, Dict, List, Optional, TypedDict
 
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
@@ -38,11 +43,14 @@ from django.utils.module_loading import import_string
 import hubbub
 
 __all__ = [
+    "StreamPosition",
     "async_publisher",
+    "async_stream_position",
     "connection_token",
     "default_permissions",
     "publish_on_commit",
     "publisher",
+    "stream_position",
 ]
 
 logger = logging.getLogger("hubbub")
@@ -121,6 +129,34 @@ def publish_on_commit(
             logger.exception("hubbub: publishing to %r after the commit failed", channel)
 
     transaction.on_commit(send, using=using)
+
+
+class StreamPosition(TypedDict):
+    """A place in a channel's stream: what a page passes as ``since`` when it subscribes."""
+
+    epoch: str
+    offset: int
+
+
+def stream_position(channel: str) -> StreamPosition:
+    """The current position of ``channel``'s stream: ``{"epoch": ..., "offset": ...}``.
+
+    A view reads it *before* it reads the state the page shows, renders both, and the page
+    subscribes with ``since`` set to it: the hub then delivers everything published after
+    the position, so a change made between the render and the subscription is not missed
+    (a change made between reading the position and reading the state arrives twice: the
+    page's updates should be idempotent). It is the channel's history with ``limit=0``, so
+    the channel's namespace must keep history: ``hubbub.InvalidChannel`` otherwise, and
+    ``hubbub.Unavailable`` when the hub cannot be reached.
+    """
+    page = publisher().history(channel, limit=0)
+    return {"epoch": page["epoch"], "offset": page["offset"]}
+
+
+async def async_stream_position(channel: str) -> StreamPosition:
+    """``stream_position`` for async views, with the shared ``AsyncPublisher``."""
+    page = await async_publisher().history(channel, limit=0)
+    return {"epoch": page["epoch"], "offset": page["offset"]}
 
 
 def default_permissions(user: Any) -> Dict[str, List[str]]:

@@ -22,6 +22,12 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
 ]
 ROOT_URLCONF = "djangoproject.urls"
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "APP_DIRS": True,  # shop/templates
+    }
+]
 DATABASES = {
     "default": {"ENGINE": "django.db.backends.sqlite3", "NAME": str(_data / "db.sqlite3")}
 }

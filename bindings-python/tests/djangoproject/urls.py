@@ -6,4 +6,6 @@ urlpatterns = [
     path("orders/", views.create_order),
     path("hubbub/token/", views.hubbub_token),
     path("announce/", views.announce),
+    path("board/", views.board),
+    path("board/position/", views.board_position),
 ]
