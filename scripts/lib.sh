@@ -50,3 +50,11 @@ ensure_hubbub() {
     (cd "$ROOT" && cargo build -q -p hubbub-server)
   fi
 }
+
+# cargo-fuzz (for scripts/fuzz.sh), from crates.io when missing.
+ensure_cargo_fuzz() {
+  if ! cargo fuzz --version >/dev/null 2>&1; then
+    say "installing cargo-fuzz"
+    cargo install -q --locked cargo-fuzz
+  fi
+}
