@@ -61,7 +61,7 @@ for t in "${targets[@]}"; do
   cov=$(sed -n 's/.* cov: \([0-9]*\).*/\1/p' <<<"$last")
   ft=$(sed -n 's/.* ft: \([0-9]*\).*/\1/p' <<<"$last")
   files=$(find "$corpus" -type f | wc -l)
-  bytes=$(du -sk "$corpus" | cut -f1)
+  bytes=$(( $(du -sb "$corpus" | cut -f1) / 1024 ))
   line="$t: ${seconds}s, ${execs:-?} executions, corpus $files files (${bytes} KiB), libFuzzer cov ${cov:-?} edges / ft ${ft:-?} features, $status"
   if [ "$coverage" = yes ]; then
     say "coverage of $t (cargo fuzz coverage + llvm-cov $llvm_major)"

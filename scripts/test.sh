@@ -8,6 +8,8 @@
 #   Browser: the `hubbub-client` package (wasm-bindgen) in headless Chromium
 #   Django:  the chat example end to end, two browsers
 #   Bench:   a few seconds of the benchmark harness against hubbub
+#   Fuzz:    a few seconds of each cargo fuzz target (parsers, tokens, config)
+#   Soak:    20 seconds of churn against hubbub: no lost delivery, panic or leaked descriptor
 #
 # Each part is its own script (scripts/test-<part>.sh) and can be run alone. To run only
 # some parts: scripts/test.sh rust python
@@ -15,7 +17,7 @@ source "$(dirname "$0")/lib.sh"
 cd "$ROOT"
 
 parts=("$@")
-[ ${#parts[@]} -gt 0 ] || parts=(rust python node browser django bench)
+[ ${#parts[@]} -gt 0 ] || parts=(rust python node browser django bench fuzz soak)
 
 started=$(date +%s)
 timings=()
