@@ -164,11 +164,11 @@ struct SoakArgs {
     rate: f64,
 
     /// Publications per second on the bulk channel of the slow readers
-    #[arg(long, default_value_t = 50.0)]
+    #[arg(long, default_value_t = 100.0)]
     bulk_rate: f64,
 
     /// Size of the bulk channel's publications, in bytes
-    #[arg(long, default_value_t = 8192)]
+    #[arg(long, default_value_t = 16384)]
     bulk_size: usize,
 
     /// Where the JSON report (settings, samples, totals) goes

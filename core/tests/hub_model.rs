@@ -52,17 +52,44 @@ const RECOVERY_LIMIT: usize = 3;
 #[derive(Debug, Clone)]
 enum Op {
     /// A new connection whose queue holds `room` frames.
-    Connect { room: usize },
-    Subscribe { client: usize, channel: usize, max: usize },
-    SubscribeRecovering { client: usize, channel: usize, max: usize },
+    Connect {
+        room: usize,
+    },
+    Subscribe {
+        client: usize,
+        channel: usize,
+        max: usize,
+    },
+    SubscribeRecovering {
+        client: usize,
+        channel: usize,
+        max: usize,
+    },
     /// Finishes a recovery at `back` offsets before the channel's last one.
-    FinishRecovery { client: usize, channel: usize, back: u64 },
-    Unsubscribe { client: usize, channel: usize },
-    SetUser { client: usize, user: Option<usize> },
-    Publish { channel: usize },
-    Disconnect { client: usize },
+    FinishRecovery {
+        client: usize,
+        channel: usize,
+        back: u64,
+    },
+    Unsubscribe {
+        client: usize,
+        channel: usize,
+    },
+    SetUser {
+        client: usize,
+        user: Option<usize>,
+    },
+    Publish {
+        channel: usize,
+    },
+    Disconnect {
+        client: usize,
+    },
     /// Keeps the channels whose bit is set in `keep`.
-    Retain { client: usize, keep: u8 },
+    Retain {
+        client: usize,
+        keep: u8,
+    },
 }
 
 fn op() -> impl Strategy<Value = Op> {
@@ -91,7 +118,10 @@ fn op() -> impl Strategy<Value = Op> {
 #[derive(Debug, Clone, PartialEq)]
 enum Sub {
     Live,
-    Recovering { waiting: Vec<(Option<u64>, Frame)>, overflowed: bool },
+    Recovering {
+        waiting: Vec<(Option<u64>, Frame)>,
+        overflowed: bool,
+    },
 }
 
 struct ModelClient {
@@ -129,7 +159,13 @@ impl Model {
     }
 
     /// What the hub answers to a subscribe, and the model's new state.
-    fn subscribe(&mut self, client: usize, channel: usize, max: usize, recover: bool) -> Subscribed {
+    fn subscribe(
+        &mut self,
+        client: usize,
+        channel: usize,
+        max: usize,
+        recover: bool,
+    ) -> Subscribed {
         let first = self.subscribers(channel) == 0;
         let c = &mut self.clients[client];
         if !c.connected {
@@ -144,7 +180,10 @@ impl Model {
         };
         if recover {
             // A new recovery starts afresh, whatever the subscription was.
-            let fresh = Sub::Recovering { waiting: Vec::new(), overflowed: false };
+            let fresh = Sub::Recovering {
+                waiting: Vec::new(),
+                overflowed: false,
+            };
             c.subs.insert(channel, fresh);
         } else {
             c.subs.entry(channel).or_insert(Sub::Live);
@@ -188,7 +227,10 @@ fn check(ops: Vec<Op>) -> Result<(), TestCaseError> {
         match op {
             Op::Connect { room } => {
                 let n = model.clients.len();
-                let inbox = Inbox { received: Arc::default(), room };
+                let inbox = Inbox {
+                    received: Arc::default(),
+                    room,
+                };
                 hub.connect(id(n).into(), inbox.clone());
                 inboxes.push(inbox);
                 model.clients.push(ModelClient {
@@ -199,7 +241,16 @@ fn check(ops: Vec<Op>) -> Result<(), TestCaseError> {
                     received: Vec::new(),
                 });
             }
-            Op::Subscribe { client, channel, max } | Op::SubscribeRecovering { client, channel, max } => {
+            Op::Subscribe {
+                client,
+                channel,
+                max,
+            }
+            | Op::SubscribeRecovering {
+                client,
+                channel,
+                max,
+            } => {
                 let Some(c) = pick(client) else { continue };
                 let recover = matches!(op, Op::SubscribeRecovering { .. });
                 let got = if recover {
@@ -210,13 +261,20 @@ fn check(ops: Vec<Op>) -> Result<(), TestCaseError> {
                 let want = model.subscribe(c, channel, max, recover);
                 prop_assert_eq!(got, want, "step {}: {:?}", step, op);
             }
-            Op::FinishRecovery { client, channel, back } => {
+            Op::FinishRecovery {
+                client,
+                channel,
+                back,
+            } => {
                 let Some(c) = pick(client) else { continue };
                 let after = model.offsets[channel].saturating_sub(back);
                 let got = hub.finish_recovery(&id(c), CHANNELS[channel], after);
                 let mc = &mut model.clients[c];
                 let want = match mc.subs.get(&channel).cloned() {
-                    Some(Sub::Recovering { waiting, overflowed }) if mc.connected => {
+                    Some(Sub::Recovering {
+                        waiting,
+                        overflowed,
+                    }) if mc.connected => {
                         let delivered = !overflowed
                             && waiting
                                 .iter()
@@ -238,11 +296,12 @@ fn check(ops: Vec<Op>) -> Result<(), TestCaseError> {
                 let got = hub
                     .unsubscribe(&id(c), CHANNELS[channel])
                     .map(|l| (channel_index(&l.channel), l.last));
-                let want = if model.clients[c].connected && model.clients[c].subs.contains_key(&channel) {
-                    model.left(c, vec![channel]).into_iter().next()
-                } else {
-                    None
-                };
+                let want =
+                    if model.clients[c].connected && model.clients[c].subs.contains_key(&channel) {
+                        model.left(c, vec![channel]).into_iter().next()
+                    } else {
+                        None
+                    };
                 prop_assert_eq!(got, want, "step {}: {:?}", step, op);
             }
             Op::SetUser { client, user } => {
@@ -262,10 +321,15 @@ fn check(ops: Vec<Op>) -> Result<(), TestCaseError> {
                 let got = hub.publish(CHANNELS[channel], &frame, offset);
                 let mut want = 0;
                 for mc in model.clients.iter_mut().filter(|c| c.connected) {
-                    let Some(sub) = mc.subs.get_mut(&channel) else { continue };
+                    let Some(sub) = mc.subs.get_mut(&channel) else {
+                        continue;
+                    };
                     match sub {
                         Sub::Live => want += usize::from(mc.take(frame)),
-                        Sub::Recovering { waiting, overflowed } => {
+                        Sub::Recovering {
+                            waiting,
+                            overflowed,
+                        } => {
                             if waiting.len() >= RECOVERY_LIMIT {
                                 *overflowed = true;
                                 waiting.clear();
@@ -298,7 +362,12 @@ fn check(ops: Vec<Op>) -> Result<(), TestCaseError> {
                 let kept = |ch: usize| keep & (1 << ch) != 0;
                 let got = lefts(hub.retain_subscriptions(&id(c), |name| kept(channel_index(name))));
                 let dropped: Vec<usize> = if model.clients[c].connected {
-                    model.clients[c].subs.keys().copied().filter(|&ch| !kept(ch)).collect()
+                    model.clients[c]
+                        .subs
+                        .keys()
+                        .copied()
+                        .filter(|&ch| !kept(ch))
+                        .collect()
                 } else {
                     Vec::new()
                 };
@@ -312,14 +381,29 @@ fn check(ops: Vec<Op>) -> Result<(), TestCaseError> {
 }
 
 /// Everything the hub tells from outside matches the model.
-fn agree(hub: &Hub<Inbox>, model: &Model, inboxes: &[Inbox], step: usize) -> Result<(), TestCaseError> {
+fn agree(
+    hub: &Hub<Inbox>,
+    model: &Model,
+    inboxes: &[Inbox],
+    step: usize,
+) -> Result<(), TestCaseError> {
     let connected = model.clients.iter().filter(|c| c.connected).count();
     prop_assert_eq!(hub.connection_count(), connected, "step {}", step);
     for (n, (mc, inbox)) in model.clients.iter().zip(inboxes).enumerate() {
         // Every delivery, gone clients' included: exactly these frames, each once, in order.
         let received = inbox.received.lock().unwrap().clone();
-        prop_assert_eq!(&received, &mc.received, "step {}: deliveries of client {}", step, n);
-        let subs: BTreeSet<usize> = hub.subscriptions(&id(n)).iter().map(|c| channel_index(c)).collect();
+        prop_assert_eq!(
+            &received,
+            &mc.received,
+            "step {}: deliveries of client {}",
+            step,
+            n
+        );
+        let subs: BTreeSet<usize> = hub
+            .subscriptions(&id(n))
+            .iter()
+            .map(|c| channel_index(c))
+            .collect();
         let want: BTreeSet<usize> = mc.subs.keys().copied().collect();
         prop_assert_eq!(&subs, &want, "step {}: subscriptions of client {}", step, n);
         prop_assert_eq!(hub.subscription_count(&id(n)), want.len());
@@ -328,22 +412,43 @@ fn agree(hub: &Hub<Inbox>, model: &Model, inboxes: &[Inbox], step: usize) -> Res
             prop_assert_eq!(hub.is_subscribed(&id(n), CHANNELS[ch]), want.contains(&ch));
         }
         if !mc.connected {
-            prop_assert!(mc.subs.is_empty(), "the model kept a gone client's subscriptions");
+            prop_assert!(
+                mc.subs.is_empty(),
+                "the model kept a gone client's subscriptions"
+            );
         }
     }
     let mut channels = 0;
     for (ch, name) in CHANNELS.iter().enumerate() {
         let n = model.subscribers(ch);
         channels += usize::from(n > 0);
-        prop_assert_eq!(hub.subscriber_count(name), n, "step {}: subscribers of {}", step, name);
+        prop_assert_eq!(
+            hub.subscriber_count(name),
+            n,
+            "step {}: subscribers of {}",
+            step,
+            name
+        );
         prop_assert_eq!(hub.has_subscribers(name), n > 0);
     }
-    prop_assert_eq!(hub.channel_count(), channels, "step {}: channel count", step);
+    prop_assert_eq!(
+        hub.channel_count(),
+        channels,
+        "step {}: channel count",
+        step
+    );
     let listed: BTreeMap<String, usize> = hub.channels().map(|(c, n)| (c.to_owned(), n)).collect();
     prop_assert_eq!(listed.len(), channels);
-    prop_assert!(listed.values().all(|&n| n > 0), "a channel without subscribers is listed");
+    prop_assert!(
+        listed.values().all(|&n| n > 0),
+        "a channel without subscribers is listed"
+    );
     for (u, user) in USERS.iter().enumerate() {
-        let ids: BTreeSet<String> = hub.user_client_ids(user).iter().map(|i| i.to_string()).collect();
+        let ids: BTreeSet<String> = hub
+            .user_client_ids(user)
+            .iter()
+            .map(|i| i.to_string())
+            .collect();
         let want: BTreeSet<String> = model
             .clients
             .iter()
@@ -375,14 +480,29 @@ fn a_known_interleaving() {
     let ops = vec![
         Op::Connect { room: 100 },
         Op::Connect { room: 2 },
-        Op::Subscribe { client: 0, channel: 0, max: 3 },
-        Op::SubscribeRecovering { client: 1, channel: 0, max: 3 },
+        Op::Subscribe {
+            client: 0,
+            channel: 0,
+            max: 3,
+        },
+        Op::SubscribeRecovering {
+            client: 1,
+            channel: 0,
+            max: 3,
+        },
         Op::Publish { channel: 0 },
         Op::Publish { channel: 0 },
-        Op::FinishRecovery { client: 1, channel: 0, back: 1 },
+        Op::FinishRecovery {
+            client: 1,
+            channel: 0,
+            back: 1,
+        },
         Op::Publish { channel: 0 },
         Op::Publish { channel: 0 },
-        Op::SetUser { client: 0, user: Some(0) },
+        Op::SetUser {
+            client: 0,
+            user: Some(0),
+        },
         Op::Retain { client: 0, keep: 0 },
         Op::Disconnect { client: 1 },
         Op::Publish { channel: 0 },
