@@ -163,6 +163,18 @@ pub const DEFAULT_HISTORY_TTL: Duration = Duration::from_secs(600);
 /// The most messages one channel may keep.
 pub const MAX_HISTORY_SIZE: u64 = 100_000;
 
+/// The longest `ping_interval` and `history_ttl`: the server doubles the one and adds the
+/// other to the current time, which overflows, and panics, for durations near the largest
+/// one `humantime` reads (the `config` fuzz target checks accepted durations for this).
+pub const MAX_DURATION: Duration = Duration::from_secs(365 * 24 * 3600);
+
+fn at_most_a_year(key: &str, d: Duration) -> Result<Duration, ConfigError> {
+    if d > MAX_DURATION {
+        return Err(key_error(key, "must be at most a year"));
+    }
+    Ok(d)
+}
+
 /// What a channel matching no namespace keeps: nothing.
 pub static NO_NAMESPACE: Namespace = Namespace {
     pattern: String::new(),
@@ -320,6 +332,7 @@ impl Config {
         if ping_interval < Duration::from_millis(10) {
             return Err(key_error("ping_interval", "must be at least 10ms"));
         }
+        let ping_interval = at_most_a_year("ping_interval", ping_interval)?;
 
         let client_rate = o.client_rate.or(file.client_rate).unwrap_or(0);
         let client_rate =
@@ -522,7 +535,7 @@ fn namespace(i: usize, n: NamespaceFile) -> Result<Namespace, ConfigError> {
             if ttl < Duration::from_secs(1) {
                 return Err(key_error(&key("history_ttl"), "must be at least 1s"));
             }
-            ttl
+            at_most_a_year(&key("history_ttl"), ttl)?
         }
         None => DEFAULT_HISTORY_TTL,
     };
@@ -638,6 +651,13 @@ mod tests {
                 "namespaces[0].history_size",
             ),
             ("[[namespaces]]\npattern = \"\"", "namespaces[0].pattern"),
+            // Were accepted, then panicked at the first connection (twice the ping
+            // interval overflows) or publication (now + ttl overflows).
+            ("ping_interval = \"300000000000y\"", "ping_interval"),
+            (
+                "[[namespaces]]\npattern = \"a:*\"\nhistory_size = 5\nhistory_ttl = \"300000000000y\"",
+                "namespaces[0].history_ttl",
+            ),
         ];
         for (file, key) in cases {
             let err = build(file, &Overrides::default()).unwrap_err().to_string();
