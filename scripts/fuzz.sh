@@ -55,6 +55,8 @@ for t in "${targets[@]}"; do
     status=FAILED
     failed+=("$t")
     grep -E 'panicked|ERROR: libFuzzer|SUMMARY|Test unit written' "$log" | head -20 >&2 || true
+    cp "$log" "artifacts/$t/last-run.log"
+    echo "the whole log: fuzz/artifacts/$t/last-run.log" >&2
   fi
   execs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -1)
   last=$(grep -E '^#[0-9]+' "$log" | tail -1)
@@ -77,7 +79,11 @@ for t in "${targets[@]}"; do
   rm -f "$log"
 done
 
-say "fuzz summary"
+if [ "$coverage" = yes ]; then
+  say "fuzz summary (coverage: libFuzzer's cov/ft, and llvm-cov's line coverage)"
+else
+  say "fuzz summary (coverage: libFuzzer's cov = edges reached, ft = features; FUZZ_COVERAGE=1 for llvm-cov)"
+fi
 printf '  %s\n' "${summary[@]}" >&2
 if [ ${#failed[@]} -gt 0 ]; then
   echo "fuzzing found failures in: ${failed[*]} (inputs under fuzz/artifacts/)" >&2
