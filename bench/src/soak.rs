@@ -980,7 +980,10 @@ async fn slow_reader(shared: Arc<Shared>, seed: u64) {
             }
             let drained = tokio::time::timeout(Duration::from_secs(20), async {
                 loop {
-                    client.next(&shared).await?;
+                    tokio::select! {
+                        _ = shared.stop.cancelled() => return Ok(()),
+                        frame = client.next(&shared) => { frame?; }
+                    }
                 }
             })
             .await;
