@@ -408,8 +408,8 @@ fn agree(
         prop_assert_eq!(&subs, &want, "step {}: subscriptions of client {}", step, n);
         prop_assert_eq!(hub.subscription_count(&id(n)), want.len());
         prop_assert_eq!(hub.client(&id(n)).is_some(), mc.connected);
-        for ch in 0..CHANNELS.len() {
-            prop_assert_eq!(hub.is_subscribed(&id(n), CHANNELS[ch]), want.contains(&ch));
+        for (ch, name) in CHANNELS.iter().enumerate() {
+            prop_assert_eq!(hub.is_subscribed(&id(n), name), want.contains(&ch));
         }
         if !mc.connected {
             prop_assert!(
