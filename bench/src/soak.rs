@@ -145,6 +145,8 @@ pub struct RssVerdict {
     pub slope_kb_per_hour: f64,
     /// The last tenth's mean is within 10% (and 2 MB) of the first tenth's.
     pub flat: bool,
+    /// Once every client has left.
+    pub after_clients_left_kb: u64,
 }
 
 /// Per-channel publication counters shared by a publisher and the subscribers' checks.
@@ -405,7 +407,9 @@ pub async fn run(bin: &Path, settings: Settings, dir: &Path) -> Result<Report> {
     if !status.success() {
         failures.push(format!("hubbub exited with {status} after SIGTERM"));
     }
-    let rss = rss_verdict(&samples, settings.duration);
+    // Judged on the samples under load; the last one, after the clients left, is apart.
+    let mut rss = rss_verdict(&samples[..samples.len() - 1], settings.duration);
+    rss.after_clients_left_kb = samples.last().map_or(0, |s| s.rss_kb);
     Ok(Report {
         settings,
         samples,
@@ -478,6 +482,7 @@ fn rss_verdict(samples: &[Sample], duration: Duration) -> RssVerdict {
         max_kb: samples.iter().map(|s| s.rss_kb).max().unwrap_or(0),
         slope_kb_per_hour,
         flat: (end_kb as f64) <= after_warmup_kb as f64 * 1.10 + 2048.0,
+        after_clients_left_kb: 0,
     }
 }
 
@@ -1040,14 +1045,15 @@ pub fn summary(report: &Report) -> String {
         t["slow_readers_not_closed"]
     );
     out += &format!(
-        "  RSS: start {} KiB, after warm-up ({:.0}s) {} KiB, end {} KiB, max {} KiB, slope {:+.0} KiB/h: {}\n",
+        "  RSS: start {} KiB, after warm-up ({:.0}s) {} KiB, end {} KiB, max {} KiB, slope {:+.0} KiB/h: {}; {} KiB once the clients left\n",
         r.start_kb,
         r.warmup_s,
         r.after_warmup_kb,
         r.end_kb,
         r.max_kb,
         r.slope_kb_per_hour,
-        if r.flat { "flat" } else { "GROWING" }
+        if r.flat { "flat" } else { "GROWING" },
+        r.after_clients_left_kb
     );
     out += &format!(
         "  descriptors: {} before the load, {} after it; panics in the log: {}\n",
