@@ -69,3 +69,11 @@ ensure_wasm_tools() {
       cargo install -q wasm-bindgen-cli --version "=$want"
   fi
 }
+
+# cargo-fuzz (for scripts/fuzz.sh), from crates.io when missing.
+ensure_cargo_fuzz() {
+  if ! cargo fuzz --version >/dev/null 2>&1; then
+    say "installing cargo-fuzz"
+    cargo install -q --locked cargo-fuzz
+  fi
+}

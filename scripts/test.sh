@@ -9,6 +9,8 @@
 #   Django:  the chat example end to end, two browsers; its run.sh
 #   Docs:    the runnable code blocks of README.md and the guides, against a real hub
 #   Bench:   a few seconds of the benchmark harness against hubbub
+#   Fuzz:    a few seconds of each cargo fuzz target (parsers, tokens, config)
+#   Soak:    20 seconds of churn against hubbub: no lost delivery, panic or leaked descriptor
 #
 # Each part is its own script (scripts/test-<part>.sh) and can be run alone. To run only
 # some parts: scripts/test.sh rust python
@@ -16,7 +18,7 @@ source "$(dirname "$0")/lib.sh"
 cd "$ROOT"
 
 parts=("$@")
-[ ${#parts[@]} -gt 0 ] || parts=(rust python node browser django docs bench)
+[ ${#parts[@]} -gt 0 ] || parts=(rust python node browser django docs bench fuzz soak)
 
 started=$(date +%s)
 timings=()

@@ -5,6 +5,7 @@
 mod load;
 mod report;
 mod scenario;
+mod soak;
 mod system;
 mod target;
 mod targets;
@@ -66,6 +67,9 @@ enum Command {
     Run(Box<RunArgs>),
     /// A few seconds of every scenario at small scale against hubbub only; fails on any loss
     Smoke(SmokeArgs),
+    /// A long run of churn against one hubbub (default 30m): checks every delivery, samples
+    /// the server's RSS and descriptors, greps its log for panics; fails on any loss
+    Soak(SoakArgs),
     /// Print the table of a JSON report again
     Show {
         /// The JSON file `run` wrote
@@ -132,6 +136,49 @@ struct SmokeArgs {
     json: Option<PathBuf>,
 
     /// The hubbub binary
+    #[arg(long, env = "HUBBUB_BIN", default_value = default_hubbub())]
+    hubbub_bin: PathBuf,
+}
+
+#[derive(Args)]
+struct SoakArgs {
+    /// How long the churn lasts
+    #[arg(long, default_value = "30m", value_parser = humantime::parse_duration)]
+    duration: Duration,
+
+    /// How often the server's RSS and descriptors are sampled
+    #[arg(long, default_value = "5s", value_parser = humantime::parse_duration)]
+    sample_every: Duration,
+
+    /// Clients that connect, subscribe, read and leave, over and over
+    #[arg(long, default_value_t = 40)]
+    churners: usize,
+
+    /// Clients that drop their connection and resubscribe with `since`
+    #[arg(long, default_value_t = 6)]
+    recoverers: usize,
+
+    /// Clients that read too slowly and are closed as slow consumers
+    #[arg(long, default_value_t = 3)]
+    slow_readers: usize,
+
+    /// Publications per second on each of the 9 checked channels
+    #[arg(long, default_value_t = 20.0)]
+    rate: f64,
+
+    /// Publications per second on the bulk channel of the slow readers
+    #[arg(long, default_value_t = 100.0)]
+    bulk_rate: f64,
+
+    /// Size of the bulk channel's publications, in bytes
+    #[arg(long, default_value_t = 16384)]
+    bulk_size: usize,
+
+    /// Where the JSON report (settings, samples, totals) goes
+    #[arg(long, default_value = "bench/results/soak.json")]
+    json: PathBuf,
+
+    /// The hubbub binary (the release build)
     #[arg(long, env = "HUBBUB_BIN", default_value = default_hubbub())]
     hubbub_bin: PathBuf,
 }
@@ -215,6 +262,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Run(args) => run_command(*args),
         Command::Smoke(args) => smoke_command(args),
+        Command::Soak(args) => soak_command(args),
         Command::Show { file } => show(&file),
     };
     match result {
@@ -333,6 +381,36 @@ fn run_command(args: RunArgs) -> Result<ExitCode> {
     write_json(&report, &args.json)?;
     eprintln!("\nwrote {}", args.json.display());
     Ok(ExitCode::SUCCESS)
+}
+
+fn soak_command(args: SoakArgs) -> Result<ExitCode> {
+    if !args.hubbub_bin.is_file() {
+        bail!("no hubbub binary at {}", args.hubbub_bin.display());
+    }
+    let settings = soak::Settings {
+        duration: args.duration,
+        sample_every: args.sample_every,
+        churners: args.churners,
+        recoverers: args.recoverers,
+        slow_readers: args.slow_readers,
+        rate: args.rate,
+        bulk_rate: args.bulk_rate,
+        bulk_size: args.bulk_size,
+    };
+    system::raise_nofile(4096);
+    let dir = tempfile::tempdir()?;
+    let report = runtime(2)?.block_on(soak::run(&args.hubbub_bin, settings, dir.path()))?;
+    if let Some(parent) = args.json.parent() {
+        std::fs::create_dir_all(parent)?;
+    }
+    std::fs::write(&args.json, serde_json::to_string_pretty(&report)?)?;
+    print!("{}", soak::summary(&report));
+    eprintln!("wrote {}", args.json.display());
+    Ok(if report.failures.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
 }
 
 fn smoke_command(args: SmokeArgs) -> Result<ExitCode> {

@@ -37,6 +37,8 @@ fn native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(token::verify_token, m)?)?;
     errors::register(m)?;
     let close = wrap_pyfunction!(transport::close, m)?;
-    m.py().import("atexit")?.call_method1("register", (close,))?;
+    m.py()
+        .import("atexit")?
+        .call_method1("register", (close,))?;
     Ok(())
 }

@@ -253,6 +253,18 @@ pub const DEFAULT_HISTORY_TTL: Duration = Duration::from_secs(600);
 /// The most messages one channel may keep.
 pub const MAX_HISTORY_SIZE: u64 = 100_000;
 
+/// The longest `ping_interval`, `history_ttl`, `http_timeout` and `hooks.timeout`: the
+/// server doubles or adds them to the current time, which overflows, and panics, for durations near the largest
+/// one `humantime` reads (the `config` fuzz target checks accepted durations for this).
+pub const MAX_DURATION: Duration = Duration::from_secs(365 * 24 * 3600);
+
+fn at_most_a_year(key: &str, d: Duration) -> Result<Duration, ConfigError> {
+    if d > MAX_DURATION {
+        return Err(key_error(key, "must be at most a year"));
+    }
+    Ok(d)
+}
+
 /// What a channel matching no namespace keeps: nothing.
 pub static NO_NAMESPACE: Namespace = Namespace {
     pattern: String::new(),
@@ -419,6 +431,7 @@ impl Config {
         if ping_interval < Duration::from_millis(10) {
             return Err(key_error("ping_interval", "must be at least 10ms"));
         }
+        let ping_interval = at_most_a_year("ping_interval", ping_interval)?;
 
         let client_rate = number("client_rate", &o.client_rate)?
             .or(file.client_rate)
@@ -448,6 +461,7 @@ impl Config {
         if http_timeout < Duration::from_millis(100) {
             return Err(key_error("http_timeout", "must be at least 100ms"));
         }
+        let http_timeout = at_most_a_year("http_timeout", http_timeout)?;
 
         let anonymous_read = o
             .anonymous_read
@@ -670,7 +684,7 @@ fn namespace(i: usize, n: NamespaceFile) -> Result<Namespace, ConfigError> {
             if ttl < Duration::from_secs(1) {
                 return Err(key_error(&key("history_ttl"), "must be at least 1s"));
             }
-            ttl
+            at_most_a_year(&key("history_ttl"), ttl)?
         }
         None => DEFAULT_HISTORY_TTL,
     };
@@ -752,6 +766,7 @@ fn hooks_config(file: HooksFile, o: &Overrides) -> Result<Option<HooksConfig>, C
     if timeout < Duration::from_millis(100) {
         return Err(key_error("hooks.timeout", "must be at least 100ms"));
     }
+    let timeout = at_most_a_year("hooks.timeout", timeout)?;
     let forward_headers = file
         .forward_headers
         .unwrap_or_else(|| DEFAULT_FORWARD_HEADERS.map(str::to_owned).to_vec());
@@ -927,6 +942,18 @@ mod tests {
             (
                 "[hooks]\nrpc_url = \"http://app/rpc\"\nsecret = \"s\"\nforward_headers = [\"bad header\"]",
                 "hooks.forward_headers",
+            ),
+            // Were accepted, then panicked at the first connection (twice the ping
+            // interval overflows) or publication (now + ttl overflows).
+            ("ping_interval = \"300000000000y\"", "ping_interval"),
+            ("http_timeout = \"300000000000y\"", "http_timeout"),
+            (
+                "[hooks]\nrpc_url = \"http://app/rpc\"\nsecret = \"s\"\ntimeout = \"300000000000y\"",
+                "hooks.timeout",
+            ),
+            (
+                "[[namespaces]]\npattern = \"a:*\"\nhistory_size = 5\nhistory_ttl = \"300000000000y\"",
+                "namespaces[0].history_ttl",
             ),
         ];
         for (file, key) in cases {
