@@ -33,10 +33,10 @@ pub struct PublishRequest {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Published {
     pub published: String,
-    /// The publication's offset, where the channel keeps history (phase 2).
+    /// The publication's offset, where the channel keeps history.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub offset: Option<u64>,
-    /// The epoch of the channel's stream, where the channel keeps history (phase 2).
+    /// The epoch of the channel's stream, where the channel keeps history.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub epoch: Option<String>,
 }
@@ -200,10 +200,10 @@ pub struct NodeInfo {
 /// asked for, oldest first (the same fields as the `history` frame, without its key).
 pub type History = crate::protocol::HistoryPage;
 
-/// The answer to `GET /api/presence/{channel}` (phase 2): every connection subscribed.
+/// The answer to `GET /api/presence/{channel}`: every connection subscribed.
 pub use crate::protocol::Presence;
 
-/// The answer to `GET /api/presence/{channel}?stats=1` (phase 2): counts only.
+/// The answer to `GET /api/presence/{channel}?stats=1`: counts only.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PresenceStats {
     pub channel: String,
@@ -213,10 +213,10 @@ pub struct PresenceStats {
     pub users: usize,
 }
 
-/// A page of a channel's history, as `GET /api/history/{channel}` answers it (phase 2).
+/// A page of a channel's history, as `GET /api/history/{channel}` answers it.
 pub use crate::protocol::HistoryPage;
 
-/// The answer to `GET /api/history/{channel}?limit=N&since=OFFSET` (phase 2).
+/// The answer to `GET /api/history/{channel}?limit=N&since=OFFSET`.
 ///
 /// PROTOCOL.md gives the page both bare (section 6) and wrapped as the `history` command's
 /// answer is, `{"history": {...}}` (section 8); a publisher reads either.

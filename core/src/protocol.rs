@@ -246,8 +246,8 @@ pub struct Direct {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct HistoryQuery {
     pub channel: String,
-    /// At most this many messages, the newest ones (all that are kept when absent; 0 for
-    /// just the position).
+    /// At most this many messages: without `since` the newest ones, with it the first ones
+    /// after it (all that are kept when absent; 0 for just the position).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub limit: Option<u32>,
     /// Only messages after this offset.
