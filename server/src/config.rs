@@ -652,8 +652,10 @@ mod tests {
             ),
             ("[[namespaces]]\npattern = \"\"", "namespaces[0].pattern"),
             // Were accepted, then panicked at the first connection (twice the ping
-            // interval overflows) or publication (now + ttl overflows).
+            // interval overflows) or publication (now + ttl overflows). The second is the
+            // input the config fuzz target kept (fuzz/seeds/config).
             ("ping_interval = \"300000000000y\"", "ping_interval"),
+            ("ping_interval = \"4s0000.033us333330000000y\"", "ping_interval"),
             (
                 "[[namespaces]]\npattern = \"a:*\"\nhistory_size = 5\nhistory_ttl = \"300000000000y\"",
                 "namespaces[0].history_ttl",
