@@ -944,13 +944,15 @@ mod tests {
                 "hooks.forward_headers",
             ),
             // Were accepted, then panicked at the first connection (twice the ping
-            // interval overflows) or publication (now + ttl overflows).
+            // interval overflows) or publication (now + ttl overflows). The fractional
+            // `ping_interval` is the input the config fuzz target kept (fuzz/seeds/config).
             ("ping_interval = \"300000000000y\"", "ping_interval"),
             ("http_timeout = \"300000000000y\"", "http_timeout"),
             (
                 "[hooks]\nrpc_url = \"http://app/rpc\"\nsecret = \"s\"\ntimeout = \"300000000000y\"",
                 "hooks.timeout",
             ),
+            ("ping_interval = \"4s0000.033us333330000000y\"", "ping_interval"),
             (
                 "[[namespaces]]\npattern = \"a:*\"\nhistory_size = 5\nhistory_ttl = \"300000000000y\"",
                 "namespaces[0].history_ttl",
