@@ -1,6 +1,6 @@
-//! The exception classes: `HubbubError`, a subclass per protocol error name a publisher
-//! or a token check can meet, and `Unavailable` (with `Timeout` under it) for a hub that
-//! cannot be reached.
+//! The exception classes: `HubbubError`, a subclass per protocol error name a publisher,
+//! a token check or a hook signature check can meet, and `Unavailable` (with `Timeout`
+//! under it) for a hub that cannot be reached.
 //!
 //! Every instance carries `code` (the protocol's error name, e.g. `"ACCESS_DENIED"`, or
 //! `"UNAVAILABLE"`, exactly as hubbub-publisher's `Error::code`), `reason` (the server's
@@ -47,7 +47,8 @@ create_exception!(
     hubbub,
     AccessDenied,
     HubbubError,
-    "ACCESS_DENIED: the caller's address is not in the hub's ``allowed_ips`` (HTTP 403)."
+    "ACCESS_DENIED: the caller's address is not in the hub's ``allowed_ips`` (HTTP 403), \
+     or a hook request whose signature or timestamp ``verify_hook`` refused."
 );
 create_exception!(
     hubbub,
@@ -147,7 +148,7 @@ pub fn raise(py: Python<'_>, class: Bound<'_, PyType>, details: Details<'_>) -> 
     err
 }
 
-/// The exception for core's verdict on a token.
+/// The exception for core's verdict on a token or a hook request's signature.
 pub fn rejection(py: Python<'_>, rejection: Rejection) -> PyErr {
     raise(
         py,

@@ -8,7 +8,7 @@ use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyInt, PyString};
 
-/// A token secret given as str or bytes.
+/// A token or hook secret given as str or bytes.
 #[derive(FromPyObject)]
 pub enum Secret {
     Text(String),
@@ -17,12 +17,18 @@ pub enum Secret {
 
 impl Secret {
     fn bytes(&self) -> PyResult<&[u8]> {
+        self.named("token secret")
+    }
+
+    /// The secret's bytes; a `ValueError` naming `what` it is when empty, since an empty
+    /// key would sign and verify anything anyone can compute.
+    pub fn named(&self, what: &str) -> PyResult<&[u8]> {
         let bytes = match self {
             Secret::Text(s) => s.as_bytes(),
             Secret::Bytes(b) => b.as_slice(),
         };
         if bytes.is_empty() {
-            return Err(PyValueError::new_err("the token secret is empty"));
+            return Err(PyValueError::new_err(format!("the {what} is empty")));
         }
         Ok(bytes)
     }

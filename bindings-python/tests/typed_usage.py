@@ -28,6 +28,11 @@ users: int = p.presence_stats("room:1")["users"]
 t: str = hubbub.token("s", 42, read=["a"], expires_in=None)
 claims = hubbub.verify_token("s", t)
 sub: str = claims["sub"]
+signature: str = hubbub.sign_hook("s", 1700000000, b"{}")
+hubbub.verify_hook(b"s", "1700000000", signature, b"{}", now=1700000000)
+hubbub.verify_hook("s", None, None, "{}")
+header: str = hubbub.HOOK_SIGNATURE_HEADER
+matches: bool = hubbub.pattern_matches("room:*", "room:1")
 try:
     p.info()
 except hubbub.Unavailable as e:

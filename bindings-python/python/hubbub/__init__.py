@@ -7,10 +7,13 @@ Quick start, against ``hubbub`` running in zero-config mode on this machine::
     {'published': 'hello'}
 
 ``Publisher`` blocks (releasing the GIL), ``AsyncPublisher`` has the same methods as
-coroutines (publishing, and reading a channel's history and presence), ``token()`` mints the tokens browsers connect with, and ``hubbub.django``
-wires it all into a Django project. The HTTP calls, the JSON encoding and the tokens are
-done in Rust, by hubbub-publisher (the one publisher client of hubbub, under the Node
-package and Rust apps too) and hubbub's own core, the code the hub itself runs.
+coroutines (publishing, and reading a channel's history and presence), ``token()`` mints
+the tokens browsers connect with, ``verify_hook()`` checks the signature of a request the
+hub posts to the app's hooks (``sign_hook()`` makes one, for tests), and ``hubbub.django``
+wires it all into a Django project, the hook receivers included. The HTTP calls, the JSON
+encoding, the tokens and the hook signatures are done in Rust, by hubbub-publisher (the
+one publisher client of hubbub, under the Node package and Rust apps too) and hubbub's own
+core, the code the hub itself runs.
 """
 
 from __future__ import annotations
@@ -19,6 +22,9 @@ import asyncio
 from typing import TYPE_CHECKING, Any, Callable, Optional, Sequence, cast
 
 from hubbub._native import (
+    HOOK_MAX_AGE,
+    HOOK_SIGNATURE_HEADER,
+    HOOK_TIMESTAMP_HEADER,
     AccessDenied,
     CallbackPublisher as _CallbackPublisher,
     HubbubError,
@@ -33,7 +39,10 @@ from hubbub._native import (
     TokenExpired,
     Unavailable,
     __version__,
+    pattern_matches,
+    sign_hook,
     token,
+    verify_hook,
     verify_token,
 )
 
@@ -51,6 +60,9 @@ if TYPE_CHECKING:
     )
 
 __all__ = [
+    "HOOK_MAX_AGE",
+    "HOOK_SIGNATURE_HEADER",
+    "HOOK_TIMESTAMP_HEADER",
     "AccessDenied",
     "AsyncPublisher",
     "HubbubError",
@@ -65,7 +77,10 @@ __all__ = [
     "TokenExpired",
     "Unavailable",
     "__version__",
+    "pattern_matches",
+    "sign_hook",
     "token",
+    "verify_hook",
     "verify_token",
 ]
 

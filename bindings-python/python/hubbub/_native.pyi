@@ -23,6 +23,12 @@ __all__ = [
     "Json",
     "token",
     "verify_token",
+    "verify_hook",
+    "sign_hook",
+    "pattern_matches",
+    "HOOK_TIMESTAMP_HEADER",
+    "HOOK_SIGNATURE_HEADER",
+    "HOOK_MAX_AGE",
     "HubbubError",
     "InvalidPayload",
     "InvalidCredentials",
@@ -252,6 +258,29 @@ def token(
 def verify_token(secret: Union[str, bytes], token: str, *, require_exp: bool = True) -> Claims:
     """Checks a token and returns its claims."""
 
+HOOK_TIMESTAMP_HEADER: str
+"""``"X-Hubbub-Timestamp"``: the header of a hook request's time, in Unix seconds."""
+HOOK_SIGNATURE_HEADER: str
+"""``"X-Hubbub-Signature"``: the header of a hook request's signature, ``sha256=<hex>``."""
+HOOK_MAX_AGE: int
+"""How many seconds a hook request's timestamp may be away from the receiver's clock."""
+
+def verify_hook(
+    secret: Union[str, bytes],
+    timestamp: Optional[str],
+    signature: Optional[str],
+    body: Union[bytes, bytearray, str],
+    now: Optional[float] = None,
+) -> None:
+    """Checks a hook request's signature and timestamp; raises ``AccessDenied`` if they do
+    not hold."""
+
+def sign_hook(secret: Union[str, bytes], timestamp: int, body: Union[bytes, bytearray, str]) -> str:
+    """The ``X-Hubbub-Signature`` value of ``body`` sent at ``timestamp``."""
+
+def pattern_matches(pattern: str, channel: str) -> bool:
+    """Whether ``channel`` matches ``pattern`` (``*`` matches any run of characters)."""
+
 class HubbubError(Exception):
     """Base class of every error hubbub raises for a refused or unanswered call.
 
@@ -273,7 +302,8 @@ class TokenExpired(HubbubError):
     """TOKEN_EXPIRED: the token's ``exp`` is past."""
 
 class AccessDenied(HubbubError):
-    """ACCESS_DENIED: the caller's address is not allowed."""
+    """ACCESS_DENIED: the caller's address is not allowed, or a hook request's signature
+    or timestamp does not hold."""
 
 class InvalidClient(HubbubError):
     """INVALID_CLIENT: a direct message that matched nobody."""
