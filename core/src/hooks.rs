@@ -150,7 +150,13 @@ pub use crate::protocol::AppError;
 /// The app's answer to `rpc`: `{"data": Y}` or `{"error": {"code", "reason"}}`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RpcAnswer {
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// `Some` whenever the answer has `data`, `null` included (a method that returns
+    /// nothing answers `{"data": null}`); `None` only where the key is absent.
+    #[serde(
+        default,
+        deserialize_with = "RawJson::present",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub data: Option<RawJson>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<AppError>,
@@ -238,6 +244,11 @@ mod tests {
         let r: RpcAnswer =
             serde_json::from_str(r#"{"error":{"code":"NOPE","reason":"no"}}"#).unwrap();
         assert_eq!(r.error.unwrap().code, "NOPE");
+        assert!(r.data.is_none());
+        // `null` is data like any other value.
+        let r: RpcAnswer = serde_json::from_str(r#"{"data":null}"#).unwrap();
+        assert_eq!(r.data.unwrap().get(), "null");
+        assert!(r.error.is_none());
         let e = serde_json::to_string(&EventNotice {
             event: EventKind::Unsubscribe,
             client: "c".into(),

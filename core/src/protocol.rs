@@ -42,6 +42,16 @@ impl RawJson {
     pub fn decode<T: DeserializeOwned>(&self) -> Result<T, serde_json::Error> {
         serde_json::from_str(self.get())
     }
+
+    /// Reads an optional field whose value may be `null` (with `#[serde(default,
+    /// deserialize_with = "RawJson::present")]`): serde reads `null` into an `Option` as
+    /// `None`, which would lose the value `null`. Here the field is `Some` whenever it is
+    /// there, and `None` only where it is absent.
+    pub fn present<'de, D: Deserializer<'de>>(
+        deserializer: D,
+    ) -> Result<Option<RawJson>, D::Error> {
+        RawJson::deserialize(deserializer).map(Some)
+    }
 }
 
 impl PartialEq for RawJson {
@@ -576,7 +586,12 @@ pub struct HistoryPage {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RpcResult {
     pub method: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// The method's data, `null` included; `None` where it answered an error.
+    #[serde(
+        default,
+        deserialize_with = "RawJson::present",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub data: Option<RawJson>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<AppError>,
@@ -941,6 +956,14 @@ mod tests {
                 ServerFrame::RpcResult(RpcResult {
                     method: "m".into(),
                     data: Some(raw("[true]")),
+                    error: None,
+                }),
+            ),
+            (
+                r#"{"rpcResult":{"method":"m","data":null}}"#,
+                ServerFrame::RpcResult(RpcResult {
+                    method: "m".into(),
+                    data: Some(raw("null")),
                     error: None,
                 }),
             ),
