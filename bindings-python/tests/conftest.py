@@ -113,11 +113,12 @@ def start_hub() -> Iterator[Any]:
 class WsClient:
     """A `websockets` client speaking the hub's protocol, one JSON object per frame."""
 
-    def __init__(self, url: str) -> None:
-        # Entered by hand: the test's fixture closes it.
-        self.conn: ClientConnection = connect(url, open_timeout=WAIT).__enter__()
-        hello = self.recv()
-        self.client_id: str = hello["connected"]["client"]
+    def __init__(self, url: str, **options: Any) -> None:
+        # Entered by hand: the test's fixture closes it. `options` go to websockets'
+        # connect (additional_headers, user_agent_header).
+        self.conn: ClientConnection = connect(url, open_timeout=WAIT, **options).__enter__()
+        self.hello: Any = self.recv()
+        self.client_id: str = self.hello["connected"]["client"]
 
     def send(self, frame: Any) -> None:
         self.conn.send(json.dumps(frame))
@@ -146,8 +147,8 @@ def ws() -> Iterator[Any]:
     """Opens WebSocket clients, all closed at the end of the test."""
     clients: List[WsClient] = []
 
-    def open_client(url: str) -> WsClient:
-        c = WsClient(url)
+    def open_client(url: str, **options: Any) -> WsClient:
+        c = WsClient(url, **options)
         clients.append(c)
         return c
 

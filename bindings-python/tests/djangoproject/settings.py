@@ -10,15 +10,17 @@ atexit.register(shutil.rmtree, _data, ignore_errors=True)
 
 SECRET_KEY = "hubbub-test-project"
 DEBUG = False
-ALLOWED_HOSTS = ["testserver"]
+# testserver: Django's test client; 127.0.0.1: the project served to a real hub (hooks).
+ALLOWED_HOSTS = ["testserver", "127.0.0.1"]
 INSTALLED_APPS = [
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",
-    "djangoproject.shop",
+    "djangoproject.shop",  # its AppConfig registers the hook functions (shop/hooks.py)
 ]
 MIDDLEWARE = [
     "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",  # the hook receivers are exempt
     "django.contrib.auth.middleware.AuthenticationMiddleware",
 ]
 ROOT_URLCONF = "djangoproject.urls"
@@ -39,4 +41,5 @@ HUBBUB = {
     "URL": "http://127.0.0.1:9772",
     "TOKEN_SECRET": "change me",
     "PERMISSIONS": "djangoproject.permissions.for_user",
+    "HOOK_SECRET": "change me too",
 }

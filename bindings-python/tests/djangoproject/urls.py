@@ -1,4 +1,4 @@
-from django.urls import path
+from django.urls import include, path
 
 from djangoproject.shop import views
 
@@ -8,4 +8,5 @@ urlpatterns = [
     path("announce/", views.announce),
     path("board/", views.board),
     path("board/position/", views.board_position),
+    path("hubbub/", include("hubbub.django.urls")),
 ]

@@ -9,7 +9,8 @@ Settings (every key optional)::
         "TOKEN_SECRET": "...",                # the hub's token_secret, for connection_token()
         "TOKEN_EXPIRES_IN": 3600,             # seconds
         "PERMISSIONS": "myapp.hubbub.permissions",  # callable(user) -> {"read": [...], "write": [...]}
-    }
+        "HOOK_SECRET": "...",                 # the hub's [hooks] secret, for the hook receivers
+    }                                         #   (else HUBBUB_HOOKS_SECRET)
 
 Use::
 
@@ -26,6 +27,24 @@ Use::
         position = stream_position(f"room:{pk}")   # first: then nothing after it is missed
         messages = Message.objects.filter(room=pk)
         return render(request, "room.html", {"messages": messages, "position": position})
+
+The hub's app hooks (``[hooks]`` in its config) are received by the views of
+``hubbub.django.urls`` (``path("hubbub/", include("hubbub.django.urls"))``), which call the
+app's functions registered with ``@rpc(name)``, ``@on_subscribe(pattern)``,
+``@on_event(name)`` and ``@on_connect``; ``hubbub.django.hooks`` describes them::
+
+    from hubbub.django import Deny, RpcError, on_event, on_subscribe, rpc
+
+    @rpc("rename")
+    def rename(identity, data):
+        if not identity.user.is_authenticated:
+            raise RpcError("LOGIN_REQUIRED", "log in first")
+        ...
+        return {"renamed": True}
+
+    @on_subscribe("room:*")
+    def join(identity, subscription):
+        return identity.user_id is not None or Deny("members only")
 """
 
 from __future__ import annotations
@@ -43,13 +62,23 @@ from django.utils.module_loading import import_string
 import hubbub
 
 __all__ = [
+    "Deny",
+    "Event",
+    "Identity",
+    "RpcError",
     "StreamPosition",
+    "Subscription",
     "async_publisher",
     "async_stream_position",
+    "connect_answer",
     "connection_token",
     "default_permissions",
+    "on_connect",
+    "on_event",
+    "on_subscribe",
     "publish_on_commit",
     "publisher",
+    "rpc",
     "stream_position",
 ]
 
@@ -183,6 +212,29 @@ def _permissions_function() -> Callable[[Any], Any]:
         raise ImproperlyConfigured(f"HUBBUB['PERMISSIONS'] = {path!r} cannot be imported: {e}")
 
 
+def _expiry_seconds(expires_in: Any) -> Optional[float]:
+    """``expires_in`` (seconds, a timedelta, or None for ``TOKEN_EXPIRES_IN``) as seconds,
+    or None for no expiry."""
+    if expires_in is None:
+        expires_in = _settings().get("TOKEN_EXPIRES_IN", 3600)
+    if expires_in is None:
+        return None
+    if hasattr(expires_in, "total_seconds"):
+        return float(expires_in.total_seconds())
+    return float(expires_in)
+
+
+def _identity_of(user: Any) -> Dict[str, Any]:
+    """What the hub is told of a logged-in user, by a token or a connect answer alike."""
+    permissions = _permissions_function()(user) or {}
+    return {
+        "user": str(user.pk),
+        "read": list(permissions.get("read", ())),
+        "write": list(permissions.get("write", ())),
+        "info": {"username": user.get_username(), "is_staff": bool(user.is_staff)},
+    }
+
+
 def connection_token(user: Any, *, expires_in: Optional[float] = None) -> str:
     """Mints the token a browser connects to the hub with, for a logged-in ``user``.
 
@@ -194,18 +246,47 @@ def connection_token(user: Any, *, expires_in: Optional[float] = None) -> str:
     """
     if not getattr(user, "is_authenticated", False) or user.pk is None:
         raise ValueError("connection_token() needs an authenticated user")
-    conf = _settings()
-    secret = conf.get("TOKEN_SECRET")
+    secret = _settings().get("TOKEN_SECRET")
     if not secret:
         raise ImproperlyConfigured("HUBBUB['TOKEN_SECRET'] is not set")
-    permissions = _permissions_function()(user) or {}
-    if expires_in is None:
-        expires_in = conf.get("TOKEN_EXPIRES_IN", 3600)
+    identity = _identity_of(user)
     return hubbub.token(
         secret,
-        str(user.pk),
-        read=list(permissions.get("read", ())),
-        write=list(permissions.get("write", ())),
-        info={"username": user.get_username(), "is_staff": bool(user.is_staff)},
-        expires_in=expires_in,
+        identity["user"],
+        read=identity["read"],
+        write=identity["write"],
+        info=identity["info"],
+        expires_in=_expiry_seconds(expires_in),
     )
+
+
+def connect_answer(user: Any, *, expires_in: Optional[float] = None) -> Dict[str, Any]:
+    """The connect hook's answer for ``user``: what ``connection_token`` would put in a
+    token, as ``{"user": str(pk), "read": [...], "write": [...], "info": {...},
+    "expires_in": seconds}``, or ``{}`` (anonymous) for a user who is not authenticated.
+
+    ``expires_in`` defaults to ``TOKEN_EXPIRES_IN``, else one hour; the connection's
+    identity ends then (the hub closes it with 4001, and a client that reconnects is asked
+    about again). The receiver's own answer also ends it with the session.
+    """
+    if not getattr(user, "is_authenticated", False) or user.pk is None:
+        return {}
+    answer = _identity_of(user)
+    seconds = _expiry_seconds(expires_in)
+    if seconds is not None:
+        answer["expires_in"] = max(0, int(seconds))
+    return answer
+
+
+# The hook receivers and their registry; imported last, as they use the helpers above.
+from hubbub.django.hooks import (  # noqa: E402
+    Deny,
+    Event,
+    Identity,
+    RpcError,
+    Subscription,
+    on_connect,
+    on_event,
+    on_subscribe,
+    rpc,
+)
