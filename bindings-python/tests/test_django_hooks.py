@@ -231,9 +231,15 @@ def test_the_app_decides_subscriptions(hooks_hub, ws):
     # Allowed with messages for this subscriber alone, right after its answer.
     anon.subscribe("room:welcome-1")
     assert anon.recv() == {
-        "message": {"channel": "room:welcome-1", "event": "welcome", "data": {"to": "room:welcome-1", "before": 0}}
+        "message": {
+            "channel": "room:welcome-1",
+            "event": "welcome",
+            "data": {"to": "room:welcome-1", "before": 0},
+        }
     }
-    assert anon.recv() == {"message": {"channel": "room:welcome-1", "event": "message", "data": [1, 2]}}
+    assert anon.recv() == {
+        "message": {"channel": "room:welcome-1", "event": "message", "data": [1, 2]}
+    }
     member.subscribe("room:welcome-1")
     assert member.recv()["message"]["data"] == {"to": "room:welcome-1", "before": 1}
     assert member.recv()["message"]["data"] == [1, 2]
@@ -256,7 +262,11 @@ def test_the_app_decides_subscriptions(hooks_hub, ws):
     assert broken["err"] == "UNAVAILABLE"
     # The others were not held up: what is published reaches the allowed subscribers.
     hubbub.Publisher(hooks_hub.url).publish("room:lobby", "still here")
-    assert anon.recv() == {"message": {"channel": "room:lobby", "event": "message", "data": "still here"}}
+    assert anon.recv()["message"] == {
+        "channel": "room:lobby",
+        "event": "message",
+        "data": "still here",
+    }
 
 
 def test_rpc(hooks_hub, ws):
@@ -279,6 +289,13 @@ def test_rpc(hooks_hub, ws):
             "error": {"code": "METHOD_NOT_FOUND", "reason": 'no rpc method "no-such-method"'},
         }
     }
+    assert rpc("staff-only") == {
+        "rpcResult": {
+            "method": "staff-only",
+            "error": {"code": "ACCESS_DENIED", "reason": "staff only"},
+        }
+    }
+    # None is the data null.
     assert rpc("nothing") == {"rpcResult": {"method": "nothing", "data": None}}
     # The app failed: the client is told the app is unavailable, and nothing of the error.
     for method in ("boom", "not-json"):
@@ -292,7 +309,8 @@ def test_the_app_hears_of_unsubscribes_logouts_and_disconnects(hooks_hub, ws):
     fay = user("hook-fay")
     browser = ws(hooks_hub.ws_url, additional_headers={"Cookie": session_cookie(fay)})
     browser.subscribe("room:lobby")
-    assert browser.command({"unsubscribe": {"channel": "room:lobby"}}) == {"unsubscribed": "room:lobby"}
+    left = browser.command({"unsubscribe": {"channel": "room:lobby"}})
+    assert left == {"unsubscribed": "room:lobby"}
     assert next_notice(browser.client_id, "unsubscribe") == (
         "unsubscribe",
         browser.client_id,
@@ -300,7 +318,8 @@ def test_the_app_hears_of_unsubscribes_logouts_and_disconnects(hooks_hub, ws):
         "room:lobby",
     )
     assert browser.command({"logout": True}) == {"loggedOut": True}
-    assert next_notice(browser.client_id, "logout") == ("logout", browser.client_id, str(fay.pk), None)
+    logout = next_notice(browser.client_id, "logout")
+    assert logout == ("logout", browser.client_id, str(fay.pk), None)
     browser.close()  # an async function hears of this one
     assert next_notice(browser.client_id, "disconnect")[:2] == ("disconnect", browser.client_id)
 
@@ -339,7 +358,8 @@ def test_signed_requests_are_answered():
     assert response.json()["data"]["sent"] == [1]
     # Within five minutes of this machine's clock, either way.
     for drift in (-290, 290):
-        assert Client().post("/hubbub/rpc", **signed(RPC, at=int(time.time()) + drift)).status_code == 200
+        drifted = signed(RPC, at=int(time.time()) + drift)
+        assert Client().post("/hubbub/rpc", **drifted).status_code == 200
 
 
 def refused(response: Any, reason: str) -> None:
@@ -356,7 +376,8 @@ def test_bad_signatures_are_refused(caplog):
         refused(client.post(path, **tampered), "bad signature")
     wrong_secret = signed(RPC, secret="not-the-secret")
     refused(client.post("/hubbub/rpc", **wrong_secret), "bad signature")
-    forged = dict(good, headers=dict(good["headers"], **{"X-Hubbub-Signature": "sha256=" + "0" * 64}))
+    zeros = {"X-Hubbub-Signature": "sha256=" + "0" * 64}
+    forged = dict(good, headers=dict(good["headers"], **zeros))
     refused(client.post("/hubbub/rpc", **forged), "bad signature")
     # A replay: a request signed more than five minutes ago, its signature good.
     old = signed(RPC, at=int(time.time()) - 600)
@@ -452,18 +473,14 @@ def test_the_receivers_under_asgi():
 
     async def requests() -> Any:
         client = AsyncClient()
-        connected = await client.post(
-            "/hubbub/connect", **signed({"client": "a1", "ip": "::1", "headers": {"cookie": cookie}})
-        )
+        connect = {"client": "a1", "ip": "::1", "headers": {"cookie": cookie}}
+        connected = await client.post("/hubbub/connect", **signed(connect))
         user_id = connected.json()["user"]
         sync_rpc = await client.post("/hubbub/rpc", **signed(dict(RPC, user=user_id)))
-        async_rpc = await client.post(
-            "/hubbub/rpc", **signed({"client": "a1", "user": user_id, "method": "whoami", "data": None})
-        )
-        subscribed = await client.post(
-            "/hubbub/subscribe",
-            **signed({"client": "a1", "user": user_id, "channel": "room:async-2", "clients_in_channel": [], "clients_count": 0}),
-        )
+        whoami = {"client": "a1", "user": user_id, "method": "whoami", "data": None}
+        async_rpc = await client.post("/hubbub/rpc", **signed(whoami))
+        subscribe = {"client": "a1", "user": user_id, "channel": "room:async-2", "clients_count": 0}
+        subscribed = await client.post("/hubbub/subscribe", **signed(subscribe))
         notice = await client.post(
             "/hubbub/events", **signed({"event": "logout", "client": "a1", "user": user_id})
         )
@@ -514,7 +531,8 @@ def test_the_most_specific_pattern_decides():
 
     for pattern in ["*", "room:*", "*:1", "room:1", "room:*:x", "room:a*"]:
         registry.subscribe.append((pattern, fn(pattern)))
-    chosen = {c: registry.subscriber(c)[0] for c in ["room:1", "room:2", "room:a:x", "room:ab", "hall:1", "x"]}
+    channels = ["room:1", "room:2", "room:a:x", "room:ab", "hall:1", "x"]
+    chosen = {c: registry.subscriber(c)[0] for c in channels}
     assert chosen == {
         "room:1": "room:1",
         "room:2": "room:*",

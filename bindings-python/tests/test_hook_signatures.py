@@ -61,7 +61,8 @@ def test_refusals_say_why():
     assert refusal(SECRET, ts, good[len("sha256=") :], BODY, now=now).reason == (
         "the signature is not sha256=<hex>"
     )
-    assert refusal(SECRET, ts, "sha256=zz", BODY, now=now).reason == "the signature is not sha256=<hex>"
+    not_hex = refusal(SECRET, ts, "sha256=zz", BODY, now=now).reason
+    assert not_hex == "the signature is not sha256=<hex>"
     assert refusal(SECRET, "soon", good, BODY, now=now).reason == (
         "the timestamp is not a number of seconds"
     )

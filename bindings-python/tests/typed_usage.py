@@ -62,3 +62,35 @@ async def render_async(channel: str) -> int:
 
     return (await async_stream_position(channel))["offset"]
 
+
+
+def hook_functions() -> None:
+    from hubbub.django import (
+        Deny,
+        Event,
+        Identity,
+        RpcError,
+        Subscription,
+        on_event,
+        on_subscribe,
+        rpc,
+    )
+
+    @rpc("rename")
+    def rename(identity: Identity, data: Dict[str, str]) -> Dict[str, bool]:
+        if identity.user_id is None:
+            raise RpcError("LOGIN_REQUIRED", "log in first")
+        return {"renamed": True}
+
+    @on_subscribe("room:*")
+    async def join(identity: Identity, subscription: Subscription) -> "bool | Deny":
+        user = await identity.auser()
+        count: int = subscription.clients_count
+        return bool(user.is_authenticated and count < 100) or Deny("the room is full")
+
+    @on_event("disconnect")
+    def gone(identity: Identity, event: Event) -> None:
+        channel: Optional[str] = event.channel
+        client: str = identity.client
+
+    renamed: Dict[str, bool] = rename(Identity("c", "42"), {"name": "x"})

@@ -5,7 +5,7 @@ Wire them up with ``path("hubbub/", include("hubbub.django.urls"))`` and set
 ``HUBBUB["HOOK_SECRET"]`` to the hub's ``[hooks] secret``. Every view checks the request's
 signature first, with ``hubbub.verify_hook`` (hubbub-core's check, the code the hub signs
 with): a missing or bad signature, or a timestamp more than five minutes away, is answered
-403 ``{"err": "ACCESS_DENIED", "reason": ...}`` before the body is read. Then:
+403 ``{"err": "ACCESS_DENIED", "reason": ...}`` before the body is parsed. Then:
 
 - ``connect``: the forwarded ``Cookie`` header loads the Django session and user the way
   ``AuthenticationMiddleware`` does; the answer is the user's id, their channels (the
@@ -17,14 +17,15 @@ with): a missing or bad signature, or a timestamp more than five minutes away, i
   error ``METHOD_NOT_FOUND``.
 - ``events``: every ``@on_event(name)`` function of that event is told.
 
-Functions may be plain or ``async def``. The views are plain Django views: under WSGI an
+The decorators register a function when its module is imported: import the module in
+your app's ``AppConfig.ready()``. Functions may be plain or ``async def``. The views are plain Django views: under WSGI an
 async function runs on an event loop of its own, under ASGI on the server's loop (Django
 runs the view itself in a thread, as it runs every sync view).
 
-An exception other than the ones described (``RpcError``, ``Deny``, ``PermissionDenied``)
-propagates: Django answers 500 and logs it, and the hub fails closed (the client's command
-answers ``UNAVAILABLE``; a connection is closed with 4503; an event notice is posted again,
-up to three times).
+An exception other than the ones described (``RpcError``, ``Deny``, Django's
+``PermissionDenied``) propagates: Django answers 500 and logs it, and the hub fails closed
+(the client's command answers ``UNAVAILABLE``; a connection is closed with 4503; an event
+notice is posted again, up to three times). The client is told nothing of the exception.
 """
 
 from __future__ import annotations
@@ -37,7 +38,7 @@ import os
 import threading
 from dataclasses import dataclass, field
 from importlib import import_module
-from typing import Any, Awaitable, Callable, Dict, List, Optional, Tuple, TypeVar
+from typing import Any, Awaitable, Callable, Dict, List, Optional, Tuple, TypeVar, Union
 
 from asgiref.sync import async_to_sync, iscoroutinefunction, sync_to_async
 from django.conf import settings
@@ -232,7 +233,8 @@ def rpc(name: str) -> Callable[[F], F]:
     """Registers ``fn(identity, data)`` as the rpc method ``name``.
 
     It returns the answer's data (any JSON value, as for ``publish``; ``None`` is
-    ``null``) or raises ``RpcError(code, reason)``. One function per name.
+    ``null``) or raises ``RpcError(code, reason)``; Django's ``PermissionDenied`` is the
+    error ``ACCESS_DENIED`` with its message as the reason. One function per name.
     """
     if not isinstance(name, str) or not name:
         raise TypeError("an rpc method's name is a non-empty str")
@@ -355,14 +357,16 @@ def _field(body: Dict[str, Any], name: str, kind: Any, default: Any = _REQUIRED)
     return value
 
 
-def _hook_secret() -> str:
+def _hook_secret() -> Union[str, bytes]:
     secret = _settings().get("HOOK_SECRET") or os.environ.get("HUBBUB_HOOKS_SECRET")
     if not secret:
         raise ImproperlyConfigured(
             "HUBBUB['HOOK_SECRET'] is not set (nor HUBBUB_HOOKS_SECRET): it must be the "
             "secret of the hub's [hooks] table, which signs every hook request"
         )
-    return str(secret)
+    if not isinstance(secret, (str, bytes)):
+        raise ImproperlyConfigured("HUBBUB['HOOK_SECRET'] must be a str or bytes")
+    return secret
 
 
 def _json(answer: Any, status: int = 200) -> HttpResponse:
@@ -444,7 +448,8 @@ def _forwarded_request(headers: Dict[str, Any], ip: str) -> HttpRequest:
         request.META[key if key in ("CONTENT_TYPE", "CONTENT_LENGTH") else f"HTTP_{key}"] = value
     request.COOKIES = parse_cookie(headers.get("cookie", ""))
     engine = import_module(settings.SESSION_ENGINE)
-    request.session = engine.SessionStore(request.COOKIES.get(settings.SESSION_COOKIE_NAME))  # type: ignore[attr-defined]
+    session_key = request.COOKIES.get(settings.SESSION_COOKIE_NAME)
+    request.session = engine.SessionStore(session_key)  # type: ignore[attr-defined]
     request.user = SimpleLazyObject(lambda: _session_user(request))  # type: ignore[attr-defined]
     request.auser = functools.partial(_asession_user, request)  # type: ignore[attr-defined]
     return request
@@ -488,7 +493,9 @@ def _subscribe_answer(verdict: Any, handler: Callable[..., Any]) -> Dict[str, An
     if verdict is False:
         return {"allow": False}
     if isinstance(verdict, Deny):
-        return {"allow": False} if verdict.reason is None else {"allow": False, "reason": verdict.reason}
+        if verdict.reason is None:
+            return {"allow": False}
+        return {"allow": False, "reason": verdict.reason}
     if isinstance(verdict, (list, tuple)):
         for message in verdict:
             if (
@@ -544,6 +551,8 @@ def _rpc(request: HttpRequest, body: Dict[str, Any]) -> HttpResponse:
         data = _call(handler, identity, body.get("data"))
     except RpcError as e:
         return _json({"error": e.answer()})
+    except PermissionDenied as e:
+        return _json({"error": RpcError("ACCESS_DENIED", str(e) or None).answer()})
     return _json({"data": data})
 
 

@@ -73,6 +73,13 @@ async def async_refuse(identity, data):
     raise RpcError("LATER", "not now")
 
 
+@rpc("staff-only")
+def staff_only(identity, data):
+    if not identity.user.is_staff:
+        raise PermissionDenied("staff only")
+    return "welcome"
+
+
 @rpc("boom")
 def boom(identity, data):
     raise RuntimeError("the app broke")
@@ -108,7 +115,10 @@ def staff(identity, subscription):
 @on_subscribe("room:welcome-*")
 def welcome(identity, subscription):
     return [
-        {"event": "welcome", "data": {"to": subscription.channel, "before": subscription.clients_count}},
+        {
+            "event": "welcome",
+            "data": {"to": subscription.channel, "before": subscription.clients_count},
+        },
         {"data": [1, 2]},
     ]
 
