@@ -114,6 +114,8 @@ _UNLOADED: Any = object()
 
 def _load_user(user_id: Optional[str]) -> Any:
     """The active Django user whose primary key is ``user_id``, else ``AnonymousUser``."""
+    # Imported here: the auth models need the app registry, which is not ready yet when a
+    # project's settings or AppConfig import hubbub.django.
     from django.contrib.auth import get_user_model
     from django.contrib.auth.models import AnonymousUser
     from django.core.exceptions import ValidationError
