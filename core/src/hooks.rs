@@ -150,10 +150,21 @@ pub use crate::protocol::AppError;
 /// The app's answer to `rpc`: `{"data": Y}` or `{"error": {"code", "reason"}}`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RpcAnswer {
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        deserialize_with = "present",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub data: Option<RawJson>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<AppError>,
+}
+
+/// A field that is there, `null` included: `{"data": null}` is an answer whose data is
+/// null (a method that returns nothing), where a plain `Option` would read no data at all.
+/// An absent field is `None` through `#[serde(default)]`.
+fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<RawJson>, D::Error> {
+    RawJson::deserialize(d).map(Some)
 }
 
 /// What an event notice is about.
@@ -237,7 +248,11 @@ mod tests {
         assert_eq!(s.messages[0].data.get(), "[1]");
         let r: RpcAnswer =
             serde_json::from_str(r#"{"error":{"code":"NOPE","reason":"no"}}"#).unwrap();
+        assert!(r.data.is_none());
         assert_eq!(r.error.unwrap().code, "NOPE");
+        let r: RpcAnswer = serde_json::from_str(r#"{"data":null}"#).unwrap();
+        assert_eq!(r.data.expect("null is data").get(), "null");
+        assert!(r.error.is_none());
         let e = serde_json::to_string(&EventNotice {
             event: EventKind::Unsubscribe,
             client: "c".into(),
