@@ -79,15 +79,21 @@ class Client {
     })
   }
 
-  /** Connects and waits for the `connected` frame; `.id` is the client id. */
-  static async connect(url) {
-    const ws = new WebSocket(url)
+  /**
+   * Connects and waits for the `connected` frame; `.id` is the client id, `.user` the user
+   * the hub named in it (where the app's connect hook identified the connection).
+   * `options` go to the `ws` constructor (e.g. `{ headers: { Cookie: '...' } }`).
+   */
+  static async connect(url, options) {
+    const ws = new WebSocket(url, options)
     const client = new Client(ws)
     await new Promise((resolve, reject) => {
       ws.once('open', resolve)
       ws.once('error', reject)
     })
-    client.id = (await client.next('connected')).client
+    const connected = await client.next('connected')
+    client.id = connected.client
+    client.user = connected.user
     return client
   }
 

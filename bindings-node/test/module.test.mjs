@@ -6,19 +6,43 @@ import assert from 'node:assert/strict'
 import { spawnSync } from 'node:child_process'
 import { createRequire } from 'node:module'
 import { fileURLToPath } from 'node:url'
-import hubbub, { HubbubError, Publisher, Unavailable, token, verifyToken } from 'hubbub-node'
+import hubbub, {
+  HubbubError,
+  Publisher,
+  Unavailable,
+  token,
+  verifyToken,
+  verifyHook,
+  signHook,
+  createHookHandler,
+  RpcError,
+} from 'hubbub-node'
 
 const require = createRequire(import.meta.url)
 const here = fileURLToPath(new URL('.', import.meta.url))
 
 test('require() and import give the same objects', () => {
   const cjs = require('hubbub-node')
-  assert.deepEqual(Object.keys(cjs).sort(), ['HubbubError', 'Publisher', 'Unavailable', 'token', 'verifyToken'])
+  assert.deepEqual(Object.keys(cjs).sort(), [
+    'HubbubError',
+    'Publisher',
+    'RpcError',
+    'Unavailable',
+    'createHookHandler',
+    'signHook',
+    'token',
+    'verifyHook',
+    'verifyToken',
+  ])
   assert.equal(cjs.Publisher, Publisher)
   assert.equal(cjs.HubbubError, HubbubError)
   assert.equal(cjs.Unavailable, Unavailable)
   assert.equal(cjs.token, token)
   assert.equal(cjs.verifyToken, verifyToken)
+  assert.equal(cjs.verifyHook, verifyHook)
+  assert.equal(cjs.signHook, signHook)
+  assert.equal(cjs.createHookHandler, createHookHandler)
+  assert.equal(cjs.RpcError, RpcError)
   assert.equal(hubbub, cjs)
   // As the repository's root loads it: require('./bindings-node').
   assert.equal(require('../../bindings-node').Publisher, Publisher)

@@ -114,7 +114,8 @@ enum Pending {
     Subscribe { channel: String, handshake: bool },
     /// `done` resolves the application's `unsubscribe()` promise.
     Unsubscribe { channel: String, done: Function },
-    /// `broadcast`, `direct`, `history` and `presence`: the answer settles the promise.
+    /// `broadcast`, `direct`, `history`, `presence` and `rpc`: the answer settles the
+    /// promise.
     Reply(Resolver, Reply),
     /// The heartbeat's.
     Ping,
@@ -129,6 +130,8 @@ pub(crate) enum Reply {
     History,
     /// The `presence` list.
     Presence,
+    /// The app's data, or its error, from `rpcResult`.
+    Rpc,
 }
 
 /// One WebSocket and what was sent on it.
@@ -312,7 +315,10 @@ impl Connection {
         self.subscriptions.position(id)
     }
 
-    /// Sends `broadcast`, `direct`, `history` or `presence`; settles on the server's answer.
+    /// Sends `broadcast`, `direct`, `history`, `presence` or `rpc`; settles on the server's
+    /// answer. Never queued or resent: offline, or when the connection drops before the
+    /// answer, it rejects with `DISCONNECTED` (an rpc the app may have carried out must not
+    /// run twice).
     pub fn command(
         &mut self,
         command: Result<Command, Rejection>,
@@ -502,6 +508,11 @@ impl Connection {
                     (ServerFrame::Err(body), _) => Err(error::rejection(&body.into())),
                     (ServerFrame::History(page), Reply::History) => Ok(message::history(&page)),
                     (ServerFrame::Presence(p), Reply::Presence) => Ok(message::presence(&p)),
+                    // The app's own error, code and reason as it wrote them.
+                    (ServerFrame::RpcResult(r), Reply::Rpc) => match r.error {
+                        Some(e) => Err(error::error(&e.code, e.reason.as_deref())),
+                        None => Ok(r.data.as_ref().map_or(JsValue::NULL, message::data)),
+                    },
                     (_, Reply::Done) => Ok(JsValue::UNDEFINED),
                     // The server answers in order: another kind of answer is a broken hub.
                     _ => Err(error::rejection(

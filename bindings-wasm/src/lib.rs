@@ -36,7 +36,7 @@ mod options;
 mod subscriptions;
 
 use connection::{with, Connection, Reply, Shared};
-use hubbub_core::protocol::{Broadcast, ChannelRef, Command, Direct};
+use hubbub_core::protocol::{Broadcast, ChannelRef, Command, Direct, Rpc};
 use js_sys::{Function, Promise};
 use options::{type_error, Options};
 use std::cell::RefCell;
@@ -137,6 +137,26 @@ impl Client {
         });
         with(&self.connection, |c, calls| {
             c.command(command, Reply::Done, calls)
+        })
+    }
+
+    // Calls one of the app's own commands (the hub's rpc hook): resolves with the data the
+    // app answered; rejects with the app's error (its `code` and `reason`), or the hub's
+    // (`UNKNOWN_COMMAND` where it has no rpc hook, `UNAVAILABLE` where the app failed), or
+    // `DISCONNECTED`: an rpc is never resent, since the app may have carried it out.
+    // Documented and declared (generic in the result) in `types.d.ts`; `//` rather than
+    // `///` here, which wasm-bindgen would copy into the package's JS.
+    #[wasm_bindgen(skip_typescript)]
+    pub fn rpc(&self, method: String, data: JsValue) -> Promise {
+        // Left out, the data is null: the command always carries some.
+        let data = if data.is_undefined() {
+            JsValue::NULL
+        } else {
+            data
+        };
+        let command = message::to_json(&data).map(|data| Command::Rpc(Rpc { method, data }));
+        with(&self.connection, |c, calls| {
+            c.command(command, Reply::Rpc, calls)
         })
     }
 

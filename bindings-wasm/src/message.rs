@@ -114,8 +114,8 @@ fn user(user: Option<&str>) -> JsValue {
     user.map_or(JsValue::NULL, JsValue::from)
 }
 
-/// The JS value of a delivery's data.
-fn data(raw: &RawJson) -> JsValue {
+/// The JS value of a delivery's (or an rpc answer's) data.
+pub(crate) fn data(raw: &RawJson) -> JsValue {
     // The server passes on only valid JSON; null stands in should that ever not hold.
     JSON::parse(raw.get()).unwrap_or(JsValue::NULL)
 }

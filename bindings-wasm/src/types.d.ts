@@ -30,6 +30,28 @@ export interface HubbubError extends Error {
   closeCode?: number;
 }
 
+/**
+ * What `client.rpc()` rejects with: where the app answered with an error of its own, `code`
+ * and `reason` are the app's (any code it chose); otherwise an `ErrorCode`
+ * (`UNKNOWN_COMMAND` where the hub has no rpc hook, `UNAVAILABLE` where the app failed,
+ * `DISCONNECTED` where the connection was not there or dropped before the answer).
+ */
+export interface RpcError extends Omit<HubbubError, 'code'> {
+  code: ErrorCode | (string & {});
+}
+
+export interface Client {
+  /**
+   * Calls one of the app's own commands through the hub's rpc hook: resolves with the
+   * `data` the app answered (`null` where it answered none), as `T` (not checked: assert
+   * what your app sends); rejects with an `RpcError`. `data` is any value JSON can
+   * express; left out, `null` is sent. Answers come in the order of the calls. An rpc is
+   * never resent: offline, or when the connection drops before the answer, it rejects with
+   * `DISCONNECTED`, since the app may have carried it out.
+   */
+  rpc<T = unknown>(method: string, data?: unknown): Promise<T>;
+}
+
 /** Any value JSON can express: what `data` holds on arrival. */
 export type JsonValue = null | boolean | number | string | JsonValue[] | { [key: string]: JsonValue };
 

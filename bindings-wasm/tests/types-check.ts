@@ -21,6 +21,7 @@ import type {
   ProtocolErrorCode,
   ReconnectOptions,
   Recovery,
+  RpcError,
   StreamPosition,
   SubscribeOptions,
 } from 'hubbub-client';
@@ -99,6 +100,23 @@ export async function app(): Promise<void> {
     console.log(m.event, data, m.from);
   });
   off();
+  // The app's own commands: the result typed by the caller, errors with the app's codes.
+  interface Room {
+    name: string;
+    members: number;
+  }
+  const room: Room = await client.rpc<Room>('room.get', { id: 1 });
+  const unknown: unknown = await client.rpc('ping');
+  try {
+    await client.rpc('room.join', 'room:1');
+  } catch (e) {
+    const error = e as RpcError;
+    const appCode: string = error.code;
+    const known: ErrorCode | string = error.code;
+    console.log(appCode, known, error.reason, error.name, error.message);
+  }
+  console.log(room.name, room.members, unknown);
+
   const id: string | undefined = client.clientId;
   const state: ConnectionState = client.state;
   console.log(subscribed, left, sent, id, state);
@@ -161,5 +179,11 @@ export function misuse(client: Client): void {
   client.subscribe('x', () => {}).then(async (s) => (await s.presence()).length);
   // @ts-expect-error the position is read-only
   client.subscribe('x', () => {}).then((s) => (s.position = { epoch: 'e', offset: 1 }));
-  console.log(state, code, n);
+  // @ts-expect-error rpc needs a method name
+  client.rpc();
+  // @ts-expect-error a method name is a string
+  client.rpc(42, {});
+  // @ts-expect-error rpc resolves to what the type argument says
+  const s: Promise<string> = client.rpc<number>('count');
+  console.log(state, code, n, s);
 }

@@ -243,8 +243,8 @@ mod tests {
         assert_eq!(s.messages[0].data.get(), "[1]");
         let r: RpcAnswer =
             serde_json::from_str(r#"{"error":{"code":"NOPE","reason":"no"}}"#).unwrap();
-        assert_eq!(r.error.unwrap().code, "NOPE");
         assert!(r.data.is_none());
+        assert_eq!(r.error.unwrap().code, "NOPE");
         // `null` is data like any other value.
         let r: RpcAnswer = serde_json::from_str(r#"{"data":null}"#).unwrap();
         assert_eq!(r.data.unwrap().get(), "null");

@@ -3,8 +3,18 @@
 import {
   HubbubError,
   Publisher,
+  RpcError,
+  createHookHandler,
+  signHook,
   token,
+  verifyHook,
   verifyToken,
+  type ConnectRequest,
+  type EventNotice,
+  type HookHandler,
+  type Identity,
+  type RpcRequest,
+  type SubscribeRequest,
   type HistoryMessage,
   type HistoryOptions,
   type HistoryPage,
@@ -68,4 +78,60 @@ export async function uses(): Promise<void> {
   await p.presence_stats('room:1')
   void [url, offset, epoch, channels, delivered, closed, subscribers, uptime, sub, lenient]
   void [nodes, position, data, from, at, user, name, users]
+}
+
+// The hook receiver as an app writes it (docs/node.md), and misuses the types refuse.
+export function hooks(): HookHandler {
+  interface Rename {
+    room: number
+    name: string
+  }
+  const handler: HookHandler = createHookHandler({
+    secret: 'secret',
+    connect({ headers, client, ip }: ConnectRequest): Identity | null | false {
+      if (headers.cookie === undefined) return null
+      if (ip === '203.0.113.9') return false
+      return { user: 42, read: ['room:*'], info: { name: 'Ann', client }, expiresIn: 3600 }
+    },
+    subscribe: {
+      'room:*': async ({ user, channel, clients_count }: SubscribeRequest) => {
+        if (user === null) return { allow: false, reason: 'members only' }
+        if (clients_count > 100) return false
+        return [{ event: 'welcome', data: { channel } }, { data: [1, 2] }]
+      },
+      'open:*': () => true,
+      'quiet:*': () => ({ allow: true }),
+    },
+    rpc: {
+      async rename({ room, name }: Rename, { user, method }: RpcRequest) {
+        if (user === null) throw new RpcError('NOT_ALLOWED', `${method}: log in first`)
+        return { room, name }
+      },
+      nothing: () => {},
+    },
+    events(notice: EventNotice) {
+      const kind: 'unsubscribe' | 'logout' | 'disconnect' = notice.event
+      const channel: string | undefined = notice.channel
+      void [kind, channel]
+    },
+    onError: (error: unknown, hook: 'connect' | 'subscribe' | 'rpc' | 'events') => console.error(hook, error),
+    limit: 65536,
+  })
+  createHookHandler({ secret: 's', subscribe: ({ channel }) => channel.startsWith('public:') })
+  const signature: string = signHook('secret', 1700000000, '{}')
+  verifyHook('secret', '1700000000', signature, new TextEncoder().encode('{}'))
+  verifyHook('secret', undefined, undefined, '{}', 1700000000)
+  const code: string = new RpcError('CODE').code
+  // @ts-expect-error the secret is required
+  createHookHandler({ rpc: {} })
+  // @ts-expect-error a subscribe verdict is not a string
+  createHookHandler({ secret: 's', subscribe: () => 'yes' })
+  // @ts-expect-error an rpc method is a function
+  createHookHandler({ secret: 's', rpc: { echo: 'echo' } })
+  // @ts-expect-error connect answers an identity, null or false, not true
+  createHookHandler({ secret: 's', connect: () => true })
+  // @ts-expect-error signHook's timestamp is a number of seconds
+  signHook('secret', '1700000000', '{}')
+  void code
+  return handler
 }
