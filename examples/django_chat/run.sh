@@ -12,7 +12,12 @@
 # Where things listen (change them when the ports are taken, e.g. by another hub):
 #   HUBBUB_LISTEN    the hub (default: hubbub.toml's listen, 127.0.0.1:9772); hubbub reads it
 #   CHAT_HUBBUB_URL  the hub as Django calls it (default: http://$HUBBUB_LISTEN)
-#   CHAT_ADDR        Django's development server (default: 127.0.0.1:8000)
+#   CHAT_ADDR        Django's development server (default: 127.0.0.1:8000); the hub's hook
+#                    URLs follow it (HUBBUB_HOOKS_CONNECT_URL, HUBBUB_HOOKS_SUBSCRIBE_URL and
+#                    HUBBUB_HOOKS_RPC_URL, which hubbub reads, default to
+#                    http://$CHAT_ADDR/hubbub/connect, .../subscribe and .../rpc)
+# HUBBUB_HOOKS_SECRET and HUBBUB_API_KEYS, where set, replace the development secrets of
+# hubbub.toml and chat_site/settings.py for both at once.
 # HUBBUB_BIN runs another hubbub binary (default: target/release/hubbub, which
 # `cargo build --release -p hubbub-server` brings up to date first).
 set -euo pipefail
@@ -22,6 +27,11 @@ ROOT="$(cd "$HERE/../.." && pwd)"
 CHAT_ADDR="${CHAT_ADDR:-127.0.0.1:8000}"
 HUB_ADDR="${HUBBUB_LISTEN:-$(sed -n 's/^listen = "\(.*\)"$/\1/p' "$HERE/hubbub.toml")}"
 export CHAT_HUBBUB_URL="${CHAT_HUBBUB_URL:-http://$HUB_ADDR}"
+# The hub asks Django who connects, who joins a room, and what an rpc answers: at Django's
+# address, wherever CHAT_ADDR put it (hubbub.toml names the default one).
+export HUBBUB_HOOKS_CONNECT_URL="${HUBBUB_HOOKS_CONNECT_URL:-http://$CHAT_ADDR/hubbub/connect}"
+export HUBBUB_HOOKS_SUBSCRIBE_URL="${HUBBUB_HOOKS_SUBSCRIBE_URL:-http://$CHAT_ADDR/hubbub/subscribe}"
+export HUBBUB_HOOKS_RPC_URL="${HUBBUB_HOOKS_RPC_URL:-http://$CHAT_ADDR/hubbub/rpc}"
 say() { printf '==> %s\n' "$*" >&2; }
 die() { printf 'run.sh: %s\n' "$*" >&2; exit 1; }
 
@@ -79,7 +89,10 @@ if [ -z "${HUBBUB_BIN:-}" ]; then
   HUBBUB_BIN="$ROOT/target/release/hubbub"
 fi
 
-if [ ! -f "$ROOT/bindings-wasm/pkg/hubbub_client.js" ]; then
+# The browser package, built when it is missing or older than its sources (the page calls
+# client.rpc, which a package built before it lacks).
+pkg="$ROOT/bindings-wasm/pkg/hubbub_client.js"
+if [ ! -f "$pkg" ] || [ -n "$(find "$ROOT/bindings-wasm/src" "$ROOT/core/src" "$ROOT/bindings-wasm/Cargo.toml" -newer "$pkg" -print -quit)" ]; then
   say "building the browser package hubbub-client (bindings-wasm/pkg)"
   rustup target list --installed | grep -qx wasm32-unknown-unknown ||
     rustup target add wasm32-unknown-unknown

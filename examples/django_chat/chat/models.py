@@ -19,14 +19,15 @@ class Room(models.Model):
     def channel(self) -> str:
         """The room's hubbub channel.
 
-        Staff-only rooms live under `staff:` and public rooms under `room:`, so the
-        pattern every user's token carries (`room:*`) can never match a staff-only room;
-        only staff tokens also carry `staff:*` (see chat/permissions.py).
+        Staff-only rooms live under `staff:` and public rooms under `room:`. Who joins a
+        room is Django's decision either way (the subscribe hook, chat/hubbub_hooks.py);
+        the prefix keeps a staff room's history and presence out of the read patterns
+        every user has (`room:*`; staff also have `staff:room:*`, chat/permissions.py).
         """
         if self.staff_only:
             return f"staff:room:{self.pk}"
         return f"room:{self.pk}"
 
     def allows(self, user) -> bool:
-        """Whether `user` may use this room (the same rule the hub applies to tokens)."""
+        """Whether `user` may use this room: join it (the subscribe hook) and post to it."""
         return user.is_authenticated and user.is_active and (user.is_staff or not self.staff_only)

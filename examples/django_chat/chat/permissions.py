@@ -1,16 +1,20 @@
-"""What each user's browser may read and write on hubbub.
+"""What each user's connection may read and write on hubbub, besides joining rooms.
 
-Settings point at this function (`HUBBUB["PERMISSIONS"]`); `hubbub.django.connection_token`
-calls it for the logged-in user and puts the patterns in the token, and the hub enforces
-them: a non-staff user who tries to join a staff-only room is refused by the hub itself
-(`ACCESS_DENIED`), whatever the page does.
+Settings point at this function (`HUBBUB["PERMISSIONS"]`); the connect hook's answer
+(`hubbub.django`, from the session cookie) carries these patterns to the hub.
+
+Joining a room is not decided here: the rooms' namespaces have `subscribe_hook = true`, so
+the hub asks Django (chat/hubbub_hooks.py) about every subscription to them. The hub still
+checks these patterns for what a connection reads about a channel without subscribing to
+it, a room's history and presence: staff-only rooms live under `staff:room:`, which only
+staff may read, so a non-staff user cannot read them that way either.
 
 Browsers never write: every message goes through the `send` view, which checks the user
 and the room, then publishes.
 """
 
 PUBLIC_ROOMS = "room:*"
-STAFF_ROOMS = "staff:*"
+STAFF_ROOMS = "staff:room:*"
 
 
 def channel_permissions(user):

@@ -6,7 +6,7 @@ from django.db import transaction
 from django.http import JsonResponse
 from django.shortcuts import get_object_or_404, render
 from django.views.decorators.http import require_POST
-from hubbub.django import connection_token, publish_on_commit
+from hubbub.django import publish_on_commit
 
 from .models import Room
 
@@ -15,21 +15,17 @@ MAX_MESSAGE_LENGTH = 2000
 
 @login_required
 def index(request):
-    """The chat page: every room, and the token the page connects to hubbub with.
+    """The chat page: every room, and where the hub is. No token: the browser sends its
+    session cookie with the WebSocket upgrade, and the hub asks Django who that is (the
+    connect hook, answered by `hubbub.django.urls`).
 
     Staff-only rooms are listed for everyone, as in any chat: a non-staff user who tries
-    one is refused by the hub, because their token's read patterns do not cover it.
+    one is refused by the hub, which asks Django (chat/hubbub_hooks.py).
     """
     return render(
         request,
         "chat/index.html",
-        {
-            "rooms": Room.objects.all(),
-            "hubbub": {
-                "url": settings.HUBBUB_WEBSOCKET_URL,
-                "token": connection_token(request.user),
-            },
-        },
+        {"rooms": Room.objects.all(), "hubbub": {"url": settings.HUBBUB_WEBSOCKET_URL}},
     )
 
 

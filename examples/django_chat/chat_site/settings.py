@@ -1,8 +1,9 @@
 """Settings of the chat example.
 
-Development values throughout. The two secrets the app shares with hubbub (the token secret
-and the API key) are read from the same environment variables hubbub reads, so that one
-`export` sets both sides; their defaults match `hubbub.toml` beside this project.
+Development values throughout. The two secrets the app shares with hubbub (the API key
+Django publishes with, and the secret that signs the hub's hook requests) are read from the
+same environment variables hubbub reads, so that one `export` sets both sides; their
+defaults match `hubbub.toml` beside this project.
 """
 
 import os
@@ -90,17 +91,22 @@ HUBBUB_CLIENT_DIR = Path(
 )
 STATICFILES_DIRS = [("hubbub-client", HUBBUB_CLIENT_DIR)]
 
-# hubbub: where the hub's HTTP API is, the key to call it with, the secret that signs the
-# browsers' tokens, and which channels each user may read and write.
+# hubbub: where the hub's HTTP API is and the key to call it with; the secret that signs
+# the hub's hook requests to hubbub/connect, subscribe and rpc (chat_site/urls.py), the
+# hub's [hooks] secret; and which channels each user's connection may read and write.
 HUBBUB_URL = os.environ.get("CHAT_HUBBUB_URL", "http://127.0.0.1:9772")
 HUBBUB = {
     "URL": HUBBUB_URL,
     "API_KEY": os.environ.get("HUBBUB_API_KEYS", "chat-example-api-key").split(",")[0],
-    "TOKEN_SECRET": os.environ.get("HUBBUB_TOKEN_SECRET", "chat-example-token-secret"),
+    "HOOK_SECRET": os.environ.get("HUBBUB_HOOKS_SECRET", "chat-example-hook-secret"),
     "PERMISSIONS": "chat.permissions.channel_permissions",
 }
 
-# Where browsers open their WebSocket: the hub's own address, not Django's.
+# Where browsers open their WebSocket: the hub's own address, not Django's. The browser
+# sends the hub the cookies of this URL's host (cookies belong to a host name, whatever the
+# port), so the session cookie reaches the hub when the page is on the same host name: the
+# page at http://127.0.0.1:8000/ and the hub at ws://127.0.0.1:9772/ws, not the page at
+# http://localhost:8000/.
 HUBBUB_WEBSOCKET_URL = os.environ.get(
     "CHAT_HUBBUB_WEBSOCKET_URL",
     HUBBUB_URL.replace("http://", "ws://", 1).replace("https://", "wss://", 1).rstrip("/") + "/ws",

@@ -1,9 +1,16 @@
 // The chat page: one hubbub connection for every room the user joins.
 //
-// Joining a room subscribes to its channel; the hub checks the channel against the read
-// patterns in the token Django minted for this user, and refuses staff-only rooms to
-// non-staff users with ACCESS_DENIED. Sending posts to Django, which checks the room and
-// publishes; the message comes back, to the sender too, through the hub.
+// It connects with no token: the browser sends the page's cookies, Django's session cookie
+// among them, with the WebSocket upgrade (cookies belong to the host name, not the port,
+// so a page from 127.0.0.1:8000 sends them to the hub on 127.0.0.1:9772). The hub forwards
+// the Cookie header to Django (hubbub.toml's [hooks] connect_url), which answers with the
+// logged-in user.
+//
+// Joining a room subscribes to its channel; the hub asks Django (the subscribe hook,
+// chat/hubbub_hooks.py), which lets the room's users in and refuses staff-only rooms to
+// everyone else, with a reason this page shows. Sending posts to Django, which checks the
+// room and publishes; the message comes back, to the sender too, through the hub. "Who's
+// here?" asks Django over the WebSocket (an rpc the hub forwards to its rpc_url).
 //
 // Rooms keep history (hubbub.toml): a joined room shows its recent messages, and after a
 // dropped connection the client recovers what was missed by itself. Messages carry their
@@ -54,6 +61,27 @@ function addMessage(pane, message) {
   list.scrollTop = list.scrollHeight;
 }
 
+// The users connected to a room now, as Django answers the rpc `room.members`:
+// {room, members: [username, ...]}.
+function roomMembers(roomId) {
+  return client.rpc('room.members', { room: Number(roomId) });
+}
+
+async function showMembers(pane) {
+  const here = pane.querySelector('.here');
+  const error = pane.querySelector('.error');
+  try {
+    const { members } = await roomMembers(pane.dataset.roomId);
+    here.textContent = `Here now: ${members.join(', ')}`;
+    here.hidden = false;
+    showError(error, null);
+  } catch (err) {
+    // The app's refusal (ACCESS_DENIED, NOT_FOUND), or the hub's (UNAVAILABLE, DISCONNECTED).
+    here.hidden = true;
+    showError(error, err);
+  }
+}
+
 function openPane(room) {
   const pane = paneTemplate.content.firstElementChild.cloneNode(true);
   pane.shown = new Set();
@@ -61,6 +89,7 @@ function openPane(room) {
   pane.dataset.title = room.dataset.title;
   pane.querySelector('h3').textContent = room.dataset.title;
   pane.querySelector('.leave').addEventListener('click', () => leave(room));
+  pane.querySelector('.members').addEventListener('click', () => showMembers(pane));
   const form = pane.querySelector('form.send');
   form.addEventListener('submit', async (event) => {
     event.preventDefault();
@@ -116,7 +145,8 @@ async function join(room) {
     room.dataset.joined = '';
     button.textContent = 'Joined';
   } catch (err) {
-    // Refused by the hub (ACCESS_DENIED for a staff-only room), or no connection.
+    // Refused by Django through the hub (ACCESS_DENIED with Django's reason, e.g. a
+    // staff-only room), the hub's UNAVAILABLE where Django did not answer, or no connection.
     pane.remove();
     showError(error, err);
     button.disabled = false;
@@ -137,8 +167,8 @@ async function leave(room) {
 }
 
 await init();
+// No token: the session cookie identifies the page (see the top of this file).
 const client = new Client(config.url, {
-  token: config.token,
   onStateChange: setStatus,
   // Errors that answer no call, e.g. a room refused when resubscribing after a reconnect.
   onError: (err) => {
