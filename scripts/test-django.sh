@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
-# The chat example (examples/django_chat) end to end: a real hubbub with the example's
-# config, the Django project on its development server, and two headless Chromium pages
-# (playwright-core driving Debian's chromium), one staff user and one non-staff user; and
-# examples/django_chat/run.sh itself (moved ports, taken ports, Ctrl-C, the demo data).
+# The chat example (examples/django_chat): its answers to the hub's hooks with Django's test
+# runner; then end to end, a real hubbub with the example's config and its hooks pointing at
+# the Django project on its development server, and two headless Chromium pages
+# (playwright-core driving Debian's chromium), one staff user and one non-staff user,
+# logged in to Django only; and examples/django_chat/run.sh itself (moved ports, taken
+# ports, Ctrl-C, the demo data, the hooks following Django's address).
 #
 # Reuses what the Python and browser parts installed and built when they ran first, and
 # installs or builds what is missing otherwise, so it also runs alone.
@@ -24,22 +26,18 @@ if ! "$VENV/bin/python" -c 'import django' 2>/dev/null; then
   say "installing Django"
   "$VENV/bin/pip" install -q "django>=4.2"
 fi
-if ! "$VENV/bin/python" -c 'import hubbub.django' 2>/dev/null; then
+# (hubbub.django with its hook receivers: a package installed before them is replaced)
+if ! "$VENV/bin/python" -c 'from hubbub.django import rpc, on_subscribe' 2>/dev/null; then
   say "installing the hubbub Python package"
   "$VENV/bin/pip" install -q "$ROOT/bindings-python"
 fi
 
-# The browser package hubbub-client, built into bindings-wasm/pkg.
-if [ ! -f "$ROOT/bindings-wasm/pkg/hubbub_client.js" ]; then
+# The browser package hubbub-client, built into bindings-wasm/pkg when it is missing or
+# older than its sources (the chat page calls client.rpc, which an older package lacks).
+pkg="$ROOT/bindings-wasm/pkg/hubbub_client.js"
+if [ ! -f "$pkg" ] || [ -n "$(find "$ROOT/bindings-wasm/src" "$ROOT/core/src" "$ROOT/bindings-wasm/Cargo.toml" -newer "$pkg" -print -quit)" ]; then
   say "building the browser package hubbub-client"
-  if ! rustup target list --installed | grep -qx wasm32-unknown-unknown; then
-    rustup target add wasm32-unknown-unknown
-  fi
-  want="$(sed -n 's/^wasm-bindgen = "=\(.*\)"$/\1/p' "$ROOT/bindings-wasm/Cargo.toml")"
-  if [ "$(wasm-bindgen --version 2>/dev/null | awk '{print $2}')" != "$want" ]; then
-    cargo install -q wasm-bindgen-cli --version "=$want" --locked ||
-      cargo install -q wasm-bindgen-cli --version "=$want"
-  fi
+  ensure_wasm_tools
   (cd "$ROOT/bindings-wasm" && npm run --silent build)
 fi
 
@@ -47,8 +45,11 @@ fi
 cd "$ROOT/tests/django_chat"
 if [ ! -f node_modules/.package-lock.json ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
   say "installing the test's npm packages"
-  npm ci --no-audit --no-fund --loglevel=error
+  npm install --no-audit --no-fund --loglevel=error
 fi
+
+say "the chat's answers to the hub's hooks (python manage.py test chat)"
+(cd "$ROOT/examples/django_chat" && "$VENV/bin/python" manage.py test chat -v 1)
 
 say "chat example end to end: hubbub, Django, two Chromium pages; run.sh"
 PYTHON="$VENV/bin/python" node --test --test-concurrency=1 chat.test.mjs run.test.mjs

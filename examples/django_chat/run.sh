@@ -45,7 +45,8 @@ else
   fi
 fi
 
-if ! "$PY" -c 'import django, hubbub.django' 2>/dev/null; then
+# hubbub.django with its hook receivers (a package installed before them is replaced).
+if ! "$PY" -c 'import django; from hubbub.django import rpc, on_subscribe' 2>/dev/null; then
   say "installing Django and the hubbub Python package (from bindings-python)"
   "$PY" -m pip install -q "django>=4.2" "$ROOT/bindings-python"
 fi

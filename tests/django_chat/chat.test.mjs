@@ -1,6 +1,8 @@
 // The chat example end to end: a real hubbub with the example's config, the example's
 // Django project on its development server, and two headless Chromium pages, one logged in
-// as a staff user and one as a non-staff user.
+// as a staff user and one as a non-staff user. The pages log in to Django only: the hub
+// asks Django who they are (the connect hook, from the session cookie), who may join a
+// room (the subscribe hook) and what "Who's here?" answers (the rpc hook).
 //
 //   node --test tests/django_chat/chat.test.mjs
 //
@@ -105,29 +107,39 @@ const manage = (args, env) =>
   promisify(execFile)(PYTHON, ['manage.py', ...args], { cwd: EXAMPLE, env });
 
 describe('MultiChat on hubbub', () => {
-  let tmp, hub, django, browser, djangoUrl, hubUrl, hubWsUrl;
+  let tmp, hub, django, browser, djangoUrl, hubUrl, hubWsUrl, userIds;
   const pages = {};
 
   before(async () => {
     tmp = await mkdtemp(path.join(os.tmpdir(), 'hubbub-django-chat-'));
+    // Django's address first: the hub's hooks point at it (as run.sh does with CHAT_ADDR).
+    const djangoPort = await freePort();
+    djangoUrl = `http://127.0.0.1:${djangoPort}`;
     hub = start('hubbub', HUBBUB_BIN, [
       '--config', path.join(EXAMPLE, 'hubbub.toml'), '--listen', '127.0.0.1:0',
+      '--hooks-connect-url', `${djangoUrl}/hubbub/connect`,
+      '--hooks-subscribe-url', `${djangoUrl}/hubbub/subscribe`,
+      '--hooks-rpc-url', `${djangoUrl}/hubbub/rpc`,
     ]);
     const env = {
       ...process.env,
       PYTHONUNBUFFERED: '1',
       CHAT_DATABASE: path.join(tmp, 'db.sqlite3'),
     };
-    const [[, host, port]] = await Promise.all([
+    const listUsers = 'import json; from django.contrib.auth.models import User; '
+      + 'print(json.dumps({u.username: str(u.pk) for u in User.objects.all()}))';
+    const [[, host, port], users] = await Promise.all([
       waitForLine(hub, /listening on http:\/\/([0-9.]+):([0-9]+)/),
-      manage(['migrate', '--noinput', '-v', '0'], env).then(() => manage(['demo'], env)),
+      manage(['migrate', '--noinput', '-v', '0'], env)
+        .then(() => manage(['demo'], env))
+        .then(() => manage(['shell', '-c', listUsers], env)),
     ]);
+    // The last line: Django 5.2's shell may say first what it imported.
+    userIds = JSON.parse(users.stdout.trim().split('\n').at(-1));
     hubUrl = `http://${host}:${port}`;
     hubWsUrl = `ws://${host}:${port}/ws`;
     env.CHAT_HUBBUB_URL = hubUrl;
 
-    const djangoPort = await freePort();
-    djangoUrl = `http://127.0.0.1:${djangoPort}`;
     django = start('django', PYTHON, ['manage.py', 'runserver', '--noreload', `127.0.0.1:${djangoPort}`], {
       cwd: EXAMPLE,
       env,
@@ -155,11 +167,15 @@ describe('MultiChat on hubbub', () => {
     page.sockets = [];
     page.errors = [];
     page.frames_ = [];
+    page.sent = [];
+    page.received = [];
     page.on('websocket', (ws) => {
       page.sockets.push(ws);
       const log = (dir) => (frame) => page.frames_.push(`${dir} ${frame.payload}`.slice(0, 200));
       ws.on('framesent', log('→'));
       ws.on('framereceived', log('←'));
+      ws.on('framesent', (frame) => page.sent.push(JSON.parse(frame.payload)));
+      ws.on('framereceived', (frame) => page.received.push(JSON.parse(frame.payload)));
       ws.on('close', () => page.frames_.push('socket closed'));
     });
     page.on('pageerror', (err) => page.errors.push(err.message));
@@ -230,6 +246,18 @@ describe('MultiChat on hubbub', () => {
     }
   });
 
+  test('the pages connect with no token, and the hub knows them by their Django session', async () => {
+    for (const page of [pages.staff, pages.guest]) {
+      // The page holds no token, and sends none: no authenticate command on its socket.
+      const config = JSON.parse(await page.textContent('#hubbub-config'));
+      assert.deepEqual(config, { url: hubWsUrl });
+      assert.equal(page.sent.filter((frame) => 'authenticate' in frame).length, 0, trace(page));
+      // The welcome frame names the user Django answered for the session cookie.
+      const welcome = page.received.find((frame) => 'connected' in frame);
+      assert.equal(welcome?.connected.user, userIds[page.username], trace(page));
+    }
+  });
+
   test('both join the same room and see each other\'s messages', async () => {
     await Promise.all([join(pages.staff, 'Lobby'), join(pages.guest, 'Lobby')]);
 
@@ -242,12 +270,13 @@ describe('MultiChat on hubbub', () => {
     assert.equal(await seen(pages.staff, 'Lobby', 'hello from staff'), 'staff');
   });
 
-  test('the hub refuses the staff-only room to the non-staff user', async () => {
+  test('the hub refuses the staff-only room to the non-staff user, as Django says, with its reason', async () => {
     const { guest } = pages;
     await clickJoin(guest, 'Staff lounge');
     const error = guest.locator(`${roomItem('Staff lounge')} .error`);
     await error.waitFor({ state: 'visible' });
-    assert.match(await error.textContent(), /^ACCESS_DENIED/);
+    // The reason is Django's answer to the subscribe hook (chat/hubbub_hooks.py).
+    assert.equal(await error.textContent(), 'ACCESS_DENIED: Staff lounge is for staff only');
     assert.equal(await guest.locator(pane('Staff lounge')).count(), 0);
     assert.equal(await guest.locator(`${roomItem('Staff lounge')}[data-joined]`).count(), 0);
     const staffChannel = await guest.getAttribute(roomItem('Staff lounge'), 'data-channel');
@@ -296,6 +325,37 @@ describe('MultiChat on hubbub', () => {
     assert.equal(subscribers, 5); // staff: Lobby, Random, Staff lounge; guest: Lobby, Random
   });
 
+  // Clicks a room's "Who's here?" and waits for the answer to read `expected`.
+  async function whoIsHere(page, title, expected) {
+    await page.click(`${pane(title)} button.members`);
+    await page
+      .locator(`${pane(title)} .here`, { hasText: expected })
+      .waitFor()
+      .catch(async (err) => {
+        const shown = await page.locator(`${pane(title)} .here, ${pane(title)} .error`).allTextContents();
+        assert.fail(`${err.message}\nshown: ${shown}${trace(page)}`);
+      });
+  }
+
+  test("\"Who's here?\" is an rpc that Django answers over the page's WebSocket", async () => {
+    const { staff, guest } = pages;
+    await whoIsHere(staff, 'Lobby', /^Here now: guest, staff$/);
+    await whoIsHere(staff, 'Staff lounge', /^Here now: staff$/);
+    await whoIsHere(guest, 'Random', /^Here now: guest, staff$/);
+    // Over the socket: the rpc went out and its answer came back there.
+    const lobby = Number(await staff.getAttribute(roomItem('Lobby'), 'data-room-id'));
+    assert.ok(
+      staff.sent.some((f) => f.rpc?.method === 'room.members' && f.rpc.data.room === lobby),
+      trace(staff),
+    );
+    const answer = staff.received.find((f) => f.rpcResult?.data?.room === lobby);
+    assert.deepEqual(answer?.rpcResult, {
+      method: 'room.members',
+      data: { room: lobby, members: ['guest', 'staff'] },
+    });
+    assert.equal(staff.sockets.length, 1);
+  });
+
   test('leaving a room unsubscribes from its channel on the hub', async () => {
     const { staff } = pages;
     const channel = await staff.getAttribute(roomItem('Random'), 'data-channel');
@@ -305,6 +365,8 @@ describe('MultiChat on hubbub', () => {
     // The page marks the room as left once the hub confirmed the unsubscription.
     await staff.waitForSelector(`${roomItem('Random')}:not([data-joined]) button.join:not([disabled])`);
     assert.equal((await hubChannels())[channel]?.subscribers, 1);
+    // Who is in the room is the hub's presence: staff is gone from it.
+    await whoIsHere(pages.guest, 'Random', /^Here now: guest$/);
   });
 
   test('joining a room again shows its recent messages, in order, once each', async () => {
@@ -320,6 +382,32 @@ describe('MultiChat on hubbub', () => {
       .locator(`${pane('Random')} .messages li`)
       .evaluateAll((items) => items.map((li) => Number(li.dataset.offset)));
     assert.deepEqual(offsets, [...offsets].sort((a, b) => a - b));
+  });
+
+  test("the staff room's history and presence are not the non-staff user's to read either", async () => {
+    // A socket of the guest's own, opened by hand in the guest's page: its session cookie
+    // goes along, so the hub knows it as guest, and it asks what the page never asks.
+    const staffChannel = await pages.guest.getAttribute(roomItem('Staff lounge'), 'data-channel');
+    const answers = await pages.guest.evaluate(async ({ url, channel }) => {
+      const ws = new WebSocket(url);
+      const frames = [];
+      const next = () => new Promise((resolve) => ws.addEventListener('message', (e) => resolve(JSON.parse(e.data)), { once: true }));
+      frames.push(await next()); // connected
+      for (const command of [{ history: { channel, limit: 10 } }, { presence: { channel } }, { subscribe: { channel } }]) {
+        const answer = next();
+        ws.send(JSON.stringify(command));
+        frames.push(await answer);
+      }
+      const closed = new Promise((resolve) => ws.addEventListener('close', resolve));
+      ws.close();
+      await closed;
+      return frames;
+    }, { url: hubWsUrl, channel: staffChannel });
+    const [welcome, ...refusals] = answers;
+    assert.equal(welcome.connected.user, userIds.guest);
+    assert.deepEqual(refusals.map((a) => a.err), ['ACCESS_DENIED', 'ACCESS_DENIED', 'ACCESS_DENIED'], JSON.stringify(answers));
+    assert.equal(refusals[2].reason, 'Staff lounge is for staff only');
+    assert.ok(!JSON.stringify(answers).includes('staff eyes only'));
   });
 
   test('no errors in either page', () => {
