@@ -1,6 +1,6 @@
 // examples/django_chat/run.sh as a newcomer meets it: the demo data on a fresh database,
-// ports moved with the documented variables, a clear stop when a port is taken, and
-// Ctrl-C stopping both servers.
+// ports moved with the documented variables (the hub's hooks following Django), a clear
+// stop when a port is taken, and Ctrl-C stopping both servers.
 //
 //   node --test tests/django_chat/run.test.mjs
 //
@@ -101,6 +101,73 @@ function listening(port) {
   });
 }
 
+/**
+ * A minimal WebSocket client over a TCP socket (Node 20 has no WebSocket of its own): opens
+ * `ws://127.0.0.1:port/ws` as a page of `origin` would, sends each of `commands` once the
+ * previous one was answered, and resolves with every frame the hub sent: the text frames
+ * parsed, a close frame as {close: code}.
+ */
+function hubConversation(port, origin, commands) {
+  return new Promise((resolve, reject) => {
+    const socket = net.connect(port, '127.0.0.1');
+    const frames = [];
+    let buffer = Buffer.alloc(0);
+    let upgraded = false;
+    const send = (text) => {
+      // A client's frames are masked; a zero mask leaves the payload as it is.
+      const payload = Buffer.from(text);
+      assert.ok(payload.length < 126);
+      socket.write(Buffer.concat([Buffer.from([0x81, 0x80 | payload.length, 0, 0, 0, 0]), payload]));
+    };
+    const done = () => {
+      socket.destroy();
+      resolve(frames);
+    };
+    socket.on('error', reject);
+    socket.on('close', () => resolve(frames));
+    socket.on('connect', () =>
+      socket.write(
+        `GET /ws HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n`
+          + `Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\nOrigin: ${origin}\r\n\r\n`,
+      ),
+    );
+    socket.on('data', (chunk) => {
+      buffer = Buffer.concat([buffer, chunk]);
+      if (!upgraded) {
+        const end = buffer.indexOf('\r\n\r\n');
+        if (end < 0) return;
+        const head = buffer.subarray(0, end).toString();
+        if (!head.startsWith('HTTP/1.1 101')) return reject(new Error(`no upgrade: ${head}`));
+        upgraded = true;
+        buffer = buffer.subarray(end + 4);
+      }
+      // The hub's frames: unmasked, short (the 16-bit length covers these answers).
+      while (buffer.length >= 2) {
+        let length = buffer[1] & 0x7f;
+        let start = 2;
+        if (length === 126) {
+          if (buffer.length < 4) return;
+          length = buffer.readUInt16BE(2);
+          start = 4;
+        }
+        if (buffer.length < start + length) return;
+        const opcode = buffer[0] & 0x0f;
+        const payload = buffer.subarray(start, start + length);
+        buffer = buffer.subarray(start + length);
+        if (opcode === 0x8) {
+          frames.push({ close: payload.length >= 2 ? payload.readUInt16BE(0) : null });
+          return done();
+        }
+        if (opcode !== 0x1) continue; // pings
+        frames.push(JSON.parse(payload.toString()));
+        const next = commands.shift();
+        if (next === undefined) return done();
+        send(JSON.stringify(next));
+      }
+    });
+  });
+}
+
 test('run.sh manage demo works on a fresh database', async () => {
   const child = runSh(['manage', 'demo'], { CHAT_DATABASE: path.join(tmp, 'fresh.sqlite3') });
   assert.equal(await child.exited, 0, child.text);
@@ -144,6 +211,22 @@ test('HUBBUB_LISTEN and CHAT_ADDR move the chat; Ctrl-C stops both servers', asy
     const login = await fetch(`http://127.0.0.1:${chat}/login/`);
     assert.equal(login.status, 200);
     assert.deepEqual(await (await fetch(`http://127.0.0.1:${hub}/health`)).json(), { status: 'ok' });
+
+    // The hub's hooks reach Django at its moved address: a connection without a session is
+    // welcomed as anonymous (a hook the hub could not reach would close it with 4503), and
+    // Django itself answers its subscribe and its rpc.
+    const frames = await hubConversation(hub, `http://127.0.0.1:${chat}`, [
+      { subscribe: { channel: 'room:1' } },
+      { rpc: { method: 'room.members', data: { room: 1 } } },
+    ]);
+    assert.equal(frames.length, 3, JSON.stringify(frames));
+    assert.equal(frames[0].connected?.user, undefined, JSON.stringify(frames));
+    assert.ok(frames[0].connected.client);
+    // No rooms in this database: Django's own reasons.
+    assert.deepEqual(frames[1], { err: 'ACCESS_DENIED', reason: 'no such room' });
+    assert.deepEqual(frames[2], {
+      rpcResult: { method: 'room.members', error: { code: 'NOT_FOUND', reason: 'no such room' } },
+    });
 
     child.kill('SIGINT');
     assert.equal(await child.exited, 130, child.text);
