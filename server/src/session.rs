@@ -228,6 +228,14 @@ impl Session {
         }
     }
 
+    /// A hook call that failed: the details (the app's URL, its status, the error) go to
+    /// the log, where an operator acts on them; the client learns only that the app could
+    /// not answer, not where the app lives inside the network.
+    fn app_failed(&self, hook: &'static str, failure: &crate::hooks::HookFailure) -> Rejection {
+        tracing::warn!(client = %self.id, hook, "app hook failed: {}", failure.reason());
+        Error::Unavailable.because(format!("the app did not answer the {hook} hook"))
+    }
+
     fn limit_exceeded(&self) -> Rejection {
         Error::LimitExceeded.because(format!(
             "at most {} subscriptions per connection",
@@ -338,7 +346,7 @@ impl Session {
         let answer: SubscribeAnswer = hooks
             .call(url, &request)
             .await
-            .map_err(|f| Error::Unavailable.because(f.reason().to_owned()))?;
+            .map_err(|f| self.app_failed("subscribe", &f))?;
         if !answer.allow {
             return Err(Error::AccessDenied.because(
                 answer
@@ -399,7 +407,7 @@ impl Session {
         let answer: RpcAnswer = hooks
             .call(url, &request)
             .await
-            .map_err(|f| Error::Unavailable.because(f.reason().to_owned()))?;
+            .map_err(|f| self.app_failed("rpc", &f))?;
         if answer.data.is_none() && answer.error.is_none() {
             return Err(
                 Error::Unavailable.because("the app's rpc answer has neither data nor error")
