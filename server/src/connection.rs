@@ -101,8 +101,22 @@ async fn identify(
     }
 }
 
-/// Runs one connection from the welcome to the close.
-pub async fn serve(node: Arc<Node>, socket: WebSocket, upgrade: Option<Upgrade>) {
+type Sink = SplitSink<WebSocket, Message>;
+type Stream = SplitStream<WebSocket>;
+
+/// Runs one connection from the welcome to the close. The socket is split before the
+/// future is made, so the future holds two pointers rather than the whole socket for as
+/// long as the connection lives.
+pub fn serve(
+    node: Arc<Node>,
+    socket: WebSocket,
+    upgrade: Option<Upgrade>,
+) -> impl Future<Output = ()> + Send {
+    let (sink, stream) = socket.split();
+    serve_split(node, sink, stream, upgrade)
+}
+
+async fn serve_split(node: Arc<Node>, sink: Sink, stream: Stream, upgrade: Option<Upgrade>) {
     let _alive = node.shutdown.connection();
     let id = new_client_id();
     // Asking the app and refusing are boxed: inline, their futures would make every
@@ -114,7 +128,7 @@ pub async fn serve(node: Arc<Node>, socket: WebSocket, upgrade: Option<Upgrade>)
     let identified = match identified {
         Ok(identified) => identified,
         Err((code, reason)) => {
-            Box::pin(refuse_connection(socket, code, reason)).await;
+            Box::pin(refuse_split(sink, stream, code, reason)).await;
             return;
         }
     };
@@ -136,7 +150,6 @@ pub async fn serve(node: Arc<Node>, socket: WebSocket, upgrade: Option<Upgrade>)
     }
     tracing::debug!(client = %id, "connected");
 
-    let (sink, stream) = socket.split();
     let write_timeout = node.config.ping_interval * 2;
     let mut writer = tokio::spawn(write(sink, rx, control.clone(), write_timeout));
     // Boxed: the reader holds it by pointer, not twice inline (as its argument and while
@@ -172,14 +185,19 @@ pub async fn serve(node: Arc<Node>, socket: WebSocket, upgrade: Option<Upgrade>)
 }
 
 /// Closes a connection that may not be opened, before any welcome.
-pub async fn refuse_connection(mut socket: WebSocket, code: u16, reason: &'static str) {
+pub async fn refuse_connection(socket: WebSocket, code: u16, reason: &'static str) {
+    let (sink, stream) = socket.split();
+    refuse_split(sink, stream, code, reason).await
+}
+
+async fn refuse_split(mut sink: Sink, mut stream: Stream, code: u16, reason: &'static str) {
     let frame = CloseFrame {
         code,
         reason: reason.into(),
     };
-    let _ = tokio::time::timeout(CLOSE_GRACE, socket.send(Message::Close(Some(frame)))).await;
+    let _ = tokio::time::timeout(CLOSE_GRACE, sink.send(Message::Close(Some(frame)))).await;
     // Wait (briefly) for the peer's close, so that the close frame is not lost to a reset.
-    let _ = tokio::time::timeout(CLOSE_GRACE, socket.next()).await;
+    let _ = tokio::time::timeout(CLOSE_GRACE, stream.next()).await;
 }
 
 type Running = Pin<Box<dyn Future<Output = (Box<Session>, Step)> + Send>>;
@@ -214,7 +232,7 @@ fn deadline(expires: Option<SystemTime>) -> Option<Instant> {
 async fn read(
     node: &Node,
     session: Box<Session>,
-    mut stream: SplitStream<WebSocket>,
+    mut stream: Stream,
     control: &Control,
     pings: mpsc::Sender<Outbound>,
 ) -> hubbub_core::protocol::PresentClient {
@@ -344,7 +362,7 @@ enum Written {
 /// sends what is queued (within [`DRAIN_GRACE`]) before the close frame. A batch that
 /// cannot be written within `write_timeout` (a peer that stopped reading) ends it.
 async fn write(
-    mut sink: SplitSink<WebSocket, Message>,
+    mut sink: Sink,
     mut rx: mpsc::Receiver<Outbound>,
     control: Arc<Control>,
     write_timeout: Duration,
@@ -410,13 +428,12 @@ fn close_frame(control: &Control) -> Option<CloseFrame> {
     })
 }
 
-async fn write_batch(
-    sink: &mut SplitSink<WebSocket, Message>,
-    batch: &mut Vec<Outbound>,
-) -> Written {
+async fn write_batch(sink: &mut Sink, batch: &mut Vec<Outbound>) -> Written {
     for outbound in batch.drain(..) {
         let message = match outbound {
-            Outbound::Frame(text) | Outbound::Answer { frame: text, .. } => Message::Text(text),
+            Outbound::Frame(text) => Message::Text(text),
+            // The permit goes back to the budget as the frame is handed to the socket.
+            Outbound::Answer(answer) => Message::Text(answer.0),
             Outbound::Ping => Message::Ping(Default::default()),
             Outbound::Close(code, reason) => {
                 if sink.flush().await.is_err() {

@@ -154,10 +154,7 @@ impl Session {
         let Ok(permit) = self.answer_budget.clone().acquire_many_owned(share).await else {
             return Step::Stop;
         };
-        let answer = Outbound::Answer {
-            frame,
-            _budget: permit,
-        };
+        let answer = Outbound::Answer(Box::new((frame, permit)));
         if self.tx.send(answer).await.is_err() {
             return Step::Stop;
         }
