@@ -101,18 +101,34 @@ async fn identify(
     }
 }
 
-/// Runs one connection from the welcome to the close.
-pub async fn serve(node: Arc<Node>, socket: WebSocket, upgrade: Option<Upgrade>) {
+type Sink = SplitSink<WebSocket, Message>;
+type Stream = SplitStream<WebSocket>;
+
+/// Runs one connection from the welcome to the close. The socket is split before the
+/// future is made, so the future holds two pointers rather than the whole socket for as
+/// long as the connection lives.
+pub fn serve(
+    node: Arc<Node>,
+    socket: WebSocket,
+    upgrade: Option<Upgrade>,
+) -> impl Future<Output = ()> + Send {
+    let (sink, stream) = socket.split();
+    serve_split(node, sink, stream, upgrade)
+}
+
+async fn serve_split(node: Arc<Node>, sink: Sink, stream: Stream, upgrade: Option<Upgrade>) {
     let _alive = node.shutdown.connection();
     let id = new_client_id();
+    // Asking the app and refusing are boxed: inline, their futures would make every
+    // connection's task larger for as long as it lives, hooks or not.
     let identified = match upgrade {
-        Some(upgrade) => identify(&node, &id, upgrade).await,
+        Some(upgrade) => Box::pin(identify(&node, &id, upgrade)).await,
         None => Ok(None),
     };
     let identified = match identified {
         Ok(identified) => identified,
         Err((code, reason)) => {
-            refuse_connection(socket, code, reason).await;
+            Box::pin(refuse_split(sink, stream, code, reason)).await;
             return;
         }
     };
@@ -134,10 +150,17 @@ pub async fn serve(node: Arc<Node>, socket: WebSocket, upgrade: Option<Upgrade>)
     }
     tracing::debug!(client = %id, "connected");
 
-    let (sink, stream) = socket.split();
     let write_timeout = node.config.ping_interval * 2;
     let mut writer = tokio::spawn(write(sink, rx, control.clone(), write_timeout));
-    let session = Session::new(node.clone(), id.clone(), tx.clone(), handle, identified);
+    // Boxed: the reader holds it by pointer, not twice inline (as its argument and while
+    // idle) in its future.
+    let session = Box::new(Session::new(
+        node.clone(),
+        id.clone(),
+        tx.clone(),
+        handle,
+        identified,
+    ));
     let who = read(&node, session, stream, &control, tx).await;
 
     node.disconnect(&id, &who).await;
@@ -162,27 +185,32 @@ pub async fn serve(node: Arc<Node>, socket: WebSocket, upgrade: Option<Upgrade>)
 }
 
 /// Closes a connection that may not be opened, before any welcome.
-pub async fn refuse_connection(mut socket: WebSocket, code: u16, reason: &'static str) {
+pub async fn refuse_connection(socket: WebSocket, code: u16, reason: &'static str) {
+    let (sink, stream) = socket.split();
+    refuse_split(sink, stream, code, reason).await
+}
+
+async fn refuse_split(mut sink: Sink, mut stream: Stream, code: u16, reason: &'static str) {
     let frame = CloseFrame {
         code,
         reason: reason.into(),
     };
-    let _ = tokio::time::timeout(CLOSE_GRACE, socket.send(Message::Close(Some(frame)))).await;
+    let _ = tokio::time::timeout(CLOSE_GRACE, sink.send(Message::Close(Some(frame)))).await;
     // Wait (briefly) for the peer's close, so that the close frame is not lost to a reset.
-    let _ = tokio::time::timeout(CLOSE_GRACE, socket.next()).await;
+    let _ = tokio::time::timeout(CLOSE_GRACE, stream.next()).await;
 }
 
-type Running = Pin<Box<dyn Future<Output = (Session, Step)> + Send>>;
+type Running = Pin<Box<dyn Future<Output = (Box<Session>, Step)> + Send>>;
 
 /// Runs one command, handing the session back with what the reader does next.
-fn run(mut session: Session, text: Utf8Bytes) -> Running {
+fn run(mut session: Box<Session>, text: Utf8Bytes) -> Running {
     Box::pin(async move {
         let step = session.handle(text.as_str()).await;
         (session, step)
     })
 }
 
-fn refuse(mut session: Session, rejection: hubbub_core::Rejection) -> Running {
+fn refuse(mut session: Box<Session>, rejection: hubbub_core::Rejection) -> Running {
     Box::pin(async move {
         let step = session.refuse(rejection).await;
         (session, step)
@@ -203,24 +231,29 @@ fn deadline(expires: Option<SystemTime>) -> Option<Instant> {
 /// Returns who the session was at the end, for presence and leave notices.
 async fn read(
     node: &Node,
-    session: Session,
-    mut stream: SplitStream<WebSocket>,
+    session: Box<Session>,
+    mut stream: Stream,
     control: &Control,
     pings: mpsc::Sender<Outbound>,
 ) -> hubbub_core::protocol::PresentClient {
     let interval = node.config.ping_interval;
     let mut ping = tokio::time::interval_at(Instant::now() + interval, interval);
     // A peer is alive while it sends something (a command, a pong) every two intervals.
+    // Each frame only notes the time; the timer is moved when it fires, so a chatty peer
+    // costs no timer work per frame.
     let liveness = tokio::time::sleep(interval * 2);
-    let far = Instant::now() + Duration::from_secs(86400 * 365);
-    let expiry = tokio::time::sleep_until(far);
+    let mut last_seen = Instant::now();
+    // Only a session whose identity expires has a timer for it.
+    // (An identity from the connect hook may expire before any command.)
+    let mut expires = session.expires();
+    let mut expiry = deadline(expires).map(|at| Box::pin(tokio::time::sleep_until(at)));
     // Made once, not on every turn of the loop: each would register a waiter anew.
     let stopped = control.stopped().cancelled();
     let draining = control.draining().cancelled();
     let shutdown = node.shutdown.triggered();
-    tokio::pin!(stopped, draining, shutdown, liveness, expiry);
+    tokio::pin!(stopped, draining, shutdown, liveness);
 
-    let mut idle: Option<Session> = Some(session);
+    let mut idle: Option<Box<Session>> = Some(session);
     let mut running: Option<Running> = None;
     let mut ahead: VecDeque<Message> = VecDeque::new();
     let mut who = idle.as_ref().expect("idle at start").present().clone();
@@ -250,10 +283,15 @@ async fn read(
                 return who;
             }
             _ = &mut liveness => {
+                let due = last_seen + interval * 2;
+                if due > Instant::now() {
+                    liveness.as_mut().reset(due);
+                    continue;
+                }
                 control.close(close::GOING_AWAY, "ping timeout");
                 return who;
             }
-            _ = &mut expiry => {
+            _ = async { expiry.as_mut().expect("guarded").await }, if expiry.is_some() => {
                 control.close_after_queue(close::TOKEN_EXPIRED, "token expired");
                 return who;
             }
@@ -263,9 +301,9 @@ async fn read(
             (session, step) = async { running.as_mut().expect("guarded").await }, if running.is_some() => {
                 running = None;
                 who = session.present().clone();
-                match deadline(session.expires()) {
-                    Some(at) => expiry.as_mut().reset(at),
-                    None => expiry.as_mut().reset(far),
+                if session.expires() != expires {
+                    expires = session.expires();
+                    expiry = deadline(expires).map(|at| Box::pin(tokio::time::sleep_until(at)));
                 }
                 idle = Some(session);
                 if let Step::Stop = step {
@@ -287,7 +325,7 @@ async fn read(
                         return who;
                     }
                     Some(Ok(message)) => {
-                        liveness.as_mut().reset(Instant::now() + interval * 2);
+                        last_seen = Instant::now();
                         match message {
                             Message::Text(_) | Message::Binary(_) => ahead.push_back(message),
                             Message::Ping(_) | Message::Pong(_) => {}
@@ -324,7 +362,7 @@ enum Written {
 /// sends what is queued (within [`DRAIN_GRACE`]) before the close frame. A batch that
 /// cannot be written within `write_timeout` (a peer that stopped reading) ends it.
 async fn write(
-    mut sink: SplitSink<WebSocket, Message>,
+    mut sink: Sink,
     mut rx: mpsc::Receiver<Outbound>,
     control: Arc<Control>,
     write_timeout: Duration,
@@ -390,13 +428,12 @@ fn close_frame(control: &Control) -> Option<CloseFrame> {
     })
 }
 
-async fn write_batch(
-    sink: &mut SplitSink<WebSocket, Message>,
-    batch: &mut Vec<Outbound>,
-) -> Written {
+async fn write_batch(sink: &mut Sink, batch: &mut Vec<Outbound>) -> Written {
     for outbound in batch.drain(..) {
         let message = match outbound {
-            Outbound::Frame(text) | Outbound::Answer { frame: text, .. } => Message::Text(text),
+            Outbound::Frame(text) => Message::Text(text),
+            // The permit goes back to the budget as the frame is handed to the socket.
+            Outbound::Answer(answer) => Message::Text(answer.0),
             Outbound::Ping => Message::Ping(Default::default()),
             Outbound::Close(code, reason) => {
                 if sink.flush().await.is_err() {

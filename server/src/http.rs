@@ -417,10 +417,13 @@ async fn websocket(
         .max_message_size(limit)
         .max_frame_size(limit)
         .on_failed_upgrade(|e| tracing::warn!("WebSocket upgrade failed: {e}"))
-        .on_upgrade(move |socket| async move {
-            // The connection keeps its place under the caps for as long as it is open.
-            let _slot = slot;
-            connection::serve(node, socket, request).await
+        .on_upgrade(move |socket| {
+            // The connection keeps its place under the caps for as long as it is open. A
+            // combinator, not an async block: the block would hold the socket, and the
+            // connection's future twice (before and while awaiting it).
+            futures_util::FutureExt::map(connection::serve(node, socket, request), move |()| {
+                drop(slot)
+            })
         })
 }
 

@@ -37,10 +37,9 @@ pub enum Outbound {
     /// An answer, holding its share of the connection's answer budget until it is written
     /// (see `session.rs`): a client that sends commands and never reads its answers ties
     /// up that budget, not the server's memory.
-    Answer {
-        frame: Frame,
-        _budget: tokio::sync::OwnedSemaphorePermit,
-    },
+    /// Boxed, so that every slot of every connection's queue stays the size of a frame
+    /// (the queue allocates its slots up front; answers are few next to deliveries).
+    Answer(Box<(Frame, tokio::sync::OwnedSemaphorePermit)>),
     Ping,
     /// Sent after everything queued before it, then the connection ends.
     Close(u16, &'static str),

@@ -154,10 +154,7 @@ impl Session {
         let Ok(permit) = self.answer_budget.clone().acquire_many_owned(share).await else {
             return Step::Stop;
         };
-        let answer = Outbound::Answer {
-            frame,
-            _budget: permit,
-        };
+        let answer = Outbound::Answer(Box::new((frame, permit)));
         if self.tx.send(answer).await.is_err() {
             return Step::Stop;
         }
@@ -226,6 +223,14 @@ impl Session {
         } else {
             Err(Error::AccessDenied.because(format!("no read permission on {channel:?}")))
         }
+    }
+
+    /// A hook call that failed: the details (the app's URL, its status, the error) go to
+    /// the log, where an operator acts on them; the client learns only that the app could
+    /// not answer, not where the app lives inside the network.
+    fn app_failed(&self, hook: &'static str, failure: &crate::hooks::HookFailure) -> Rejection {
+        tracing::warn!(client = %self.id, hook, "app hook failed: {}", failure.reason());
+        Error::Unavailable.because(format!("the app did not answer the {hook} hook"))
     }
 
     fn limit_exceeded(&self) -> Rejection {
@@ -338,7 +343,7 @@ impl Session {
         let answer: SubscribeAnswer = hooks
             .call(url, &request)
             .await
-            .map_err(|f| Error::Unavailable.because(f.reason().to_owned()))?;
+            .map_err(|f| self.app_failed("subscribe", &f))?;
         if !answer.allow {
             return Err(Error::AccessDenied.because(
                 answer
@@ -399,7 +404,7 @@ impl Session {
         let answer: RpcAnswer = hooks
             .call(url, &request)
             .await
-            .map_err(|f| Error::Unavailable.because(f.reason().to_owned()))?;
+            .map_err(|f| self.app_failed("rpc", &f))?;
         if answer.data.is_none() && answer.error.is_none() {
             return Err(
                 Error::Unavailable.because("the app's rpc answer has neither data nor error")

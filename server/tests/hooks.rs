@@ -56,6 +56,7 @@ async fn connect(State(app): State<App>, headers: HeaderMap, body: Bytes) -> Res
             "info": {"name": "Ann"}, "expires_in": 3600
         }))
         .into_response(),
+        "session=brief" => axum::Json(json!({"user": "bo", "expires_in": 1})).into_response(),
         "session=banned" => StatusCode::FORBIDDEN.into_response(),
         "session=boom" => StatusCode::INTERNAL_SERVER_ERROR.into_response(),
         "session=garbage" => "<html>".into_response(),
@@ -264,6 +265,19 @@ async fn the_app_identifies_connections_by_their_cookie() {
     let welcome = first.unwrap();
     assert!(welcome["connected"].get("user").is_none(), "{welcome}");
 
+    // An identity that expires ends the connection (4001) even if it never sends a
+    // command.
+    let (mut ws, first) = open(&h.server, Some("session=brief")).await;
+    assert_eq!(first.unwrap()["connected"]["user"], "bo");
+    let closed = loop {
+        match tokio::time::timeout(WAIT, ws.next()).await.unwrap() {
+            Some(Ok(Message::Close(frame))) => break frame.map(|f| f.code),
+            Some(Ok(_)) => continue,
+            other => panic!("no close frame: {other:?}"),
+        }
+    };
+    assert_eq!(closed, Some(CloseCode::Library(4001)));
+
     // Refused: 4403. Failed, garbage, too slow, down: 4503.
     for (cookie, code) in [
         ("session=banned", 4403),
@@ -393,6 +407,12 @@ async fn rpc_goes_to_the_app_and_answers_come_in_order() {
             .ask(json!({"rpc": {"method": method, "data": null}}))
             .await;
         assert_eq!(r["err"], "UNAVAILABLE", "{method}: {r}");
+        // Where the app lives stays in the server's log.
+        let reason = r["reason"].as_str().unwrap_or_default();
+        assert!(
+            !reason.contains("127.0.0.1") && !reason.contains("http"),
+            "{method}: the app's address reached the client: {reason}"
+        );
     }
     let _ = h.app_addr;
 }
