@@ -548,6 +548,11 @@ impl Node {
         }
     }
 
+    /// Whether the connection `id` (on this node) is subscribed to `channel`.
+    pub fn is_subscribed(&self, id: &str, channel: &str) -> bool {
+        self.hub.read().is_subscribed(id, channel)
+    }
+
     /// Drops the subscriptions of `id` for which `keep` says no.
     pub async fn retain_subscriptions(
         &self,

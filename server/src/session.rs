@@ -225,6 +225,22 @@ impl Session {
         }
     }
 
+    /// History and presence: where the app decides subscriptions (`subscribe_hook`), only a
+    /// subscriber it allowed may look, whatever the read patterns say (they do not decide
+    /// there); elsewhere, read permission.
+    fn may_look(&self, channel: &str) -> Result<(), Rejection> {
+        if !self.node.namespace(channel).subscribe_hook {
+            return self.may_read(channel);
+        }
+        if self.node.is_subscribed(&self.id, channel) {
+            Ok(())
+        } else {
+            Err(Error::AccessDenied.because(format!(
+                "the app decides who reads {channel:?}: subscribe first"
+            )))
+        }
+    }
+
     /// A hook call that failed: the details (the app's URL, its status, the error) go to
     /// the log, where an operator acts on them; the client learns only that the app could
     /// not answer, not where the app lives inside the network.
@@ -470,7 +486,7 @@ impl Session {
     }
 
     async fn presence(&mut self, channel: String) -> Answer {
-        self.may_read(&channel)?;
+        self.may_look(&channel)?;
         if !self.node.namespace(&channel).presence {
             return Err(no_presence(&channel));
         }
@@ -486,7 +502,7 @@ impl Session {
             since,
         }: HistoryQuery,
     ) -> Answer {
-        self.may_read(&channel)?;
+        self.may_look(&channel)?;
         if !self.node.namespace(&channel).stream.keeps_history() {
             return Err(no_history(&channel));
         }

@@ -358,6 +358,20 @@ async fn the_app_decides_subscriptions_in_its_namespaces() {
         .ask(json!({"subscribe": {"channel": "gated:closed"}}))
         .await;
     assert_eq!(r, json!({"err": "ACCESS_DENIED", "reason": "members only"}));
+    // Where the app decides, read patterns do not open presence (or history): ann may read
+    // `gated:*` by her identity, but only a subscriber the app allowed may look.
+    let r = ann
+        .ask(json!({"presence": {"channel": "gated:closed"}}))
+        .await;
+    assert_eq!(r["err"], "ACCESS_DENIED", "{r}");
+    let r = anon
+        .ask(json!({"presence": {"channel": "gated:open"}}))
+        .await;
+    assert_eq!(
+        r["presence"]["clients"].as_array().map(Vec::len),
+        Some(2),
+        "{r}"
+    );
     // The app calls the hub's API from inside its hook: no deadlock.
     ann.subscribe("room:side").await;
     ann.send(json!({"subscribe": {"channel": "gated:busy"}}))
