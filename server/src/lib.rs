@@ -89,7 +89,7 @@ pub async fn run(
     });
     listener::serve(
         listener,
-        http::router(node),
+        http::router(node.clone()),
         limits,
         shutdown.clone(),
         SHUTDOWN_GRACE,
@@ -98,6 +98,7 @@ pub async fn run(
     if !shutdown.connections_closed(SHUTDOWN_GRACE).await {
         tracing::warn!("some connections did not close within {SHUTDOWN_GRACE:?}");
     }
+    node.withdraw().await;
     tracing::info!("stopped");
     Ok(())
 }

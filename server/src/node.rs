@@ -389,6 +389,13 @@ impl Node {
     }
 
     /// Says that this node is alive, with its figures.
+    /// Takes this node off the list of live nodes (it shuts down).
+    pub async fn withdraw(&self) {
+        if let Err(e) = self.broker.withdraw(&self.id).await {
+            tracing::warn!("cannot take this node off the list of nodes: {e}");
+        }
+    }
+
     async fn announce(&self) -> Result<(), EngineError> {
         self.broker.announce(&self.info(), ANNOUNCE_TTL).await
     }

@@ -124,6 +124,10 @@ pub trait Broker: Send + Sync + 'static {
     /// Says that this node is alive, with its figures, for `ttl`.
     async fn announce(&self, node: &NodeInfo, ttl: Duration) -> Result<(), EngineError>;
 
+    /// Says that this node is gone (it shuts down), so that it is not listed until its
+    /// last announcement would have expired.
+    async fn withdraw(&self, node_id: &str) -> Result<(), EngineError>;
+
     /// Every node alive (that announced itself within its ttl).
     async fn nodes(&self) -> Result<Vec<NodeInfo>, EngineError>;
 

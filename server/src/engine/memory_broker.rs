@@ -215,6 +215,14 @@ impl Broker for MemoryBroker {
         Ok(())
     }
 
+    async fn withdraw(&self, node_id: &str) -> Result<(), EngineError> {
+        let mut node = self.inner.node.lock();
+        if node.as_ref().is_some_and(|n| n.id == node_id) {
+            *node = None;
+        }
+        Ok(())
+    }
+
     async fn nodes(&self) -> Result<Vec<NodeInfo>, EngineError> {
         Ok(self.inner.node.lock().iter().cloned().collect())
     }

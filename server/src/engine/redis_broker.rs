@@ -361,6 +361,19 @@ impl Broker for RedisBroker {
         Ok(())
     }
 
+    async fn withdraw(&self, node_id: &str) -> Result<(), EngineError> {
+        let _: () = redis::pipe()
+            .atomic()
+            .hdel(format!("{}:nodes", self.prefix), node_id)
+            .ignore()
+            .zrem(format!("{}:nodes:expiry", self.prefix), node_id)
+            .ignore()
+            .query_async(&mut self.commands.clone())
+            .await
+            .map_err(failed)?;
+        Ok(())
+    }
+
     async fn nodes(&self) -> Result<Vec<NodeInfo>, EngineError> {
         let values: Vec<String> = self
             .nodes

@@ -477,6 +477,10 @@ pub async fn nodes_announce_themselves(e: Engine) {
         nodes.contains(&again) && !nodes.contains(&node),
         "{nodes:?}"
     );
+    // A node that shuts down is no longer listed, long before its ttl.
+    e.broker.withdraw(&node.id).await.unwrap();
+    let nodes = e.broker.nodes().await.unwrap();
+    assert!(!nodes.iter().any(|n| n.id == node.id), "{nodes:?}");
 }
 
 /// One test per property, each on a fresh engine from `$factory().await`.
