@@ -10,14 +10,20 @@
 //! - [`channel`]: channel-name rules.
 //! - [`hooks`]: what hubbub asks the application, what it answers, how it is signed.
 //! - [`hub`]: subscriptions and fan-out on one node.
+//! - [`namespace`]: what the channels of a namespace keep (history, presence), as the
+//!   hub's config writes it.
+//! - [`engine`]: the Redis engine's keys, topics, Lua scripts and lines, shared by the
+//!   server and hubbub-publisher's Redis transport.
 //! - [`Error`]: the protocol's error names, in one enum.
 
 pub mod api;
 pub mod auth;
 pub mod channel;
+pub mod engine;
 mod error;
 pub mod hooks;
 pub mod hub;
+pub mod namespace;
 pub mod protocol;
 
 pub use error::{Error, Rejection};

@@ -5,9 +5,12 @@
 //! both) are laid over it key by key, and the result is deserialized and checked. Every
 //! error names the key it is about.
 
-use crate::engine::StreamOptions;
 use clap::Args;
 use hubbub_core::auth::{Authenticator, User};
+// A `[[namespaces]]` entry as written, and the namespace it makes, are core's: the Redis
+// publisher is given the same entries, to keep each channel's stream as the hubs do.
+use hubbub_core::namespace::NamespaceSpec as NamespaceFile;
+pub use hubbub_core::namespace::{Namespace, DEFAULT_HISTORY_TTL, MAX_HISTORY_SIZE, NO_NAMESPACE};
 use ipnet::IpNet;
 use serde::Deserialize;
 use std::net::{IpAddr, SocketAddr};
@@ -221,42 +224,13 @@ pub struct HooksConfig {
 pub const DEFAULT_FORWARD_HEADERS: [&str; 4] =
     ["Cookie", "Authorization", "User-Agent", "X-Forwarded-For"];
 
-/// A `[[namespaces]]` entry as written.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct NamespaceFile {
-    pattern: String,
-    history_size: Option<u64>,
-    history_ttl: Option<String>,
-    recover: Option<bool>,
-    presence: Option<bool>,
-    join_leave: Option<bool>,
-    subscribe_hook: Option<bool>,
-}
-
-/// What the channels matching a pattern keep, and who decides about them.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Namespace {
-    pub pattern: String,
-    pub stream: StreamOptions,
-    /// Whether `subscribe` with `since` may recover missed messages.
-    pub recover: bool,
-    pub presence: bool,
-    pub join_leave: bool,
-    /// Whether the app's subscribe hook, not read permissions, decides who may subscribe.
-    pub subscribe_hook: bool,
-}
-
-/// How long a stream lives after its last publication when `history_ttl` is not given.
-pub const DEFAULT_HISTORY_TTL: Duration = Duration::from_secs(600);
-
-/// The most messages one channel may keep.
-pub const MAX_HISTORY_SIZE: u64 = 100_000;
-
 /// The longest `ping_interval`, `history_ttl`, `http_timeout` and `hooks.timeout`: the
 /// server doubles or adds them to the current time, which overflows, and panics, for durations near the largest
 /// one `humantime` reads (the `config` fuzz target checks accepted durations for this).
 pub const MAX_DURATION: Duration = Duration::from_secs(365 * 24 * 3600);
+
+// Core checks `history_ttl` against the same limit.
+const _: () = assert!(hubbub_core::namespace::MAX_HISTORY_TTL.as_secs() == MAX_DURATION.as_secs());
 
 fn at_most_a_year(key: &str, d: Duration) -> Result<Duration, ConfigError> {
     if d > MAX_DURATION {
@@ -264,19 +238,6 @@ fn at_most_a_year(key: &str, d: Duration) -> Result<Duration, ConfigError> {
     }
     Ok(d)
 }
-
-/// What a channel matching no namespace keeps: nothing.
-pub static NO_NAMESPACE: Namespace = Namespace {
-    pattern: String::new(),
-    stream: StreamOptions {
-        history_size: 0,
-        history_ttl: Duration::ZERO,
-    },
-    recover: false,
-    presence: false,
-    join_leave: false,
-    subscribe_hook: false,
-};
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -525,10 +486,9 @@ impl Config {
                     .redis_prefix
                     .clone()
                     .or(file.redis_prefix)
-                    .unwrap_or_else(|| "hubbub".to_owned());
-                if prefix.is_empty() || prefix.contains(char::is_whitespace) {
-                    return Err(key_error("redis_prefix", "must be a word, e.g. \"hubbub\""));
-                }
+                    .unwrap_or_else(|| hubbub_core::engine::DEFAULT_PREFIX.to_owned());
+                hubbub_core::engine::check_prefix(&prefix)
+                    .map_err(|e| key_error("redis_prefix", e))?;
                 Engine::Redis { url, prefix }
             }
             Some(other) => {
@@ -579,10 +539,7 @@ impl Config {
     /// The namespace that decides for `channel`: the first that matches, or one that
     /// keeps nothing.
     pub fn namespace(&self, channel: &str) -> &Namespace {
-        self.namespaces
-            .iter()
-            .find(|n| hubbub_core::auth::pattern_matches(&n.pattern, channel))
-            .unwrap_or(&NO_NAMESPACE)
+        hubbub_core::namespace::find(&self.namespaces, channel)
     }
 
     /// The authenticator this configuration describes.
@@ -665,50 +622,7 @@ fn parse_namespaces(text: &str) -> Result<Vec<NamespaceFile>, ConfigError> {
 
 /// Checks the `i`th namespace; errors name its keys as `namespaces[i].key`.
 fn namespace(i: usize, n: NamespaceFile) -> Result<Namespace, ConfigError> {
-    let key = |k: &str| format!("namespaces[{i}].{k}");
-    if n.pattern.is_empty() {
-        return Err(key_error(&key("pattern"), "is empty"));
-    }
-    let history_size = n.history_size.unwrap_or(0);
-    if history_size > MAX_HISTORY_SIZE {
-        return Err(key_error(
-            &key("history_size"),
-            format!("at most {MAX_HISTORY_SIZE} messages per channel"),
-        ));
-    }
-    let history_ttl = match &n.history_ttl {
-        Some(text) => {
-            let ttl = humantime::parse_duration(text).map_err(|e| {
-                key_error(&key("history_ttl"), format!("{text:?}: {e} (e.g. \"10m\")"))
-            })?;
-            if ttl < Duration::from_secs(1) {
-                return Err(key_error(&key("history_ttl"), "must be at least 1s"));
-            }
-            at_most_a_year(&key("history_ttl"), ttl)?
-        }
-        None => DEFAULT_HISTORY_TTL,
-    };
-    let recover = match n.recover {
-        Some(true) if history_size == 0 => {
-            return Err(key_error(
-                &key("recover"),
-                "needs history (history_size greater than 0)",
-            ))
-        }
-        Some(recover) => recover,
-        None => history_size > 0,
-    };
-    Ok(Namespace {
-        pattern: n.pattern,
-        stream: StreamOptions {
-            history_size: history_size as usize,
-            history_ttl,
-        },
-        recover,
-        presence: n.presence.unwrap_or(false),
-        join_leave: n.join_leave.unwrap_or(false),
-        subscribe_hook: n.subscribe_hook.unwrap_or(false),
-    })
+    Namespace::from_spec(n).map_err(|e| key_error(&format!("namespaces[{i}].{}", e.key), e.message))
 }
 
 /// Checks `[hooks]` with the flags laid over it; `None` where no URL is set.

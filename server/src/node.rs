@@ -55,8 +55,9 @@ pub struct Node {
 }
 
 /// How long a request to every node waits for their answers; a node that died without
-/// leaving the node list yet is not waited for longer.
-const CLUSTER_WAIT: Duration = Duration::from_secs(1);
+/// leaving the node list yet is not waited for longer. (Core's, which the Redis publisher
+/// waits as long.)
+const CLUSTER_WAIT: Duration = hubbub_core::engine::CLUSTER_WAIT;
 
 /// How often a node announces itself, and how long an announcement counts.
 const ANNOUNCE_EVERY: Duration = Duration::from_secs(5);

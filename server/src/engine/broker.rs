@@ -8,28 +8,14 @@
 
 use super::EngineError;
 use async_trait::async_trait;
-use hubbub_core::api::{NodeInfo, Target};
+use hubbub_core::api::NodeInfo;
 use hubbub_core::protocol::{Message, PresentClient, StreamPosition};
-use serde::{Deserialize, Serialize};
-use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
 /// What a channel's namespace keeps: given with every publish and history call, since the
-/// broker knows channels, not namespaces.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct StreamOptions {
-    /// Messages kept; 0 for no stream at all (no offsets, no history).
-    pub history_size: usize,
-    /// How long the stream lives after its last publication.
-    pub history_ttl: Duration,
-}
-
-impl StreamOptions {
-    pub fn keeps_history(&self) -> bool {
-        self.history_size > 0
-    }
-}
+/// broker knows channels, not namespaces. (Core's, which the Redis publisher uses too.)
+pub use hubbub_core::namespace::StreamOptions;
 
 /// Which messages of a stream a history call wants.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -49,29 +35,9 @@ pub struct HistoryResult {
 }
 
 /// A message between the nodes of a cluster, not for subscribers: what the HTTP API and
-/// `direct` ask of connections wherever they are, and the nodes' answers.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "kind", rename_all = "lowercase")]
-pub enum Control {
-    /// Queue `frame` (an encoded `directMessage`) for the connections `target` names.
-    Direct {
-        request: String,
-        target: Target,
-        frame: String,
-    },
-    /// Close the connections `target` names, as `POST /api/disconnect` does (4000).
-    Disconnect { request: String, target: Target },
-    /// Tell how many subscribers each channel has.
-    Channels { request: String },
-    /// A node's answer to a request: how many connections it reached, or its channels.
-    Reply {
-        request: String,
-        node: String,
-        count: usize,
-        #[serde(default, skip_serializing_if = "Option::is_none")]
-        channels: Option<BTreeMap<String, usize>>,
-    },
-}
+/// `direct` ask of connections wherever they are, and the nodes' answers. (Core's, where
+/// the Redis engine's layout is written down.)
+pub use hubbub_core::engine::Control;
 
 /// Where the broker hands back what it receives for the channels the node subscribed to.
 pub trait BrokerHandler: Send + Sync + 'static {

@@ -50,6 +50,8 @@ impl From<EngineError> for hubbub_core::Rejection {
 /// A new stream epoch: random, so that a position from a stream that was lost (a
 /// restarted node, an expired stream) is never mistaken for one of the new stream.
 pub fn new_epoch() -> String {
-    let id = uuid::Uuid::new_v4().simple().to_string();
-    id[..12].to_owned()
+    let id = uuid::Uuid::new_v4();
+    let mut random = [0; 6];
+    random.copy_from_slice(&id.as_bytes()[..6]);
+    hubbub_core::engine::epoch(random)
 }

@@ -4,17 +4,9 @@
 //! appends to the stream and publishes, so that the offsets and the order subscribers see
 //! are one and the same on every node.
 //!
-//! Keys, under the configured prefix `P`:
-//! - `P:t:<channel>`: the channel's pub/sub topic;
-//! - `P:m:<channel>`: the stream's epoch and last offset (a hash);
-//! - `P:h:<channel>`: the stream's kept messages (a list), both expiring `history_ttl`
-//!   after the last publication;
-//! - `P:control`: the topic every node listens to, for messages between nodes;
-//! - `P:nodes`, `P:nodes:expiry`: the live nodes and when each stops counting as alive.
-//!
-//! What travels on a topic (and sits in a stream) is one line of text: `m<offset> <json>`
-//! for a publication (offset 0 where there is no stream), `j<json>` and `l<json>` for a
-//! join and a leave.
+//! The keys, topics, scripts and lines are hubbub-core's `engine` module (where they are
+//! written down), which hubbub-publisher's Redis transport shares: a publication made
+//! straight into Redis is one made through a node.
 
 use super::{
     new_epoch, Broker, BrokerHandler, Control, EngineError, HistoryFilter, HistoryResult,
@@ -22,54 +14,18 @@ use super::{
 };
 use async_trait::async_trait;
 use hubbub_core::api::NodeInfo;
+use hubbub_core::engine;
+// What travels on a topic, read back into what the handler is given.
+use hubbub_core::engine::{read_line as decode, Line as Payload};
+use hubbub_core::engine::{
+    HISTORY_SCRIPT as HISTORY, NODES_SCRIPT as NODES, PUBLISH_SCRIPT as PUBLISH,
+};
 use hubbub_core::protocol::{Message, PresentClient, StreamPosition};
 use redis::aio::ConnectionManager;
 use redis::{AsyncCommands, PushKind, Value};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 use tokio::sync::mpsc;
-
-/// Appends to a stream and publishes, atomically: KEYS meta, list; ARGV topic, message
-/// JSON, history size, ttl in ms, an epoch for a new stream.
-const PUBLISH: &str = r#"
-local epoch = redis.call('HGET', KEYS[1], 'e')
-if not epoch then
-  epoch = ARGV[5]
-  redis.call('HSET', KEYS[1], 'e', epoch)
-end
-local offset = redis.call('HINCRBY', KEYS[1], 'o', 1)
-local payload = 'm' .. offset .. ' ' .. ARGV[2]
-redis.call('RPUSH', KEYS[2], payload)
-redis.call('LTRIM', KEYS[2], -tonumber(ARGV[3]), -1)
-redis.call('PEXPIRE', KEYS[1], ARGV[4])
-redis.call('PEXPIRE', KEYS[2], ARGV[4])
-redis.call('PUBLISH', ARGV[1], payload)
-return {offset, epoch}
-"#;
-
-/// A stream's position and kept messages, making the stream where there is none: KEYS
-/// meta, list; ARGV an epoch for a new stream, ttl in ms.
-const HISTORY: &str = r#"
-local epoch = redis.call('HGET', KEYS[1], 'e')
-if not epoch then
-  epoch = ARGV[1]
-  redis.call('HSET', KEYS[1], 'e', epoch, 'o', 0)
-  redis.call('PEXPIRE', KEYS[1], ARGV[2])
-end
-local offset = tonumber(redis.call('HGET', KEYS[1], 'o') or '0')
-return {epoch, offset, redis.call('LRANGE', KEYS[2], 0, -1)}
-"#;
-
-/// Drops the nodes that stopped announcing themselves, then lists the rest: KEYS nodes,
-/// expiries; ARGV now in ms.
-const NODES: &str = r#"
-local gone = redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', ARGV[1])
-if #gone > 0 then
-  redis.call('HDEL', KEYS[1], unpack(gone))
-  redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', ARGV[1])
-end
-return redis.call('HVALS', KEYS[1])
-"#;
 
 /// The Redis engine's broker.
 pub struct RedisBroker {
@@ -134,18 +90,15 @@ impl RedisBroker {
     }
 
     fn control_topic(&self) -> String {
-        format!("{}:control", self.prefix)
+        engine::control_topic(&self.prefix)
     }
 
     fn topic(&self, channel: &str) -> String {
-        format!("{}:t:{channel}", self.prefix)
+        engine::topic(&self.prefix, channel)
     }
 
     fn stream_keys(&self, channel: &str) -> (String, String) {
-        (
-            format!("{}:m:{channel}", self.prefix),
-            format!("{}:h:{channel}", self.prefix),
-        )
+        engine::stream_keys(&self.prefix, channel)
     }
 }
 
@@ -157,31 +110,6 @@ fn with_resp3(url: &str) -> String {
         format!("{url}&protocol=resp3")
     } else {
         format!("{url}?protocol=resp3")
-    }
-}
-
-/// Reads what travels on a topic back into what the handler is given.
-enum Payload {
-    Message(Message),
-    Join(PresentClient),
-    Leave(PresentClient),
-    Control(Control),
-}
-
-fn decode(payload: &[u8]) -> Option<Payload> {
-    let text = std::str::from_utf8(payload).ok()?;
-    match text.as_bytes().first()? {
-        b'm' => {
-            let (offset, json) = text[1..].split_once(' ')?;
-            let offset: u64 = offset.parse().ok()?;
-            let mut message: Message = serde_json::from_str(json).ok()?;
-            message.offset = (offset > 0).then_some(offset);
-            Some(Payload::Message(message))
-        }
-        b'j' => serde_json::from_str(&text[1..]).ok().map(Payload::Join),
-        b'l' => serde_json::from_str(&text[1..]).ok().map(Payload::Leave),
-        b'c' => serde_json::from_str(&text[1..]).ok().map(Payload::Control),
-        _ => None,
     }
 }
 
@@ -199,8 +127,8 @@ async fn deliver(
     handler: Arc<dyn BrokerHandler>,
     mut pushes: mpsc::UnboundedReceiver<redis::PushInfo>,
 ) {
-    let topic_prefix = format!("{prefix}:t:");
-    let control_topic = format!("{prefix}:control");
+    let topic_prefix = engine::topic_prefix(&prefix);
+    let control_topic = engine::control_topic(&prefix);
     while let Some(push) = pushes.recv().await {
         if push.kind != PushKind::Message {
             continue;
@@ -259,11 +187,11 @@ impl Broker for RedisBroker {
         message: Message,
         options: &StreamOptions,
     ) -> Result<Option<StreamPosition>, EngineError> {
-        let json = serde_json::to_string(&message).expect("messages serialize");
+        let json = engine::message_json(&message);
         let mut redis = self.commands.clone();
         if !options.keeps_history() {
             let _: i64 = redis
-                .publish(self.topic(channel), format!("m0 {json}"))
+                .publish(self.topic(channel), engine::publication_line(&json))
                 .await
                 .map_err(failed)?;
             return Ok(None);
@@ -285,10 +213,9 @@ impl Broker for RedisBroker {
     }
 
     async fn publish_join(&self, channel: &str, client: &PresentClient) -> Result<(), EngineError> {
-        let json = serde_json::to_string(client).expect("clients serialize");
         let mut redis = self.commands.clone();
         let _: i64 = redis
-            .publish(self.topic(channel), format!("j{json}"))
+            .publish(self.topic(channel), engine::join_line(client))
             .await
             .map_err(failed)?;
         Ok(())
@@ -299,10 +226,9 @@ impl Broker for RedisBroker {
         channel: &str,
         client: &PresentClient,
     ) -> Result<(), EngineError> {
-        let json = serde_json::to_string(client).expect("clients serialize");
         let mut redis = self.commands.clone();
         let _: i64 = redis
-            .publish(self.topic(channel), format!("l{json}"))
+            .publish(self.topic(channel), engine::leave_line(client))
             .await
             .map_err(failed)?;
         Ok(())
@@ -336,10 +262,9 @@ impl Broker for RedisBroker {
     }
 
     async fn publish_control(&self, control: &Control) -> Result<(), EngineError> {
-        let json = serde_json::to_string(control).expect("control messages serialize");
         let mut redis = self.commands.clone();
         let _: i64 = redis
-            .publish(self.control_topic(), format!("c{json}"))
+            .publish(self.control_topic(), engine::control_line(control))
             .await
             .map_err(failed)?;
         Ok(())
@@ -347,8 +272,7 @@ impl Broker for RedisBroker {
 
     async fn announce(&self, node: &NodeInfo, ttl: Duration) -> Result<(), EngineError> {
         let json = serde_json::to_string(node).expect("node figures serialize");
-        let nodes = format!("{}:nodes", self.prefix);
-        let expiries = format!("{}:nodes:expiry", self.prefix);
+        let (nodes, expiries) = engine::nodes_keys(&self.prefix);
         let _: () = redis::pipe()
             .atomic()
             .hset(&nodes, &node.id, json)
@@ -362,11 +286,12 @@ impl Broker for RedisBroker {
     }
 
     async fn withdraw(&self, node_id: &str) -> Result<(), EngineError> {
+        let (nodes, expiries) = engine::nodes_keys(&self.prefix);
         let _: () = redis::pipe()
             .atomic()
-            .hdel(format!("{}:nodes", self.prefix), node_id)
+            .hdel(nodes, node_id)
             .ignore()
-            .zrem(format!("{}:nodes:expiry", self.prefix), node_id)
+            .zrem(expiries, node_id)
             .ignore()
             .query_async(&mut self.commands.clone())
             .await
@@ -375,10 +300,11 @@ impl Broker for RedisBroker {
     }
 
     async fn nodes(&self) -> Result<Vec<NodeInfo>, EngineError> {
+        let (nodes, expiries) = engine::nodes_keys(&self.prefix);
         let values: Vec<String> = self
             .nodes
-            .key(format!("{}:nodes", self.prefix))
-            .key(format!("{}:nodes:expiry", self.prefix))
+            .key(nodes)
+            .key(expiries)
             .arg(now_ms())
             .invoke_async(&mut self.commands.clone())
             .await

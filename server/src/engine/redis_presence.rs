@@ -54,10 +54,7 @@ impl RedisPresence {
     }
 
     fn keys(&self, channel: &str) -> (String, String) {
-        (
-            format!("{}:p:{channel}", self.prefix),
-            format!("{}:pe:{channel}", self.prefix),
-        )
+        hubbub_core::engine::presence_keys(&self.prefix, channel)
     }
 }
 
