@@ -48,6 +48,18 @@ pub fn check_prefix(prefix: &str) -> Result<(), &'static str> {
     Ok(())
 }
 
+/// Adds `protocol=resp3` to a Redis URL that names no protocol: the engine's connections
+/// speak RESP3, whose pushes tell a connection at once that Redis went away.
+pub fn with_resp3(url: &str) -> String {
+    if url.contains("protocol=") {
+        url.to_owned()
+    } else if url.contains('?') {
+        format!("{url}&protocol=resp3")
+    } else {
+        format!("{url}?protocol=resp3")
+    }
+}
+
 /// The pub/sub topic of `channel`: `P:t:<channel>`.
 pub fn topic(prefix: &str, channel: &str) -> String {
     format!("{prefix}:t:{channel}")
@@ -333,6 +345,15 @@ mod tests {
             ("p:p:c".to_owned(), "p:pe:c".to_owned())
         );
         assert!(check_prefix("hubbub").is_ok());
+        assert_eq!(with_resp3("redis://h/0"), "redis://h/0?protocol=resp3");
+        assert_eq!(
+            with_resp3("redis://h/0?a=1"),
+            "redis://h/0?a=1&protocol=resp3"
+        );
+        assert_eq!(
+            with_resp3("redis://h?protocol=resp2"),
+            "redis://h?protocol=resp2"
+        );
         assert!(check_prefix("").is_err() && check_prefix("a b").is_err());
     }
 

@@ -2,10 +2,11 @@
 //! the history and presence reads of section 8).
 //!
 //! Requests are written with core's `api` types and answers read with core's
-//! [`read_answer`], the code the hub itself is built from.
+//! [`read_answer`], the code the hub itself is built from. With a `redis://` URL the calls
+//! go to `crate::redis` instead, which makes them straight in the hubs' Redis engine.
 
 use crate::connections::Connections;
-use crate::endpoint::{with_channel, ConfigError, Endpoint, Options};
+use crate::endpoint::{with_channel, ConfigError, Endpoint, Options, Transport};
 use crate::error::Error;
 use hubbub_core::api::{
     self, BroadcastPublished, BroadcastRequest, Channels, DirectDelivered, DirectRequest,
@@ -13,12 +14,14 @@ use hubbub_core::api::{
     PublishRequest, Published, Target,
 };
 use hubbub_core::protocol::RawJson;
+use reqwest::header::HeaderValue;
 use reqwest::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE};
 use reqwest::{Method, Url};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
-/// Publishes to a hubbub hub over its HTTP API.
+/// Publishes to a hubbub hub over its HTTP API, or straight into the hubs' Redis engine
+/// (a `redis://` URL).
 ///
 /// Cheap to clone: clones share the endpoint and the pool of kept-alive connections, so
 /// many calls may be in flight at once, each on a pooled connection when one is free.
@@ -90,7 +93,11 @@ impl Publisher {
             data: encode(data)?,
             event: event.into(),
         };
-        self.post(&self.endpoint.routes().publish, &request).await
+        match self.endpoint.transport() {
+            Transport::Http { routes, .. } => self.post(&routes.publish, &request).await,
+            #[cfg(feature = "redis")]
+            Transport::Redis(redis) => redis.call(self).publish(request).await,
+        }
     }
 
     /// Publishes `data` to every subscriber of each of `channels` at once.
@@ -105,7 +112,11 @@ impl Publisher {
             data: encode(data)?,
             event: event.into(),
         };
-        self.post(&self.endpoint.routes().broadcast, &request).await
+        match self.endpoint.transport() {
+            Transport::Http { routes, .. } => self.post(&routes.broadcast, &request).await,
+            #[cfg(feature = "redis")]
+            Transport::Redis(redis) => redis.call(self).broadcast(request).await,
+        }
     }
 
     /// Sends `data` to one connection ([`Target::Client`]) or to every connection of one
@@ -119,25 +130,40 @@ impl Publisher {
         data: &D,
     ) -> Result<DirectDelivered, Error> {
         let request = DirectRequest::new(target, event.into(), encode(data)?);
-        self.post(&self.endpoint.routes().direct, &request).await
+        match self.endpoint.transport() {
+            Transport::Http { routes, .. } => self.post(&routes.direct, &request).await,
+            #[cfg(feature = "redis")]
+            Transport::Redis(redis) => redis.call(self).direct(request).await,
+        }
     }
 
     /// Closes one connection or every connection of one user (close code 4000). Nobody
     /// matching is fine: `{"disconnected": 0}`.
     pub async fn disconnect(&self, target: Target) -> Result<Disconnected, Error> {
         let request = DisconnectRequest::new(target);
-        self.post(&self.endpoint.routes().disconnect, &request)
-            .await
+        match self.endpoint.transport() {
+            Transport::Http { routes, .. } => self.post(&routes.disconnect, &request).await,
+            #[cfg(feature = "redis")]
+            Transport::Redis(redis) => redis.call(self).disconnect(request).await,
+        }
     }
 
     /// Every channel with at least one subscriber, and how many it has.
     pub async fn channels(&self) -> Result<Channels, Error> {
-        self.get(&self.endpoint.routes().channels).await
+        match self.endpoint.transport() {
+            Transport::Http { routes, .. } => self.get(&routes.channels).await,
+            #[cfg(feature = "redis")]
+            Transport::Redis(redis) => redis.call(self).channels().await,
+        }
     }
 
     /// The hub's version, connection and channel counts, and uptime.
     pub async fn info(&self) -> Result<Info, Error> {
-        self.get(&self.endpoint.routes().info).await
+        match self.endpoint.transport() {
+            Transport::Http { routes, .. } => self.get(&routes.info).await,
+            #[cfg(feature = "redis")]
+            Transport::Redis(redis) => Err(redis.call(self).not_through_redis("info")),
+        }
     }
 
     /// The messages `channel` keeps, oldest first, with its current position: without
@@ -150,6 +176,13 @@ impl Publisher {
         limit: Option<u64>,
         since: Option<u64>,
     ) -> Result<HistoryPage, Error> {
+        let routes = match self.endpoint.transport() {
+            Transport::Http { routes, .. } => routes,
+            #[cfg(feature = "redis")]
+            Transport::Redis(redis) => {
+                return redis.call(self).history(channel, limit, since).await
+            }
+        };
         let mut query = Vec::new();
         if let Some(limit) = limit {
             query.push(("limit", limit.to_string()));
@@ -157,23 +190,49 @@ impl Publisher {
         if let Some(since) = since {
             query.push(("since", since.to_string()));
         }
-        let url = with_channel(&self.endpoint.routes().history, channel, &query);
+        let url = with_channel(&routes.history, channel, &query);
         Ok(self.get::<HistoryAnswer>(&url).await?.into_page())
     }
 
     /// Every connection subscribed to `channel`, with its user and info. `INVALID_CHANNEL`
     /// where the channel's namespace has no presence.
     pub async fn presence(&self, channel: &str) -> Result<Presence, Error> {
-        let url = with_channel(&self.endpoint.routes().presence, channel, &[]);
+        let routes = match self.endpoint.transport() {
+            Transport::Http { routes, .. } => routes,
+            #[cfg(feature = "redis")]
+            Transport::Redis(redis) => return Err(redis.call(self).not_through_redis("presence")),
+        };
+        let url = with_channel(&routes.presence, channel, &[]);
         self.get(&url).await
     }
 
     /// How many connections and distinct users are subscribed to `channel`.
     /// `INVALID_CHANNEL` where the channel's namespace has no presence.
     pub async fn presence_stats(&self, channel: &str) -> Result<PresenceStats, Error> {
+        let routes = match self.endpoint.transport() {
+            Transport::Http { routes, .. } => routes,
+            #[cfg(feature = "redis")]
+            Transport::Redis(redis) => {
+                return Err(redis.call(self).not_through_redis("presence_stats"))
+            }
+        };
         let query = [("stats", "1".to_owned())];
-        let url = with_channel(&self.endpoint.routes().presence, channel, &query);
+        let url = with_channel(&routes.presence, channel, &query);
         self.get(&url).await
+    }
+
+    /// The pool of connections the calls go over.
+    #[cfg(feature = "redis")]
+    pub(crate) fn connections(&self) -> &Connections {
+        &self.connections
+    }
+
+    fn authorization(&self) -> Option<&HeaderValue> {
+        match self.endpoint.transport() {
+            Transport::Http { authorization, .. } => authorization.as_ref(),
+            #[cfg(feature = "redis")]
+            Transport::Redis(_) => None,
+        }
     }
 
     async fn post<B: Serialize, A: DeserializeOwned>(
@@ -201,7 +260,7 @@ impl Publisher {
             .request(method, url.clone())
             .timeout(self.endpoint.timeout())
             .header(ACCEPT, "application/json");
-        if let Some(authorization) = self.endpoint.authorization() {
+        if let Some(authorization) = self.authorization() {
             request = request.header(AUTHORIZATION, authorization.clone());
         }
         request

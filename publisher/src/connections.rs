@@ -1,4 +1,5 @@
-//! A pool of kept-alive HTTP connections, and the TLS settings every pool shares.
+//! A pool of kept-alive HTTP connections (and Redis connections, for `redis://` URLs), and
+//! the TLS settings every pool shares.
 
 use crate::endpoint::ConfigError;
 use std::ptr;
@@ -6,7 +7,9 @@ use std::sync::atomic::{AtomicPtr, Ordering};
 use std::time::Duration;
 
 /// A pool of kept-alive connections to hubs (HTTP/1.1, `https://` with the system's
-/// certificate authorities). Cheap to clone: clones share the pool.
+/// certificate authorities), and to the hubs' Redis for `redis://` URLs (one multiplexed
+/// connection per Redis, which many calls share at once). Cheap to clone: clones share the
+/// pool.
 ///
 /// A connection belongs to the tokio runtime that opened it and is only served while that
 /// runtime runs, so a pool should be used from one runtime: a [`Publisher`](crate::Publisher)
@@ -15,11 +18,13 @@ use std::time::Duration;
 #[derive(Clone, Debug)]
 pub struct Connections {
     pub(crate) http: reqwest::Client,
+    #[cfg(feature = "redis")]
+    pub(crate) redis: crate::redis::Pool,
 }
 
 impl Connections {
     /// An empty pool. Connections are opened by the first calls and kept for the next,
-    /// until idle for a minute.
+    /// HTTP ones until idle for a minute.
     pub fn new() -> Result<Connections, ConfigError> {
         let http = reqwest::Client::builder()
             .user_agent(concat!("hubbub-publisher/", env!("CARGO_PKG_VERSION")))
@@ -28,7 +33,11 @@ impl Connections {
             .tls_backend_preconfigured(tls()?)
             .build()
             .map_err(|e| ConfigError::new(format!("cannot set up the HTTP client: {e}")))?;
-        Ok(Connections { http })
+        Ok(Connections {
+            http,
+            #[cfg(feature = "redis")]
+            redis: Default::default(),
+        })
     }
 }
 

@@ -1,7 +1,9 @@
 //! Where a publisher sends its calls, and how: the hub's URL, the API key and the time
-//! limit, from the caller's options, else the environment, else the defaults.
+//! limit, from the caller's options, else the environment, else the defaults. A
+//! `redis://` URL names the hubs' Redis instead, with the hubs' namespaces and prefix.
 
 use hubbub_core::api::DEFAULT_URL;
+use hubbub_core::namespace::NamespaceSpec;
 use reqwest::header::HeaderValue;
 use reqwest::Url;
 use std::fmt;
@@ -25,10 +27,17 @@ pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(5);
 /// | `url` | `HUBBUB_URL`, then [`DEFAULT_URL`](hubbub_core::api::DEFAULT_URL) (`http://127.0.0.1:9772`) |
 /// | `api_key` | `HUBBUB_API_KEY`, then none |
 /// | `timeout` | [`DEFAULT_TIMEOUT`] (5 s) |
+/// | `namespaces` | none: required with a `redis://` URL |
+/// | `redis_prefix` | [`DEFAULT_PREFIX`](hubbub_core::engine::DEFAULT_PREFIX) (`hubbub`) |
 ///
 /// An environment variable that is set but empty counts as unset, as a shell or a
 /// container file leaves `HUBBUB_URL=` when it has nothing to say. An empty `api_key`
 /// means no key; an empty `url` given here is a bad URL.
+///
+/// With an `http://` or `https://` URL the publisher calls the hub's HTTP API, and
+/// `namespaces` and `redis_prefix` are not used. With a `redis://` (or `rediss://`) URL it
+/// publishes straight into the hubs' Redis engine (see the crate's documentation,
+/// "Publishing through Redis"), and `api_key` is not used.
 ///
 /// ```
 /// use hubbub_publisher::Options;
@@ -42,13 +51,20 @@ pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(5);
 /// ```
 #[derive(Clone, Default, PartialEq, Eq)]
 pub struct Options {
-    /// The hub's base URL, `http://` or `https://`, e.g. `https://hub.example.com`.
+    /// The hub's base URL, `http://` or `https://`, e.g. `https://hub.example.com`; or the
+    /// hubs' Redis, `redis://` or `rediss://`, e.g. `redis://:password@10.0.0.5:6379/0`.
     pub url: Option<String>,
     /// Sent as `Authorization: Bearer <api_key>`; the hub asks for one when its config
     /// sets `api_keys`.
     pub api_key: Option<String>,
     /// How long one call may take, connecting included. Must be more than zero.
     pub timeout: Option<Duration>,
+    /// Through Redis: the hubs' `namespaces`, as their config writes them, so that each
+    /// channel's stream (offsets, history) is kept exactly as a hub keeps it. Required with
+    /// a `redis://` URL (an empty list where no channel keeps history).
+    pub namespaces: Option<Vec<NamespaceSpec>>,
+    /// Through Redis: the hubs' `redis_prefix`.
+    pub redis_prefix: Option<String>,
 }
 
 impl Options {
@@ -74,15 +90,29 @@ impl Options {
         self.timeout = Some(timeout);
         self
     }
+
+    /// Sets the hubs' namespaces, for publishing through Redis.
+    pub fn namespaces(mut self, namespaces: impl IntoIterator<Item = NamespaceSpec>) -> Options {
+        self.namespaces = Some(namespaces.into_iter().collect());
+        self
+    }
+
+    /// Sets the hubs' `redis_prefix`, for publishing through Redis.
+    pub fn redis_prefix(mut self, prefix: impl Into<String>) -> Options {
+        self.redis_prefix = Some(prefix.into());
+        self
+    }
 }
 
 impl fmt::Debug for Options {
     /// Shows whether a key is set, never the key.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Options")
-            .field("url", &self.url)
+            .field("url", &self.url.as_deref().map(shown_url))
             .field("api_key", &self.api_key.as_ref().map(|_| "<set>"))
             .field("timeout", &self.timeout)
+            .field("namespaces", &self.namespaces)
+            .field("redis_prefix", &self.redis_prefix)
             .finish()
     }
 }
@@ -128,15 +158,45 @@ pub(crate) struct Routes {
 pub struct Endpoint(Arc<Inner>);
 
 struct Inner {
+    /// The URL as shown: without a trailing slash, and without a Redis password.
     url: String,
-    routes: Routes,
-    authorization: Option<HeaderValue>,
     timeout: Duration,
+    transport: Transport,
+}
+
+/// How calls reach the hubs.
+pub(crate) enum Transport {
+    /// The hub's HTTP API.
+    Http {
+        routes: Box<Routes>,
+        authorization: Option<HeaderValue>,
+    },
+    /// Straight into the hubs' Redis engine.
+    #[cfg(feature = "redis")]
+    Redis(crate::redis::RedisTarget),
 }
 
 /// An environment variable, where it is set to something.
 fn from_env(name: &str) -> Option<String> {
     std::env::var(name).ok().filter(|v| !v.is_empty())
+}
+
+/// Whether `url` names a Redis rather than a hub.
+fn is_redis_url(url: &str) -> bool {
+    url.starts_with("redis://") || url.starts_with("rediss://")
+}
+
+/// A URL as it may be shown (in messages, `Debug`, `url()`): a Redis URL's password
+/// replaced by `***`.
+pub(crate) fn shown_url(url: &str) -> String {
+    if is_redis_url(url) {
+        if let Ok(mut parsed) = Url::parse(url) {
+            if parsed.password().is_some() && parsed.set_password(Some("***")).is_ok() {
+                return parsed.to_string();
+            }
+        }
+    }
+    url.to_owned()
 }
 
 impl Endpoint {
@@ -146,16 +206,19 @@ impl Endpoint {
             .url
             .or_else(|| from_env(URL_VAR))
             .unwrap_or_else(|| DEFAULT_URL.to_owned());
-        let api_key = options.api_key.or_else(|| from_env(API_KEY_VAR));
         let timeout = options.timeout.unwrap_or(DEFAULT_TIMEOUT);
         if timeout.is_zero() {
             return Err(ConfigError::new("the timeout must be more than zero"));
         }
+        if is_redis_url(&url) {
+            return Endpoint::redis(url, timeout, options.namespaces, options.redis_prefix);
+        }
+        let api_key = options.api_key.or_else(|| from_env(API_KEY_VAR));
         let parsed =
             Url::parse(&url).map_err(|e| ConfigError::new(format!("bad hub URL {url:?}: {e}")))?;
         if !matches!(parsed.scheme(), "http" | "https") {
             return Err(ConfigError::new(format!(
-                "bad hub URL {url:?}: use http:// or https://"
+                "bad hub URL {url:?}: use http:// or https:// (a hub), or redis:// or rediss:// (the hubs' Redis)"
             )));
         }
         if parsed.query().is_some() || parsed.fragment().is_some() {
@@ -193,13 +256,44 @@ impl Endpoint {
         };
         Ok(Endpoint(Arc::new(Inner {
             url,
-            routes,
-            authorization,
             timeout,
+            transport: Transport::Http {
+                routes: Box::new(routes),
+                authorization,
+            },
         })))
     }
 
-    /// The hub's base URL, without a trailing slash.
+    #[cfg(feature = "redis")]
+    fn redis(
+        url: String,
+        timeout: Duration,
+        namespaces: Option<Vec<NamespaceSpec>>,
+        prefix: Option<String>,
+    ) -> Result<Endpoint, ConfigError> {
+        let target = crate::redis::RedisTarget::new(&url, namespaces, prefix)?;
+        Ok(Endpoint(Arc::new(Inner {
+            url: shown_url(&url),
+            timeout,
+            transport: Transport::Redis(target),
+        })))
+    }
+
+    #[cfg(not(feature = "redis"))]
+    fn redis(
+        url: String,
+        _: Duration,
+        _: Option<Vec<NamespaceSpec>>,
+        _: Option<String>,
+    ) -> Result<Endpoint, ConfigError> {
+        Err(ConfigError::new(format!(
+            "{}: this build of hubbub-publisher has no Redis transport (its `redis` feature)",
+            shown_url(&url)
+        )))
+    }
+
+    /// The hub's base URL, without a trailing slash; or the Redis URL, without its
+    /// password.
     pub fn url(&self) -> &str {
         &self.0.url
     }
@@ -211,25 +305,37 @@ impl Endpoint {
 
     /// Whether calls carry an API key.
     pub fn has_api_key(&self) -> bool {
-        self.0.authorization.is_some()
+        matches!(
+            &self.0.transport,
+            Transport::Http {
+                authorization: Some(_),
+                ..
+            }
+        )
     }
 
-    pub(crate) fn routes(&self) -> &Routes {
-        &self.0.routes
+    /// Whether calls go straight into the hubs' Redis rather than to a hub's HTTP API.
+    pub fn is_redis(&self) -> bool {
+        !matches!(&self.0.transport, Transport::Http { .. })
     }
 
-    pub(crate) fn authorization(&self) -> Option<&HeaderValue> {
-        self.0.authorization.as_ref()
+    pub(crate) fn transport(&self) -> &Transport {
+        &self.0.transport
     }
 }
 
 impl fmt::Debug for Endpoint {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Endpoint")
-            .field("url", &self.0.url)
+        let mut f = f.debug_struct("Endpoint");
+        f.field("url", &self.0.url)
             .field("api_key", &self.has_api_key().then_some("<set>"))
-            .field("timeout", &self.0.timeout)
-            .finish()
+            .field("timeout", &self.0.timeout);
+        #[cfg(feature = "redis")]
+        if let Transport::Redis(target) = &self.0.transport {
+            f.field("redis_prefix", &target.prefix)
+                .field("namespaces", &target.namespaces.len());
+        }
+        f.finish()
     }
 }
 
@@ -252,14 +358,18 @@ mod tests {
     use super::*;
 
     #[test]
+    #[allow(irrefutable_let_patterns)] // without the `redis` feature
     fn channels_are_one_path_segment() {
         let e = Endpoint::new(Options::new().url("http://h:1/base/")).unwrap();
         assert_eq!(e.url(), "http://h:1/base");
+        let Transport::Http { routes, .. } = e.transport() else {
+            panic!("an HTTP endpoint")
+        };
         assert_eq!(
-            with_channel(&e.routes().history, "a/b c", &[("limit", "5".into())]).as_str(),
+            with_channel(&routes.history, "a/b c", &[("limit", "5".into())]).as_str(),
             "http://h:1/base/api/history/a%2Fb%20c?limit=5"
         );
-        assert_eq!(e.routes().publish.as_str(), "http://h:1/base/api/publish");
+        assert_eq!(routes.publish.as_str(), "http://h:1/base/api/publish");
     }
 
     #[test]
@@ -268,6 +378,7 @@ mod tests {
             (Options::new().url("not a url"), "bad hub URL"),
             (Options::new().url(""), "bad hub URL"),
             (Options::new().url("ftp://h"), "use http:// or https://"),
+            (Options::new().url("ftp://h"), "or redis://"),
             (Options::new().url("http://h/?a=1"), "no ?query"),
             (Options::new().url("http://h").api_key("a\nb"), "API key"),
             (

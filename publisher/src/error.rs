@@ -9,6 +9,12 @@
 //!   answered (a gateway's 502, a 500, a web page): `UNAVAILABLE`. PROTOCOL.md treats a
 //!   failed app hook the same way (unreachable, timeout, 5xx or a bad answer are all
 //!   `UNAVAILABLE`); the [`Cause`] and the message say which it was.
+//!
+//! Through Redis (a `redis://` URL) there is no hub to refuse: the publisher applies the
+//! hub's rules itself ([`Error::Declined`]: a bad channel name, the history of a channel
+//! that keeps none, a direct message nobody received, a call Redis cannot make), and a
+//! Redis that cannot be reached, does not answer in time or answers with an error is
+//! `UNAVAILABLE`.
 
 use hubbub_core::api::AnswerError;
 use hubbub_core::{Error as Name, Rejection};
@@ -35,9 +41,20 @@ pub enum Error {
     },
     /// The call was not sent: its data has no JSON form (`INVALID_PAYLOAD`).
     Invalid(Rejection),
-    /// `UNAVAILABLE`: no answer from a hub at `url`.
+    /// Through Redis, where there is no hub to ask: refused by the rules a hub applies, as
+    /// a hub would have refused it (`INVALID_PAYLOAD` for a bad channel name,
+    /// `INVALID_CHANNEL` for the history of a channel that keeps none, `INVALID_CLIENT`
+    /// for a direct message nobody received), or a call Redis cannot make
+    /// (`UNKNOWN_COMMAND`).
+    Declined {
+        /// The error name and the reason.
+        rejection: Rejection,
+        /// The Redis URL, without its password.
+        url: String,
+    },
+    /// `UNAVAILABLE`: no answer from a hub (or the hubs' Redis) at `url`.
     Unavailable {
-        /// The URL called.
+        /// The URL called (a Redis URL without its password).
         url: String,
         /// What happened instead of an answer.
         cause: Cause,
@@ -60,6 +77,9 @@ pub enum Cause {
         /// The status and the start of the body.
         detail: String,
     },
+    /// The hubs' Redis answered with an error: a wrong password, a command its ACL does
+    /// not allow, a key of another type, ...
+    Redis(String),
 }
 
 impl Error {
@@ -67,7 +87,9 @@ impl Error {
     /// [`UNAVAILABLE`].
     pub fn code(&self) -> &'static str {
         match self {
-            Error::Refused { rejection, .. } | Error::Invalid(rejection) => rejection.error.name(),
+            Error::Refused { rejection, .. }
+            | Error::Invalid(rejection)
+            | Error::Declined { rejection, .. } => rejection.error.name(),
             Error::Unavailable { .. } => UNAVAILABLE,
         }
     }
@@ -80,7 +102,9 @@ impl Error {
     /// The refusal, where the hub (or core) refused.
     pub fn rejection(&self) -> Option<&Rejection> {
         match self {
-            Error::Refused { rejection, .. } | Error::Invalid(rejection) => Some(rejection),
+            Error::Refused { rejection, .. }
+            | Error::Invalid(rejection)
+            | Error::Declined { rejection, .. } => Some(rejection),
             Error::Unavailable { .. } => None,
         }
     }
@@ -89,19 +113,27 @@ impl Error {
     /// instead of an answer.
     pub fn reason(&self) -> Option<String> {
         match self {
-            Error::Refused { rejection, .. } | Error::Invalid(rejection) => {
-                rejection.reason.clone()
+            Error::Refused { rejection, .. }
+            | Error::Invalid(rejection)
+            | Error::Declined { rejection, .. } => rejection.reason.clone(),
+            Error::Unavailable { url, cause } => {
+                let what = if url.starts_with("redis") {
+                    "the Redis"
+                } else {
+                    "the hub"
+                };
+                Some(match cause {
+                    Cause::Unreachable(detail) => format!("cannot reach {what} at {url}: {detail}"),
+                    Cause::Timeout(after) => format!(
+                        "{what} at {url} did not answer within {}s",
+                        after.as_secs_f64()
+                    ),
+                    Cause::Answer { detail, .. } => {
+                        format!("{url} did not answer as a hub does: {detail}")
+                    }
+                    Cause::Redis(detail) => format!("the Redis at {url} answered: {detail}"),
+                })
             }
-            Error::Unavailable { url, cause } => Some(match cause {
-                Cause::Unreachable(detail) => format!("cannot reach the hub at {url}: {detail}"),
-                Cause::Timeout(after) => format!(
-                    "the hub at {url} did not answer within {}s",
-                    after.as_secs_f64()
-                ),
-                Cause::Answer { detail, .. } => {
-                    format!("{url} did not answer as a hub does: {detail}")
-                }
-            }),
         }
     }
 
@@ -120,7 +152,9 @@ impl Error {
     /// The URL called, where a call was made.
     pub fn url(&self) -> Option<&str> {
         match self {
-            Error::Refused { url, .. } | Error::Unavailable { url, .. } => Some(url),
+            Error::Refused { url, .. }
+            | Error::Unavailable { url, .. }
+            | Error::Declined { url, .. } => Some(url),
             Error::Invalid(_) => None,
         }
     }
@@ -185,6 +219,7 @@ impl fmt::Display for Error {
                 url,
             } => write!(f, "{rejection} (HTTP {status} from {url})"),
             Error::Invalid(rejection) => rejection.fmt(f),
+            Error::Declined { rejection, url } => write!(f, "{rejection} (through {url})"),
             Error::Unavailable { .. } => {
                 write!(f, "{UNAVAILABLE}: {}", self.reason().unwrap_or_default())
             }

@@ -69,6 +69,8 @@ mod client;
 mod connections;
 mod endpoint;
 mod error;
+#[cfg(feature = "redis")]
+mod redis;
 
 pub mod blocking;
 

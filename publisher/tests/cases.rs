@@ -63,6 +63,10 @@ fn options(case: &Value, servers: &Servers) -> Options {
         url: o["url"].as_str().map(|u| servers.fill(u)),
         api_key: o["api_key"].as_str().map(str::to_owned),
         timeout: o["timeout_ms"].as_u64().map(Duration::from_millis),
+        namespaces: o
+            .get("namespaces")
+            .map(|n| serde_json::from_value(n.clone()).expect("namespaces")),
+        redis_prefix: o["redis_prefix"].as_str().map(str::to_owned),
     }
 }
 
@@ -210,6 +214,12 @@ fn every_case_of_the_table() {
             if !only.contains(&json!("rust")) {
                 continue;
             }
+        }
+        let through_redis = [&case["options"]["url"], &case["env"]["HUBBUB_URL"]]
+            .iter()
+            .any(|u| u.as_str().is_some_and(|u| u.starts_with("redis")));
+        if through_redis && !cfg!(feature = "redis") {
+            continue;
         }
         set_env(case, &servers);
         let expect = &case["expect"];

@@ -3,6 +3,9 @@
 
 #![allow(dead_code)] // each test file uses some of it
 
+pub mod browser;
+pub mod redis;
+
 use std::io::{BufRead, BufReader};
 use std::net::TcpListener;
 use std::path::PathBuf;

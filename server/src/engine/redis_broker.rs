@@ -16,7 +16,7 @@ use async_trait::async_trait;
 use hubbub_core::api::NodeInfo;
 use hubbub_core::engine;
 // What travels on a topic, read back into what the handler is given.
-use hubbub_core::engine::{read_line as decode, Line as Payload};
+use hubbub_core::engine::{read_line as decode, with_resp3, Line as Payload};
 use hubbub_core::engine::{
     HISTORY_SCRIPT as HISTORY, NODES_SCRIPT as NODES, PUBLISH_SCRIPT as PUBLISH,
 };
@@ -99,17 +99,6 @@ impl RedisBroker {
 
     fn stream_keys(&self, channel: &str) -> (String, String) {
         engine::stream_keys(&self.prefix, channel)
-    }
-}
-
-/// Adds `protocol=resp3` to a Redis URL that names no protocol.
-fn with_resp3(url: &str) -> String {
-    if url.contains("protocol=") {
-        url.to_owned()
-    } else if url.contains('?') {
-        format!("{url}&protocol=resp3")
-    } else {
-        format!("{url}?protocol=resp3")
     }
 }
 
