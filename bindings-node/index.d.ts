@@ -16,6 +16,7 @@ export type {
   HistoryOptions,
   HistoryPage,
   Info,
+  Namespace,
   NodeInfo,
   Presence,
   PresenceStats,
@@ -56,7 +57,10 @@ export declare class Unavailable extends HubbubError {
   readonly code: 'UNAVAILABLE'
 }
 
-/** Publishes to a hubbub hub over its HTTP API. Rejections are HubbubErrors. */
+/**
+ * Publishes to a hubbub hub over its HTTP API, or (a `redis://` URL) straight into the
+ * Redis the hubs share. Rejections are HubbubErrors.
+ */
 export declare class Publisher extends native.Publisher {}
 
 /** Mints a token for `options.user`, signed with `secret`. Throws HubbubError. */

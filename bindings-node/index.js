@@ -57,7 +57,7 @@ function guard(fn, returnsPromise) {
   }
 }
 
-/** Publishes to a hubbub hub over its HTTP API. */
+/** Publishes to a hubbub hub over its HTTP API, or straight into the hubs' Redis. */
 class Publisher extends native.Publisher {
   constructor(options) {
     try {

@@ -8,6 +8,7 @@ source "$(dirname "$0")/lib.sh"
 if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
   apt_install nodejs npm
 fi
+apt_install redis-server   # the Redis the Redis publisher's tests publish into
 ensure_hubbub
 
 cd "$ROOT/bindings-node"

@@ -6,7 +6,7 @@
 #   scripts/test-python.sh [pytest arguments]
 source "$(dirname "$0")/lib.sh"
 
-apt_install openssl   # test certificates for the https test
+apt_install openssl redis-server   # test certificates for the https test; the Redis the Redis publisher tests publish into
 ensure_hubbub
 ensure_venv
 

@@ -1,5 +1,6 @@
 //! `Publisher`: hubbub-publisher's async publisher (docs/protocol.md, "The HTTP API") as
-//! Promise-returning methods.
+//! Promise-returning methods; with a `redis://` URL, hubbub-publisher's Redis transport
+//! (docs/node.md, "Publishing through Redis").
 //!
 //! Each method converts its arguments on the JavaScript thread, runs the call on napi's
 //! tokio runtime, and converts the answer (or the failure, with its `.code`) back on the
@@ -8,6 +9,7 @@
 
 use crate::error;
 use hubbub_core::api::{self, Target};
+use hubbub_core::namespace::NamespaceSpec;
 use hubbub_core::protocol::{self, RawJson};
 use hubbub_publisher::Options;
 use napi::bindgen_prelude::{
@@ -24,13 +26,48 @@ use std::time::Duration;
 #[derive(Default)]
 pub struct PublisherOptions {
     /// The hub's base URL. Defaults to `HUBBUB_URL`, then `http://127.0.0.1:9772` (an empty
-    /// `HUBBUB_URL` counts as unset).
+    /// `HUBBUB_URL` counts as unset). A `redis://` (or `rediss://`) URL publishes straight
+    /// into the Redis the hubs share (`engine = "redis"`), with no HTTP hop.
     pub url: Option<String>,
     /// Sent as `Authorization: Bearer <apiKey>`. Defaults to `HUBBUB_API_KEY`, then none.
     pub api_key: Option<String>,
     /// How long one call may take, in milliseconds (connecting included), more than zero.
     /// Default 5000.
     pub timeout: Option<u32>,
+    /// With a `redis://` URL (and required with one): the hubs' namespaces, as their config
+    /// writes them, e.g. `[{ pattern: 'room:*', history_size: 100, history_ttl: '10m' }]`
+    /// (`[]` where no channel keeps history), so that each channel's history is kept as the
+    /// hubs keep it. An unknown key is refused.
+    #[napi(ts_type = "Namespace[]")]
+    pub namespaces: Option<serde_json::Value>,
+    /// With a `redis://` URL: the hubs' `redis_prefix`. Default `'hubbub'`.
+    pub redis_prefix: Option<String>,
+}
+
+/// One of the hubs' namespaces, with the keys (and spelling) of their config: what the
+/// channels matching `pattern` keep. A publisher through Redis is given the hubs' own.
+///
+/// The type of `PublisherOptions.namespaces`'s entries, for TypeScript: the entries
+/// themselves are read by core from their JSON (which refuses unknown keys, as the hubs'
+/// config does), so this struct is never made.
+#[napi(object)]
+#[allow(dead_code)]
+pub struct Namespace {
+    /// The channels it is for: `*` matches any run of characters.
+    pub pattern: String,
+    /// Messages kept per channel (0 to 100000); none when left out.
+    #[napi(js_name = "history_size")]
+    pub history_size: Option<u32>,
+    /// How long a stream lives after its last publication, e.g. `'10m'`; 10 minutes when
+    /// left out.
+    #[napi(js_name = "history_ttl")]
+    pub history_ttl: Option<String>,
+    pub recover: Option<bool>,
+    pub presence: Option<bool>,
+    #[napi(js_name = "join_leave")]
+    pub join_leave: Option<bool>,
+    #[napi(js_name = "subscribe_hook")]
+    pub subscribe_hook: Option<bool>,
 }
 
 /// The event name of a publication.
@@ -220,16 +257,24 @@ impl Publisher {
     #[napi(constructor)]
     pub fn new(options: Option<PublisherOptions>) -> Result<Publisher> {
         let options = options.unwrap_or_default();
+        // Read by core, as the hubs read their config.
+        let namespaces = options
+            .namespaces
+            .map(serde_json::from_value::<Vec<NamespaceSpec>>)
+            .transpose()
+            .map_err(|e| error::invalid_arg(format!("bad namespaces: {e}")))?;
         let inner = hubbub_publisher::Publisher::new(Options {
             url: options.url,
             api_key: options.api_key,
             timeout: options.timeout.map(|ms| Duration::from_millis(ms.into())),
+            namespaces,
+            redis_prefix: options.redis_prefix,
         })
         .map_err(|e| error::invalid_arg(e.to_string()))?;
         Ok(Publisher { inner })
     }
 
-    /// The hub's base URL.
+    /// The hub's base URL (a Redis URL without its password).
     #[napi(getter)]
     pub fn url(&self) -> String {
         self.inner.url().to_owned()

@@ -110,6 +110,8 @@ describe('the table of publisher cases', () => {
         if (o.url !== undefined) options.url = fill(o.url)
         if (o.api_key !== undefined) options.apiKey = o.api_key
         if (o.timeout_ms !== undefined) options.timeout = o.timeout_ms
+        if (o.namespaces !== undefined) options.namespaces = o.namespaces
+        if (o.redis_prefix !== undefined) options.redisPrefix = o.redis_prefix
         const expect = c.expect
         if (expect.config_error !== undefined) {
           assert.throws(

@@ -142,4 +142,45 @@ class Client {
   }
 }
 
-module.exports = { startHub, Client, HUBBUB_BIN }
+/**
+ * Starts a `redis-server` on a free loopback port (with more `args`, e.g. `--requirepass`)
+ * and resolves once it accepts connections; `.stop()` ends it.
+ */
+async function startRedis(args = []) {
+  const net = require('node:net')
+  const port = await new Promise((resolve) => {
+    const probe = net.createServer().listen(0, '127.0.0.1', () => {
+      const { port } = probe.address()
+      probe.close(() => resolve(port))
+    })
+  })
+  const child = spawn(
+    'redis-server',
+    ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', ...args],
+    { stdio: 'ignore' },
+  )
+  const exited = new Promise((resolve) => child.on('exit', resolve))
+  const deadline = Date.now() + 10000
+  for (;;) {
+    const up = await new Promise((resolve) => {
+      const s = net.connect(port, '127.0.0.1', () => {
+        s.destroy()
+        resolve(true)
+      })
+      s.on('error', () => resolve(false))
+    })
+    if (up) break
+    if (Date.now() > deadline) throw new Error('redis-server did not start')
+    await new Promise((resolve) => setTimeout(resolve, 20))
+  }
+  return {
+    port,
+    url: `redis://127.0.0.1:${port}/0`,
+    async stop() {
+      if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM')
+      await exited
+    },
+  }
+}
+
+module.exports = { startHub, startRedis, Client, HUBBUB_BIN }

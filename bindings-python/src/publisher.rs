@@ -11,6 +11,7 @@ use crate::errors;
 use crate::json;
 use crate::transport::Process;
 use hubbub_core::api::{HistoryPage, Presence, Target};
+use hubbub_core::namespace::NamespaceSpec;
 use hubbub_core::protocol::{Message, RawJson};
 use hubbub_publisher::{blocking, ConfigError, Endpoint, Error, Options};
 use pyo3::exceptions::{PyTypeError, PyValueError};
@@ -27,7 +28,13 @@ const _: () = assert!(hubbub_publisher::DEFAULT_TIMEOUT.as_millis() == 5_000);
 
 /// Resolves the constructor's arguments (falling back on the environment, then the
 /// defaults: hubbub-publisher's `Options`).
-fn endpoint(url: Option<String>, api_key: Option<String>, timeout: f64) -> PyResult<Endpoint> {
+fn endpoint(
+    url: Option<String>,
+    api_key: Option<String>,
+    timeout: f64,
+    namespaces: Option<&Bound<'_, PyAny>>,
+    redis_prefix: Option<String>,
+) -> PyResult<Endpoint> {
     if !(timeout.is_finite() && timeout > 0.0) {
         return Err(PyValueError::new_err(format!(
             "timeout must be a positive number of seconds, not {timeout}"
@@ -39,8 +46,28 @@ fn endpoint(url: Option<String>, api_key: Option<String>, timeout: f64) -> PyRes
         url,
         api_key,
         timeout: Some(timeout),
+        namespaces: namespace_specs(namespaces)?,
+        redis_prefix,
     })
     .map_err(config_error)
+}
+
+/// The hubs' namespaces, for publishing through Redis: a list of dicts with the keys of
+/// the hubs' config (`pattern`, `history_size`, `history_ttl`, ...), read by core as the
+/// hubs read theirs (an unknown key is refused).
+fn namespace_specs(namespaces: Option<&Bound<'_, PyAny>>) -> PyResult<Option<Vec<NamespaceSpec>>> {
+    let Some(namespaces) = namespaces.filter(|n| !n.is_none()) else {
+        return Ok(None);
+    };
+    if namespaces.is_instance_of::<pyo3::types::PyString>() || namespaces.is_instance_of::<PyDict>()
+    {
+        return Err(PyTypeError::new_err(
+            "namespaces must be a list of dicts, e.g. [{\"pattern\": \"room:*\", \"history_size\": 100}]",
+        ));
+    }
+    serde_json::from_value(json::to_value(namespaces)?)
+        .map(Some)
+        .map_err(|e| PyValueError::new_err(format!("bad namespaces: {e}")))
 }
 
 fn config_error(e: ConfigError) -> PyErr {
@@ -138,13 +165,21 @@ fn answer<T: Serialize>(result: Result<T, Error>) -> Result<Answer, Error> {
     result.map(|a| Answer::Plain(serde_json::to_value(a).unwrap_or_default()))
 }
 
-/// Publishes to a hubbub hub over its HTTP API.
+/// Publishes to a hubbub hub over its HTTP API, or straight into the hubs' Redis.
 ///
-/// ``Publisher(url=None, api_key=None, timeout=5.0)``: ``url`` defaults to the
-/// ``HUBBUB_URL`` environment variable, then ``http://127.0.0.1:9772``; ``api_key`` to
-/// ``HUBBUB_API_KEY``, then none (a hub in zero-config mode accepts loopback callers
-/// without a key). An environment variable set to the empty string counts as unset.
-/// ``timeout`` bounds each call, in seconds.
+/// ``Publisher(url=None, api_key=None, timeout=5.0, *, namespaces=None,
+/// redis_prefix=None)``: ``url`` defaults to the ``HUBBUB_URL`` environment variable, then
+/// ``http://127.0.0.1:9772``; ``api_key`` to ``HUBBUB_API_KEY``, then none (a hub in
+/// zero-config mode accepts loopback callers without a key). An environment variable set
+/// to the empty string counts as unset. ``timeout`` bounds each call, in seconds.
+///
+/// A ``redis://`` (or ``rediss://``) URL publishes straight into the Redis the hubs share
+/// (``engine = "redis"``), with no HTTP hop: ``namespaces`` must then be the hubs'
+/// namespaces, as their config writes them (a list of dicts such as ``{"pattern":
+/// "room:*", "history_size": 100, "history_ttl": "10m"}``; ``[]`` where no channel keeps
+/// history), and ``redis_prefix`` their ``redis_prefix`` (default ``"hubbub"``). Whoever
+/// can write to that Redis can publish anything: see "Publishing through Redis" in the
+/// docs.
 ///
 /// Every method blocks until the hub answers and returns its answer, decoded. The GIL is
 /// released while waiting, and one Publisher may be shared by any number of threads. Each
@@ -171,14 +206,21 @@ impl Publisher {
 #[pymethods]
 impl Publisher {
     #[new]
-    #[pyo3(signature = (url=None, api_key=None, timeout=5.0))]
-    fn new(url: Option<String>, api_key: Option<String>, timeout: f64) -> PyResult<Publisher> {
+    #[pyo3(signature = (url=None, api_key=None, timeout=5.0, *, namespaces=None, redis_prefix=None))]
+    fn new(
+        url: Option<String>,
+        api_key: Option<String>,
+        timeout: f64,
+        namespaces: Option<&Bound<'_, PyAny>>,
+        redis_prefix: Option<String>,
+    ) -> PyResult<Publisher> {
+        let endpoint = endpoint(url, api_key, timeout, namespaces, redis_prefix)?;
         Ok(Publisher {
-            inner: blocking::Publisher::for_endpoint(endpoint(url, api_key, timeout)?),
+            inner: blocking::Publisher::for_endpoint(endpoint),
         })
     }
 
-    /// The hub's base URL.
+    /// The hub's base URL (a Redis URL without its password).
     #[getter]
     fn url(&self) -> &str {
         self.inner.url()
@@ -369,18 +411,20 @@ impl CallbackPublisher {
 #[pymethods]
 impl CallbackPublisher {
     #[new]
-    #[pyo3(signature = (url=None, api_key=None, timeout=5.0))]
+    #[pyo3(signature = (url=None, api_key=None, timeout=5.0, *, namespaces=None, redis_prefix=None))]
     fn new(
         url: Option<String>,
         api_key: Option<String>,
         timeout: f64,
+        namespaces: Option<&Bound<'_, PyAny>>,
+        redis_prefix: Option<String>,
     ) -> PyResult<CallbackPublisher> {
         Ok(CallbackPublisher {
-            endpoint: endpoint(url, api_key, timeout)?,
+            endpoint: endpoint(url, api_key, timeout, namespaces, redis_prefix)?,
         })
     }
 
-    /// The hub's base URL.
+    /// The hub's base URL (a Redis URL without its password).
     #[getter]
     fn url(&self) -> &str {
         self.endpoint.url()

@@ -10,6 +10,7 @@ import signal
 import socket
 import subprocess
 import threading
+import time
 from pathlib import Path
 from typing import Any, Iterator, List, Optional
 
@@ -108,6 +109,48 @@ def start_hub() -> Iterator[Any]:
     yield start
     for h in hubs:
         h.stop()
+
+
+class Redis:
+    """One `redis-server` on a free loopback port, stopped at the end."""
+
+    def __init__(self, *args: str) -> None:
+        s = socket.socket()
+        s.bind(("127.0.0.1", 0))
+        self.port = s.getsockname()[1]
+        s.close()
+        self.process = subprocess.Popen(
+            ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1"]
+            + ["--save", "", "--appendonly", "no", *args],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        self.url = f"redis://127.0.0.1:{self.port}/0"
+        deadline = time.monotonic() + WAIT
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
+                break
+            except OSError:
+                if time.monotonic() > deadline:
+                    self.stop()
+                    raise RuntimeError("redis-server did not start")
+                time.sleep(0.02)
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+            self.process.wait(timeout=WAIT)
+
+
+@pytest.fixture(scope="session")
+def redis() -> Iterator[Redis]:
+    """A `redis-server` for the tests that publish through Redis (each test uses a key
+    prefix of its own)."""
+    r = Redis()
+    yield r
+    r.stop()
 
 
 class WsClient:

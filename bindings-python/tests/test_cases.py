@@ -139,6 +139,10 @@ def test_case(case: Dict[str, Any], servers: Dict[str, str], monkeypatch: Any) -
         arguments["api_key"] = options["api_key"]
     if "timeout_ms" in options:
         arguments["timeout"] = options["timeout_ms"] / 1000
+    if "namespaces" in options:
+        arguments["namespaces"] = options["namespaces"]
+    if "redis_prefix" in options:
+        arguments["redis_prefix"] = options["redis_prefix"]
     expect = case["expect"]
     if "config_error" in expect:
         for cls in (hubbub.Publisher, hubbub.AsyncPublisher):

@@ -25,6 +25,12 @@ for present in p.presence("room:1")["clients"]:
     user: Optional[str] = present["user"]
     name: object = present.get("info", {}).get("name")
 users: int = p.presence_stats("room:1")["users"]
+through_redis = hubbub.Publisher(
+    "redis://127.0.0.1:6379/0",
+    namespaces=[{"pattern": "room:*", "history_size": 100, "history_ttl": "10m"}],
+    redis_prefix="hubbub",
+)
+async_through_redis = hubbub.AsyncPublisher("redis://127.0.0.1:6379/0", namespaces=[])
 t: str = hubbub.token("s", 42, read=["a"], expires_in=None)
 claims = hubbub.verify_token("s", t)
 sub: str = claims["sub"]

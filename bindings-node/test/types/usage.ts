@@ -19,6 +19,7 @@ import {
   type HistoryOptions,
   type HistoryPage,
   type Info,
+  type Namespace,
   type NodeInfo,
   type Presence,
   type PresenceStats,
@@ -55,6 +56,11 @@ export async function uses(): Promise<void> {
   const name: unknown = present?.info?.name
   const stats: PresenceStats = await p.presenceStats('room:1')
   const users: number = stats.users
+  const namespaces: Namespace[] = [{ pattern: 'room:*', history_size: 100, history_ttl: '10m' }]
+  const throughRedis = new Publisher({ url: 'redis://127.0.0.1:6379/0', namespaces, redisPrefix: 'hubbub' })
+  await throughRedis.publish('room:1', { text: 'hi' })
+  // @ts-expect-error: history_size is a number
+  new Publisher({ url: 'redis://127.0.0.1:6379/0', namespaces: [{ pattern: 'a', history_size: '10' }] })
   const t: string = token('secret', { user: '42', read: ['room:*'], info: { name: 'ann' }, expiresIn: 60 })
   const claims: TokenClaims = verifyToken('secret', t)
   const sub: string = claims.sub

@@ -54,6 +54,7 @@ if TYPE_CHECKING:
         Disconnected,
         HistoryPage,
         Info,
+        Namespace,
         Presence,
         PresenceStats,
         Published,
@@ -97,8 +98,9 @@ def _settle(future: "asyncio.Future[Any]", answer: Any, error: Optional[BaseExce
 class AsyncPublisher:
     """Publishes to a hubbub hub from asyncio code (Django async views included).
 
-    ``AsyncPublisher(url=None, api_key=None, timeout=5.0)`` takes the arguments of
-    ``Publisher`` and has the same methods, as coroutines. The requests run on hubbub's
+    ``AsyncPublisher(url=None, api_key=None, timeout=5.0, *, namespaces=None,
+    redis_prefix=None)`` takes the arguments of ``Publisher`` (a ``redis://`` URL publishes
+    straight into the hubs' Redis) and has the same methods, as coroutines. The requests run on hubbub's
     own I/O thread, so awaiting one never blocks the event loop, and one instance may be
     used from any number of tasks and event loops. ``async with AsyncPublisher() as p:``
     works too; the connection pool is shared by the whole process, so there is nothing to
@@ -108,13 +110,21 @@ class AsyncPublisher:
     __slots__ = ("_native",)
 
     def __init__(
-        self, url: Optional[str] = None, api_key: Optional[str] = None, timeout: float = 5.0
+        self,
+        url: Optional[str] = None,
+        api_key: Optional[str] = None,
+        timeout: float = 5.0,
+        *,
+        namespaces: Optional[Sequence[Namespace]] = None,
+        redis_prefix: Optional[str] = None,
     ) -> None:
-        self._native = _CallbackPublisher(url, api_key, timeout)
+        self._native = _CallbackPublisher(
+            url, api_key, timeout, namespaces=namespaces, redis_prefix=redis_prefix
+        )
 
     @property
     def url(self) -> str:
-        """The hub's base URL."""
+        """The hub's base URL (a Redis URL without its password)."""
         return self._native.url
 
     @property

@@ -130,6 +130,21 @@ class PresenceStats(TypedDict):
     users: int
 
 @type_check_only
+class _NamespaceKeys(TypedDict, total=False):
+    history_size: int
+    history_ttl: str
+    recover: bool
+    presence: bool
+    join_leave: bool
+    subscribe_hook: bool
+
+@type_check_only
+class Namespace(_NamespaceKeys):
+    """One of the hubs' namespaces, as their config writes it (for a ``redis://`` URL)."""
+
+    pattern: str
+
+@type_check_only
 class Claims(TypedDict, total=False):
     sub: str
     exp: int
@@ -140,14 +155,21 @@ class Claims(TypedDict, total=False):
 
 @final
 class Publisher:
-    """Publishes to a hubbub hub over its HTTP API (blocking; releases the GIL)."""
+    """Publishes to a hubbub hub over its HTTP API, or straight into the hubs' Redis
+    (blocking; releases the GIL)."""
 
     def __new__(
-        cls, url: Optional[str] = None, api_key: Optional[str] = None, timeout: float = 5.0
+        cls,
+        url: Optional[str] = None,
+        api_key: Optional[str] = None,
+        timeout: float = 5.0,
+        *,
+        namespaces: Optional[Sequence[Namespace]] = None,
+        redis_prefix: Optional[str] = None,
     ) -> "Publisher": ...
     @property
     def url(self) -> str:
-        """The hub's base URL."""
+        """The hub's base URL (a Redis URL without its password)."""
     @property
     def timeout(self) -> float:
         """The time limit of each call, in seconds."""
@@ -197,11 +219,17 @@ class CallbackPublisher:
     """The engine under ``AsyncPublisher``: calls finish by calling ``done``."""
 
     def __new__(
-        cls, url: Optional[str] = None, api_key: Optional[str] = None, timeout: float = 5.0
+        cls,
+        url: Optional[str] = None,
+        api_key: Optional[str] = None,
+        timeout: float = 5.0,
+        *,
+        namespaces: Optional[Sequence[Namespace]] = None,
+        redis_prefix: Optional[str] = None,
     ) -> "CallbackPublisher": ...
     @property
     def url(self) -> str:
-        """The hub's base URL."""
+        """The hub's base URL (a Redis URL without its password)."""
     @property
     def timeout(self) -> float:
         """The time limit of each call, in seconds."""
