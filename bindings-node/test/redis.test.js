@@ -82,8 +82,8 @@ describe('publishing through Redis', () => {
         epoch: first.epoch,
         offset: 2,
         messages: [
-          { channel: 'room:1', event: 'chat', data: { text: 'hi' }, offset: 1, from: undefined },
-          { channel: 'room:1', event: 'message', data: 2, offset: 2, from: undefined },
+          { channel: 'room:1', event: 'chat', data: { text: 'hi' }, offset: 1 },
+          { channel: 'room:1', event: 'message', data: 2, offset: 2 },
         ],
       },
     )
