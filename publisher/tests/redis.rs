@@ -475,3 +475,84 @@ async fn a_redis_that_restarted_between_calls_costs_no_failed_call() {
         .unwrap();
     assert_eq!(answer.unwrap().offset, Some(2));
 }
+
+/// The ACL user docs/rust.md (and the Python and Node guides) suggest for publishers: the
+/// hubs' keys and topics under the default prefix, and the commands the publisher and the
+/// hubs' scripts run, nothing else.
+const PUBLISHER_ACL: &[&str] = &[
+    "--user",
+    "publisher",
+    "on",
+    ">publisher-password",
+    "~hubbub:*",
+    "&hubbub:*",
+    "+@connection",
+    "+publish",
+    "+subscribe",
+    "+evalsha",
+    "+script|load",
+    "+hget",
+    "+hset",
+    "+hincrby",
+    "+rpush",
+    "+ltrim",
+    "+pexpire",
+    "+lrange",
+    "+zrangebyscore",
+    "+hdel",
+    "+zremrangebyscore",
+    "+hvals",
+];
+
+#[tokio::test]
+async fn an_acl_user_with_the_documented_rights_can_make_every_call() {
+    let redis = Redis::start_with_args(PUBLISHER_ACL);
+    // The node connects as the default user; the publisher as the restricted one.
+    let hub = common::Hub::start(&[
+        "--engine",
+        "redis",
+        "--redis-url",
+        &redis.url,
+        "--namespaces",
+        NAMESPACES,
+    ]);
+    let url = redis
+        .url
+        .replace("redis://", "redis://publisher:publisher-password@");
+    let p = Publisher::new(Options::new().url(&url).namespaces(namespaces())).unwrap();
+    let mut browser = Browser::connect(&hub).await;
+    browser.subscribe("room:acl").await;
+    browser.subscribe("plain").await;
+    assert_eq!(
+        p.publish("room:acl", "m", &1).await.unwrap().offset,
+        Some(1)
+    );
+    assert_eq!(browser.recv().await["message"]["offset"], 1);
+    p.broadcast(["plain"], "m", &2).await.unwrap();
+    assert_eq!(browser.recv().await["message"]["data"], 2);
+    assert_eq!(p.history("room:acl", None, None).await.unwrap().offset, 1);
+    let sent = p
+        .direct(Target::Client(browser.id.clone()), "m", &3)
+        .await
+        .unwrap();
+    assert_eq!(sent.delivered, 1);
+    assert_eq!(p.channels().await.unwrap().channels["plain"].subscribers, 1);
+    assert_eq!(
+        p.disconnect(Target::User("nobody".into()))
+            .await
+            .unwrap()
+            .disconnected,
+        0
+    );
+    // Anything else is refused by Redis: UNAVAILABLE, with Redis's reason.
+    let p = Publisher::new(
+        Options::new()
+            .url(&url)
+            .namespaces(namespaces())
+            .redis_prefix("other"),
+    )
+    .unwrap();
+    let err = p.publish("room:acl", "m", &1).await.unwrap_err();
+    assert_eq!(err.code(), "UNAVAILABLE");
+    assert!(err.to_string().contains("no permissions"), "{err}");
+}
