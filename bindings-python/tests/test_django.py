@@ -55,6 +55,28 @@ def test_shared_publisher(hub):
     assert hd.publisher().url == hub.url
 
 
+def test_shared_publisher_through_redis(redis, start_hub, ws):
+    namespaces = [{"pattern": "room:*", "history_size": 5}]
+    node = start_hub(
+        "--engine", "redis", "--redis-url", redis.url, "--redis-prefix", "django",
+        "--namespaces", '[{pattern="room:*", history_size=5}]',
+    )  # fmt: skip
+    browser = ws(node.ws_url)
+    browser.subscribe("room:django")
+    conf = {"URL": redis.url, "NAMESPACES": namespaces, "REDIS_PREFIX": "django"}
+    with override_settings(HUBBUB=conf):
+        assert hd.publisher().url == redis.url
+        with transaction.atomic():
+            hd.publish_on_commit("room:django", {"n": 1})
+        assert browser.recv()["message"] == {
+            "channel": "room:django", "event": "message", "data": {"n": 1}, "offset": 1,
+        }  # fmt: skip
+        assert hd.stream_position("room:django")["offset"] == 1
+    with override_settings(HUBBUB={"URL": redis.url}):
+        with pytest.raises(ValueError, match="needs the hubs' namespaces"):
+            hd.publisher()
+
+
 def test_publish_on_commit_in_a_view(hub, ws):
     browser = ws(hub.ws_url)
     browser.subscribe("orders")

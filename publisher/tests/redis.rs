@@ -319,6 +319,11 @@ fn options_that_cannot_publish_through_redis() {
             Options::new().url("redis://h:notaport/0").namespaces([]),
             "bad Redis URL",
         ),
+        // Not until the workspace enables the redis crate's TLS (the hubs' too).
+        (
+            Options::new().url("rediss://h:6379/0").namespaces([]),
+            "TLS",
+        ),
     ] {
         let err = Publisher::new(options).unwrap_err();
         assert!(err.to_string().contains(says), "{err}");

@@ -12,6 +12,17 @@ Settings (every key optional)::
         "HOOK_SECRET": "...",                 # the hub's [hooks] secret, for the hook receivers
     }                                         #   (else HUBBUB_HOOKS_SECRET)
 
+Publishing straight into the hubs' Redis (``engine = "redis"``), with no HTTP hop: a
+``redis://`` URL, with the hubs' namespaces and prefix (see "Publishing through Redis" in
+docs/python.md)::
+
+    HUBBUB = {
+        "URL": "redis://publisher:...@10.0.0.5:6379/0",   # the hubs' redis_url
+        "NAMESPACES": [{"pattern": "room:*", "history_size": 100}],  # the hubs' namespaces
+        "REDIS_PREFIX": "hubbub",                         # the hubs' redis_prefix (default)
+        ...
+    }
+
 Use::
 
     from hubbub.django import publish_on_commit, connection_token
@@ -102,6 +113,8 @@ def _publisher_arguments() -> Dict[str, Any]:
         "url": conf.get("URL"),
         "api_key": conf.get("API_KEY"),
         "timeout": float(conf.get("TIMEOUT", 5.0)),
+        "namespaces": conf.get("NAMESPACES"),
+        "redis_prefix": conf.get("REDIS_PREFIX"),
     }
 
 
