@@ -46,12 +46,47 @@
 //! then on `http://127.0.0.1:9772`, no key and 5 seconds. Bad settings are a
 //! [`ConfigError`] when the publisher is made; nothing is sent until the first call.
 //!
+//! ## Publishing through Redis
+//!
+//! Where the hubs run with the Redis engine, a `redis://` URL publishes straight into
+//! their Redis, with no HTTP hop (the `redis` feature, on by default). The publisher must
+//! then be given the hubs' `namespaces` (as their config writes them) and `redis_prefix`:
+//!
+//! ```no_run
+//! use hubbub_publisher::core::namespace::NamespaceSpec;
+//! use hubbub_publisher::{Options, Publisher};
+//!
+//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+//! let hub = Publisher::new(
+//!     Options::new()
+//!         .url("redis://publisher:secret@10.0.0.5:6379/0")
+//!         .namespaces([NamespaceSpec {
+//!             pattern: "room:*".into(),
+//!             history_size: Some(100),
+//!             ..Default::default()
+//!         }]),
+//! )?;
+//! let published = hub.publish("room:1", "chat", &"hi").await?;
+//! assert!(published.offset.is_some());
+//! # Ok(()) }
+//! ```
+//!
+//! It runs the hubs' own script on the hubs' own keys (`hubbub_core::engine`), so a
+//! publication gets the offset, epoch and place in the history a publication through a hub
+//! gets, and every subscriber on every node receives it. `history` reads the stream;
+//! `direct`, `disconnect` and `channels` ask the nodes over the engine's control topic;
+//! `info` and the presence calls are `UNKNOWN_COMMAND`. Whoever can write to that Redis
+//! can publish anything on any channel: the hubs' API keys do not apply there. docs/rust.md
+//! ("Publishing through Redis") says what must match the hubs' config and how to protect
+//! the Redis.
+//!
 //! ## Errors
 //!
 //! Every call fails with an [`Error`] whose [`code`](Error::code) is one of the protocol's
 //! error names (the hub refused: `INVALID_CREDENTIALS`, `ACCESS_DENIED`, `INVALID_PAYLOAD`,
 //! `INVALID_CLIENT`, `LIMIT_EXCEEDED`, ...) or `UNAVAILABLE` (the hub could not be reached,
-//! did not answer within the time limit, or something that is not a hub answered).
+//! did not answer within the time limit, or something that is not a hub answered; through
+//! Redis, the same of the Redis).
 //!
 //! ## Modules
 //!
