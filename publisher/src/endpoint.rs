@@ -187,16 +187,23 @@ fn is_redis_url(url: &str) -> bool {
 }
 
 /// A URL as it may be shown (in messages, `Debug`, `url()`): a Redis URL's password
-/// replaced by `***`.
+/// replaced by `***`. Done on the text, so that a URL that does not parse (and is shown in
+/// the error saying so) loses its password too; everything up to the last `@` after the
+/// scheme counts as the user and password.
 pub(crate) fn shown_url(url: &str) -> String {
-    if is_redis_url(url) {
-        if let Ok(mut parsed) = Url::parse(url) {
-            if parsed.password().is_some() && parsed.set_password(Some("***")).is_ok() {
-                return parsed.to_string();
-            }
-        }
+    if !is_redis_url(url) {
+        return url.to_owned();
     }
-    url.to_owned()
+    let Some(start) = url.find("://").map(|i| i + 3) else {
+        return url.to_owned();
+    };
+    let Some(at) = url[start..].rfind('@').map(|i| start + i) else {
+        return url.to_owned();
+    };
+    match url[start..at].find(':') {
+        Some(colon) => format!("{}:***{}", &url[..start + colon], &url[at..]),
+        None => url.to_owned(),
+    }
 }
 
 impl Endpoint {
@@ -388,6 +395,23 @@ mod tests {
         ] {
             let err = Endpoint::new(options).unwrap_err();
             assert!(err.to_string().contains(says), "{err}");
+        }
+    }
+
+    #[test]
+    fn redis_passwords_are_never_shown() {
+        for (url, shown) in [
+            ("redis://h:6379/0", "redis://h:6379/0"),
+            ("redis://:pw@h:6379/0", "redis://:***@h:6379/0"),
+            ("rediss://user:pw@h/0", "rediss://user:***@h/0"),
+            (
+                "redis://:p@ss/w:rd@h:notaport/0",
+                "redis://:***@h:notaport/0",
+            ),
+            ("redis://user@h/0", "redis://user@h/0"),
+            ("http://user:pw@h", "http://user:pw@h"),
+        ] {
+            assert_eq!(shown_url(url), shown, "{url}");
         }
     }
 

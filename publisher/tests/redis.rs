@@ -316,8 +316,10 @@ fn options_that_cannot_publish_through_redis() {
             "namespaces[0].history_ttl",
         ),
         (
-            Options::new().url("redis://h:notaport/0").namespaces([]),
-            "bad Redis URL",
+            Options::new()
+                .url("redis://:hunter2@h:notaport/0")
+                .namespaces([]),
+            "bad Redis URL \"redis://:***@h:notaport/0\"",
         ),
         // Not until the workspace enables the redis crate's TLS (the hubs' too).
         (
@@ -327,6 +329,7 @@ fn options_that_cannot_publish_through_redis() {
     ] {
         let err = Publisher::new(options).unwrap_err();
         assert!(err.to_string().contains(says), "{err}");
+        assert!(!err.to_string().contains("hunter2"), "{err}");
     }
     // The password is never shown.
     let p = Publisher::new(
