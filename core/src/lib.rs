@@ -19,6 +19,7 @@ mod error;
 pub mod hooks;
 pub mod hub;
 pub mod protocol;
+pub mod shard;
 
 pub use error::{Error, Rejection};
 
