@@ -269,6 +269,28 @@ def test_the_app_decides_subscriptions(hooks_hub, ws):
     }
 
 
+def test_hooks_may_call_the_hub(hooks_hub, ws):
+    """A subscribe hook and an rpc that call the hub's HTTP API while the hub waits for
+    their answer: no deadlock, and the others are served meanwhile."""
+    from djangoproject.shop import hooks
+
+    hooks.HUB_URL = hooks_hub.url
+    flo = user("hook-flo")
+    watcher = ws(hooks_hub.ws_url)
+    watcher.subscribe("room:lobby")
+    member = ws(hooks_hub.ws_url, additional_headers={"Cookie": session_cookie(flo)})
+    member.subscribe("room:busy")
+    assert watcher.recv()["message"]["data"] == "from the subscribe hook"
+    answer = member.command({"rpc": {"method": "look-around", "data": {"channel": "room:lobby"}}})
+    assert answer == {
+        "rpcResult": {
+            "method": "look-around",
+            "data": {"published": "room:lobby", "subscribers": 1},
+        }
+    }
+    assert watcher.recv()["message"]["data"] == "from the rpc"
+
+
 def test_rpc(hooks_hub, ws):
     eve = user("hook-eve")
     browser = ws(hooks_hub.ws_url, additional_headers={"Cookie": session_cookie(eve)})

@@ -53,6 +53,12 @@ class App {
       if (/(^|; )session=ann(;|$)/.test(cookie)) {
         return json(200, { user: 'ann', read: ['room:*'], write: ['room:*'] });
       }
+      if (/(^|; )session=flaky(;|$)/.test(cookie)) {
+        // Fails the first time (the hub closes with 4503), answers after.
+        this.flaky = (this.flaky ?? 0) + 1;
+        if (this.flaky === 1) return json(500, { err: 'UNAVAILABLE' });
+        return json(200, { user: 'flo', read: ['room:*'] });
+      }
       return json(200, {});
     }
     this.calls.push(request);
@@ -260,5 +266,31 @@ describe('a page the app identifies by its cookie (connect hook)', () => {
     assert.deepEqual(r.message, { channel: 'room:cookie', event: 'chat', data: 'hi', from: 'ann' });
     assert.deepEqual(r.me, { you: 'ann', sent: 'who' });
     assert.equal(r.denied, 'ACCESS_DENIED');
+  });
+
+  test('an app that failed (close 4503) is retried, unlike a refusal', async () => {
+    const r = await page.evaluate(async (url) => {
+      const { Client, Recorder } = window.hubbub;
+      document.cookie = 'session=flaky; path=/';
+      const errors = new Recorder();
+      const client = new Client(url, {
+        onError: errors.push,
+        reconnect: { minDelayMs: 10, maxDelayMs: 20 },
+      });
+      // The subscription waits for a connection, made by the client's own retry.
+      const subscribed = client.subscribe('room:flaky', () => {});
+      const first = await client.connect().then(
+        () => null,
+        (e) => e.closeCode,
+      );
+      await subscribed;
+      const me = await client.rpc('echo', null);
+      client.close();
+      document.cookie = 'session=; path=/; max-age=0';
+      return { first, closeCodes: errors.items.map((e) => e.closeCode), me };
+    }, hooked.ws);
+    assert.ok(r.closeCodes.includes(4503), JSON.stringify(r));
+    assert.equal(r.me.you, 'flo');
+    assert.equal(app.flaky, 2);
   });
 });

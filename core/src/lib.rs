@@ -25,6 +25,7 @@ pub mod hooks;
 pub mod hub;
 pub mod namespace;
 pub mod protocol;
+pub mod shard;
 
 pub use error::{Error, Rejection};
 

@@ -141,7 +141,9 @@ pub struct Overrides {
     #[arg(long, env = "HUBBUB_ENGINE", value_name = "ENGINE")]
     pub engine: Option<String>,
 
-    /// The Redis of the redis engine (Redis 7 or later) [default: redis://127.0.0.1:6379/0]
+    /// The Redis of the redis engine (Redis 7 or later); several, comma-separated, spread
+    /// the channels over them (every node must list the same, in the same order)
+    /// [default: redis://127.0.0.1:6379/0]
     #[arg(long, env = "HUBBUB_REDIS_URL", value_name = "URL")]
     pub redis_url: Option<String>,
 
@@ -187,8 +189,9 @@ struct File {
 pub enum Engine {
     /// This node alone, in memory.
     Memory,
-    /// Many nodes sharing one Redis.
-    Redis { url: String, prefix: String },
+    /// Many nodes sharing Redis: one instance, or several with the channels spread over
+    /// them (`hubbub_core::shard`), in the order given.
+    Redis { urls: Vec<String>, prefix: String },
 }
 
 /// `[hooks]` as written.
@@ -471,16 +474,23 @@ impl Config {
         let engine = match o.engine.clone().or(file.engine).as_deref() {
             None | Some("memory") => Engine::Memory,
             Some("redis") => {
-                let url = o
+                let listed = o
                     .redis_url
                     .clone()
                     .or(file.redis_url)
                     .unwrap_or_else(|| "redis://127.0.0.1:6379/0".to_owned());
-                if !(url.starts_with("redis://") || url.starts_with("rediss://")) {
-                    return Err(key_error(
-                        "redis_url",
-                        format!("{url:?} is not a redis:// URL"),
-                    ));
+                // Several instances, comma-separated: the channels are spread over them.
+                let urls: Vec<String> = listed.split(',').map(|u| u.trim().to_owned()).collect();
+                for url in &urls {
+                    if !(url.starts_with("redis://") || url.starts_with("rediss://")) {
+                        return Err(key_error(
+                            "redis_url",
+                            format!("{url:?} is not a redis:// URL"),
+                        ));
+                    }
+                }
+                if urls.iter().collect::<std::collections::HashSet<_>>().len() < urls.len() {
+                    return Err(key_error("redis_url", "lists the same Redis twice"));
                 }
                 let prefix = o
                     .redis_prefix
@@ -489,7 +499,7 @@ impl Config {
                     .unwrap_or_else(|| hubbub_core::engine::DEFAULT_PREFIX.to_owned());
                 hubbub_core::engine::check_prefix(&prefix)
                     .map_err(|e| key_error("redis_prefix", e))?;
-                Engine::Redis { url, prefix }
+                Engine::Redis { urls, prefix }
             }
             Some(other) => {
                 return Err(key_error(
@@ -841,6 +851,14 @@ mod tests {
             ("[hooks]\nrpc_url = \"http://app/rpc\"", "hooks.secret"),
             ("engine = \"etcd\"", "engine"),
             ("engine = \"redis\"\nredis_url = \"http://x\"", "redis_url"),
+            (
+                "engine = \"redis\"\nredis_url = \"redis://a,http://b\"",
+                "redis_url",
+            ),
+            (
+                "engine = \"redis\"\nredis_url = \"redis://a, redis://a\"",
+                "redis_url",
+            ),
             (
                 "[hooks]\nrpc_url = \"ftp://app/rpc\"\nsecret = \"s\"",
                 "hooks.rpc_url",

@@ -10,7 +10,8 @@
 use crate::config::{Config, Engine, Namespace};
 use crate::engine::{
     Broker, BrokerHandler, Control, EngineError, HistoryFilter, HistoryResult, MemoryBroker,
-    MemoryPresence, PresenceManager, PresenceStats, RedisBroker, RedisPresence,
+    MemoryPresence, PresenceManager, PresenceStats, RedisBroker, RedisPresence, ShardedBroker,
+    ShardedPresence,
 };
 use crate::outbox::{encode, encode_message, ClientHandle, Frame};
 use crate::shutdown::Shutdown;
@@ -263,10 +264,22 @@ impl Node {
                 Arc::new(MemoryBroker::new()),
                 Arc::new(MemoryPresence::new()),
             ),
-            Engine::Redis { url, prefix } => {
-                let broker = RedisBroker::connect(url, prefix).await?;
-                let presence = RedisPresence::new(broker.commands(), prefix);
-                (Arc::new(broker), Arc::new(presence))
+            Engine::Redis { urls, prefix } => {
+                let mut brokers: Vec<Arc<dyn Broker>> = Vec::new();
+                let mut presences: Vec<Arc<dyn PresenceManager>> = Vec::new();
+                for url in urls {
+                    let broker = RedisBroker::connect(url, prefix).await?;
+                    presences.push(Arc::new(RedisPresence::new(broker.commands(), prefix)));
+                    brokers.push(Arc::new(broker));
+                }
+                if brokers.len() == 1 {
+                    (brokers.remove(0), presences.remove(0))
+                } else {
+                    (
+                        Arc::new(ShardedBroker::new(brokers)),
+                        Arc::new(ShardedPresence::new(presences)),
+                    )
+                }
             }
         };
         let id = crate::engine::new_epoch();

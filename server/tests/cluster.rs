@@ -2,16 +2,22 @@
 
 mod common;
 
-use common::redis::redis_url;
+use common::redis::{redis_url, second_redis_url};
 use common::{Client, Server};
 use serde_json::json;
 
 /// A node of the cluster named `prefix` (each test has its own, on the one Redis).
 fn node(prefix: &str) -> Server {
+    node_on(prefix, redis_url())
+}
+
+/// A node of the cluster named `prefix` whose engine is the Redis instances `redis`
+/// (`redis_url`: one URL, or several comma-separated).
+fn node_on(prefix: &str, redis: &str) -> Server {
     let config = format!(
         r#"
 engine = "redis"
-redis_url = "{}"
+redis_url = "{redis}"
 redis_prefix = "{prefix}"
 
 [anonymous]
@@ -22,16 +28,26 @@ pattern = "room:*"
 history_size = 100
 presence = true
 join_leave = true
-"#,
-        redis_url()
+"#
     );
     Server::with_config(&config, &[])
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_nodes_are_one_hub() {
-    let a = node("two-nodes");
-    let b = node("two-nodes");
+    one_hub("two-nodes", redis_url()).await;
+}
+
+/// The same over two Redis instances, the channels spread over them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_nodes_over_two_redis_are_one_hub() {
+    let both = format!("{},{}", redis_url(), second_redis_url());
+    one_hub("two-nodes-sharded", &both).await;
+}
+
+async fn one_hub(prefix: &str, redis: &str) {
+    let a = node_on(prefix, redis);
+    let b = node_on(prefix, redis);
     let mut on_a = Client::connect(&a).await;
     let mut on_b = Client::connect(&b).await;
     on_a.subscribe("room:1").await;

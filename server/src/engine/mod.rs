@@ -9,6 +9,8 @@
 //!   this node.
 //! - `redis_broker.rs`, `redis_presence.rs`: the Redis engine, where many nodes share one
 //!   Redis (pub/sub between nodes, streams and presence in Redis).
+//! - `sharded.rs`: an engine over several Redis instances, each channel on one of them
+//!   (`redis_url` listing several).
 //!
 //! Every implementation passes the one conformance suite in `server/tests/conformance/`.
 
@@ -18,6 +20,7 @@ mod memory_presence;
 mod presence;
 mod redis_broker;
 mod redis_presence;
+mod sharded;
 
 pub use broker::{Broker, BrokerHandler, Control, HistoryFilter, HistoryResult, StreamOptions};
 pub use memory_broker::MemoryBroker;
@@ -25,6 +28,7 @@ pub use memory_presence::MemoryPresence;
 pub use presence::{PresenceManager, PresenceStats};
 pub use redis_broker::RedisBroker;
 pub use redis_presence::{RedisPresence, PRESENCE_TTL};
+pub use sharded::{ShardedBroker, ShardedPresence};
 
 use std::fmt;
 

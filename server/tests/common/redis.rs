@@ -22,6 +22,23 @@ pub fn redis_url() -> &'static str {
     })
 }
 
+/// A second `redis-server`, for the engine spread over two instances.
+#[allow(dead_code)]
+pub fn second_redis_url() -> &'static str {
+    static REDIS: OnceLock<String> = OnceLock::new();
+    REDIS.get_or_init(|| {
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let (_child, url) = start_redis();
+            tx.send(url).unwrap();
+            loop {
+                std::thread::park();
+            }
+        });
+        rx.recv().unwrap()
+    })
+}
+
 fn start_redis() -> (Child, String) {
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()

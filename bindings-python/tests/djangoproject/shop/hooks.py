@@ -4,6 +4,7 @@ listeners and a connect hook, plain and async, the way a Django app writes them.
 import asyncio
 import queue
 
+import hubbub
 from asgiref.sync import sync_to_async
 from django.core.exceptions import PermissionDenied
 
@@ -20,6 +21,10 @@ from hubbub.django import (
 #: Every event notice the app was told of, as (event, client, user id, channel), for the
 #: tests to wait on.
 NOTICES: "queue.Queue[tuple]" = queue.Queue()
+
+#: The hub of the tests, for the functions that call its API from inside a hook (set by
+#: the tests).
+HUB_URL = ""
 
 
 @on_connect
@@ -48,6 +53,18 @@ def echo(identity, data):
         "username": user.get_username() if user.is_authenticated else None,
         "info": identity.info,
         "sent": data,
+    }
+
+
+@rpc("look-around")
+def look_around(identity, data):
+    # Publishes and reads the hub's figures from inside an rpc.
+    hub = hubbub.Publisher(HUB_URL)
+    published = hub.publish(data["channel"], "from the rpc")
+    channels = hub.channels()
+    return {
+        "published": published["published"],
+        "subscribers": channels["channels"][data["channel"]]["subscribers"],
     }
 
 
@@ -109,6 +126,13 @@ def closed(identity, subscription):
 def staff(identity, subscription):
     if not identity.user.is_staff:
         raise PermissionDenied("staff only")
+    return True
+
+
+@on_subscribe("room:busy")
+def busy(identity, subscription):
+    # The hub waits for this answer while the app calls its HTTP API: no deadlock.
+    hubbub.Publisher(HUB_URL).publish("room:lobby", "from the subscribe hook")
     return True
 
 
