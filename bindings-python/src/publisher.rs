@@ -174,7 +174,8 @@ fn answer<T: Serialize>(result: Result<T, Error>) -> Result<Answer, Error> {
 /// to the empty string counts as unset. ``timeout`` bounds each call, in seconds.
 ///
 /// A ``redis://`` (or ``rediss://``) URL publishes straight into the Redis the hubs share
-/// (``engine = "redis"``), with no HTTP hop: ``namespaces`` must then be the hubs'
+/// (``engine = "redis"``; the hubs' whole ``redis_url``, where it lists several
+/// instances), with no HTTP hop: ``namespaces`` must then be the hubs'
 /// namespaces, as their config writes them (a list of dicts such as ``{"pattern":
 /// "room:*", "history_size": 100, "history_ttl": "10m"}``; ``[]`` where no channel keeps
 /// history), and ``redis_prefix`` their ``redis_prefix`` (default ``"hubbub"``). Whoever

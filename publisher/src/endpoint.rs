@@ -52,7 +52,9 @@ pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(5);
 #[derive(Clone, Default, PartialEq, Eq)]
 pub struct Options {
     /// The hub's base URL, `http://` or `https://`, e.g. `https://hub.example.com`; or the
-    /// hubs' Redis, `redis://` or `rediss://`, e.g. `redis://:password@10.0.0.5:6379/0`.
+    /// hubs' Redis, `redis://` or `rediss://`, e.g. `redis://:password@10.0.0.5:6379/0`
+    /// (the hubs' `redis_url`: where it lists several instances, the same list, in the same
+    /// order).
     pub url: Option<String>,
     /// Sent as `Authorization: Bearer <api_key>`; the hub asks for one when its config
     /// sets `api_keys`.
@@ -187,12 +189,15 @@ fn is_redis_url(url: &str) -> bool {
 }
 
 /// A URL as it may be shown (in messages, `Debug`, `url()`): a Redis URL's password
-/// replaced by `***`. Done on the text, so that a URL that does not parse (and is shown in
-/// the error saying so) loses its password too; everything up to the last `@` after the
-/// scheme counts as the user and password.
+/// replaced by `***`, in each URL of a comma-separated list. Done on the text, so that a
+/// URL that does not parse (and is shown in the error saying so) loses its password too;
+/// everything up to the last `@` after the scheme counts as the user and password.
 pub(crate) fn shown_url(url: &str) -> String {
     if !is_redis_url(url) {
         return url.to_owned();
+    }
+    if url.contains(',') {
+        return url.split(',').map(shown_url).collect::<Vec<_>>().join(",");
     }
     let Some(start) = url.find("://").map(|i| i + 3) else {
         return url.to_owned();
@@ -339,7 +344,8 @@ impl fmt::Debug for Endpoint {
             .field("timeout", &self.0.timeout);
         #[cfg(feature = "redis")]
         if let Transport::Redis(target) = &self.0.transport {
-            f.field("redis_prefix", &target.prefix)
+            f.field("redis_instances", &target.shard_count())
+                .field("redis_prefix", &target.prefix)
                 .field("namespaces", &target.namespaces.len());
         }
         f.finish()
@@ -409,6 +415,10 @@ mod tests {
                 "redis://:***@h:notaport/0",
             ),
             ("redis://user@h/0", "redis://user@h/0"),
+            (
+                "redis://:a@h1:6379/0,redis://:b@h2:6379/0",
+                "redis://:***@h1:6379/0,redis://:***@h2:6379/0",
+            ),
             ("http://user:pw@h", "http://user:pw@h"),
         ] {
             assert_eq!(shown_url(url), shown, "{url}");

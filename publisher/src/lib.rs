@@ -50,7 +50,8 @@
 //!
 //! Where the hubs run with the Redis engine, a `redis://` URL publishes straight into
 //! their Redis, with no HTTP hop (the `redis` feature, on by default). The publisher must
-//! then be given the hubs' `namespaces` (as their config writes them) and `redis_prefix`:
+//! then be given the hubs' `redis_url` (all of it, where it lists several instances),
+//! `namespaces` (as their config writes them) and `redis_prefix`:
 //!
 //! ```no_run
 //! use hubbub_publisher::core::namespace::NamespaceSpec;

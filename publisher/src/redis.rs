@@ -2,10 +2,15 @@
 //! engine rather than through a hub's HTTP API.
 //!
 //! Everything about the engine's layout is hubbub-core's (`engine`: the keys, topics, Lua
-//! scripts and lines; `namespace`: what each channel keeps), the code the hubs run: a
-//! publication made here runs the hubs' own publish script on the hubs' own keys, so its
-//! offset, epoch and place in the history are those a publication through a hub gets, and
-//! every subscriber on every node receives it.
+//! scripts and lines; `namespace`: what each channel keeps; `shard`: which of several Redis
+//! instances a channel lives on), the code the hubs run: a publication made here runs the
+//! hubs' own publish script on the hubs' own keys, so its offset, epoch and place in the
+//! history are those a publication through a hub gets, and every subscriber on every node
+//! receives it.
+//!
+//! Where the hubs' `redis_url` lists several instances, the publisher is given the same
+//! list, in the same order: what is about a channel goes to the channel's instance, what
+//! is about the cluster (the messages between nodes, the list of live nodes) to the first.
 //!
 //! - `publish`, `broadcast`: the channel's topic, through the publish script where its
 //!   namespace keeps history.
@@ -47,27 +52,51 @@ static NODES: LazyLock<redis::Script> = LazyLock::new(|| redis::Script::new(engi
 /// The hubs' Redis, and what the publisher must know of the hubs' config to write into it
 /// as they do.
 pub(crate) struct RedisTarget {
-    client: redis::Client,
-    /// The URL as given, password included: the pool's key, never shown.
-    url: String,
+    /// The hubs' Redis instances, in the hubs' order (one, unless they shard).
+    shards: Vec<Shard>,
     /// The hubs' `redis_prefix`.
     pub(crate) prefix: String,
     /// The hubs' namespaces, checked.
     pub(crate) namespaces: Vec<Namespace>,
 }
 
+/// One Redis instance of the hubs.
+struct Shard {
+    client: redis::Client,
+    /// The URL as given, password included: the pool's key, never shown.
+    url: String,
+}
+
 impl RedisTarget {
-    /// Checks a Redis URL (without connecting), the prefix and the namespaces.
+    /// Checks the Redis URL, or the comma-separated list of them (without connecting), the
+    /// prefix and the namespaces.
     pub(crate) fn new(
-        url: &str,
+        urls: &str,
         namespaces: Option<Vec<NamespaceSpec>>,
         prefix: Option<String>,
     ) -> Result<RedisTarget, ConfigError> {
-        let shown = shown_url(url);
-        // RESP3, as the hubs' connections: Redis tells a connection at once that it goes
-        // away, and the next call makes a new one.
-        let client = redis::Client::open(engine::with_resp3(url))
-            .map_err(|e| ConfigError::new(format!("bad Redis URL {shown:?}: {e}")))?;
+        let mut shards = Vec::new();
+        for url in urls.split(',').map(str::trim) {
+            let shown = shown_url(url);
+            if !(url.starts_with("redis://") || url.starts_with("rediss://")) {
+                return Err(ConfigError::new(format!(
+                    "bad Redis URL {shown:?}: each URL of the list is redis:// or rediss://"
+                )));
+            }
+            if shards.iter().any(|s: &Shard| s.url == url) {
+                return Err(ConfigError::new(format!(
+                    "{shown:?} is listed twice: list the hubs' redis_url as they do"
+                )));
+            }
+            // RESP3, as the hubs' connections: Redis tells a connection at once that it
+            // goes away, and the next call makes a new one.
+            let client = redis::Client::open(engine::with_resp3(url))
+                .map_err(|e| ConfigError::new(format!("bad Redis URL {shown:?}: {e}")))?;
+            shards.push(Shard {
+                client,
+                url: url.to_owned(),
+            });
+        }
         let prefix = prefix.unwrap_or_else(|| engine::DEFAULT_PREFIX.to_owned());
         engine::check_prefix(&prefix)
             .map_err(|e| ConfigError::new(format!("bad redis_prefix {prefix:?}: {e}")))?;
@@ -87,11 +116,25 @@ impl RedisTarget {
             })
             .collect::<Result<Vec<_>, _>>()?;
         Ok(RedisTarget {
-            client,
-            url: url.to_owned(),
+            shards,
             prefix,
             namespaces,
         })
+    }
+
+    /// How many Redis instances the channels are spread over.
+    pub(crate) fn shard_count(&self) -> usize {
+        self.shards.len()
+    }
+
+    /// The instance `channel` lives on, as the hubs pick it.
+    fn shard_of(&self, channel: &str) -> &Shard {
+        &self.shards[hubbub_core::shard::index(channel, self.shards.len())]
+    }
+
+    /// The instance of what is about the cluster: the messages between nodes, the nodes.
+    fn first(&self) -> &Shard {
+        &self.shards[0]
     }
 
     /// A call of `publisher`, whose endpoint this is.
@@ -128,11 +171,11 @@ impl Pool {
     /// there is none. Called on the runtime the connection is to belong to.
     fn get(
         &self,
-        target: &RedisTarget,
+        shard: &Shard,
         timeout: Duration,
     ) -> Result<ConnectionManager, redis::RedisError> {
         let mut pool = self.0.lock().unwrap_or_else(|e| e.into_inner());
-        let key = (target.url.clone(), timeout);
+        let key = (shard.url.clone(), timeout);
         if let Some(connection) = pool.get(&key) {
             return Ok(connection.clone());
         }
@@ -142,16 +185,16 @@ impl Pool {
             .set_connection_timeout(Some(timeout))
             .set_response_timeout(Some(timeout))
             .set_number_of_retries(0);
-        let connection = ConnectionManager::new_lazy_with_config(target.client.clone(), config)?;
+        let connection = ConnectionManager::new_lazy_with_config(shard.client.clone(), config)?;
         pool.insert(key, connection.clone());
         Ok(connection)
     }
 
-    /// Forgets the connection to `target` (it could not connect, or broke), so that the
+    /// Forgets the connection to `shard` (it could not connect, or broke), so that the
     /// next call makes a new one rather than wait on the one that failed.
-    fn forget(&self, target: &RedisTarget, timeout: Duration) {
+    fn forget(&self, shard: &Shard, timeout: Duration) {
         let mut pool = self.0.lock().unwrap_or_else(|e| e.into_inner());
-        pool.remove(&(target.url.clone(), timeout));
+        pool.remove(&(shard.url.clone(), timeout));
     }
 }
 
@@ -203,11 +246,12 @@ impl Call<'_> {
         }
     }
 
-    fn failed(&self, e: redis::RedisError) -> Error {
+    /// A failure of Redis `shard`.
+    fn failed(&self, shard: &Shard, e: redis::RedisError) -> Error {
         let cause = if e.is_timeout() {
             Cause::Timeout(self.timeout)
         } else if e.is_io_error() || e.is_connection_refusal() || e.is_connection_dropped() {
-            self.pool.forget(self.target, self.timeout);
+            self.pool.forget(shard, self.timeout);
             Cause::Unreachable(e.to_string())
         } else {
             Cause::Redis(e.to_string())
@@ -222,16 +266,16 @@ impl Call<'_> {
             .unwrap_or_else(|_| Err(self.unavailable(Cause::Timeout(self.timeout))))
     }
 
-    /// The pool's connection to the Redis.
-    async fn connection(&self) -> Result<ConnectionManager, Error> {
+    /// The pool's connection to Redis `shard`.
+    async fn connection(&self, shard: &Shard) -> Result<ConnectionManager, Error> {
         // A connection Redis closed while the runtime slept (the blocking publisher's
         // runtime runs only during its calls) is found out by the connection's own task,
         // which tells the manager, which starts a new one: let both run first, so that a
         // Redis that restarted meanwhile costs no failed call.
         tokio::task::yield_now().await;
         self.pool
-            .get(self.target, self.timeout)
-            .map_err(|e| self.failed(e))
+            .get(shard, self.timeout)
+            .map_err(|e| self.failed(shard, e))
     }
 
     /// Publishes one message as a hub does (`Broker::publish` of the Redis engine): a plain
@@ -239,11 +283,12 @@ impl Call<'_> {
     /// publication's offset and epoch where there is a stream.
     async fn publish_one(
         &self,
-        redis: &mut ConnectionManager,
         channel: &str,
         event: String,
         data: RawJson,
     ) -> Result<Option<(u64, String)>, Error> {
+        let shard = self.target.shard_of(channel);
+        let mut redis = self.connection(shard).await?;
         let prefix = &self.target.prefix;
         let message = Message {
             channel: channel.to_owned(),
@@ -259,7 +304,7 @@ impl Call<'_> {
             let _: i64 = redis
                 .publish(topic, engine::publication_line(&json))
                 .await
-                .map_err(|e| self.failed(e))?;
+                .map_err(|e| self.failed(shard, e))?;
             return Ok(None);
         }
         let (meta, list) = engine::stream_keys(prefix, channel);
@@ -271,18 +316,17 @@ impl Call<'_> {
             .arg(stream.history_size)
             .arg(stream.history_ttl.as_millis() as u64)
             .arg(new_epoch())
-            .invoke_async(redis)
+            .invoke_async(&mut redis)
             .await
-            .map_err(|e| self.failed(e))?;
+            .map_err(|e| self.failed(shard, e))?;
         Ok(Some((offset, epoch)))
     }
 
     pub(crate) async fn publish(&self, request: PublishRequest) -> Result<Published, Error> {
         let request = self.checked(&request)?;
         self.run(async {
-            let mut redis = self.connection().await?;
             let position = self
-                .publish_one(&mut redis, &request.channel, request.event, request.data)
+                .publish_one(&request.channel, request.event, request.data)
                 .await?;
             let (offset, epoch) = position.unzip();
             Ok(Published {
@@ -303,15 +347,9 @@ impl Call<'_> {
         let mut seen = std::collections::HashSet::new();
         request.channels.retain(|c| seen.insert(c.clone()));
         self.run(async {
-            let mut redis = self.connection().await?;
             for channel in &request.channels {
-                self.publish_one(
-                    &mut redis,
-                    channel,
-                    request.event.clone(),
-                    request.data.clone(),
-                )
-                .await?;
+                self.publish_one(channel, request.event.clone(), request.data.clone())
+                    .await?;
             }
             Ok(BroadcastPublished {
                 published: request.channels,
@@ -336,7 +374,8 @@ impl Call<'_> {
             );
         }
         self.run(async {
-            let mut redis = self.connection().await?;
+            let shard = self.target.shard_of(channel);
+            let mut redis = self.connection(shard).await?;
             let (meta, list) = engine::stream_keys(&self.target.prefix, channel);
             let (epoch, offset, lines): (String, u64, Vec<Vec<u8>>) = HISTORY
                 .key(meta)
@@ -345,7 +384,7 @@ impl Call<'_> {
                 .arg(stream.history_ttl.as_millis() as u64)
                 .invoke_async(&mut redis)
                 .await
-                .map_err(|e| self.failed(e))?;
+                .map_err(|e| self.failed(shard, e))?;
             let kept = lines
                 .iter()
                 .filter_map(|line| match engine::read_line(line) {
@@ -437,7 +476,9 @@ impl Call<'_> {
         request: Control,
     ) -> Result<Vec<(usize, Option<BTreeMap<String, usize>>)>, Error> {
         let prefix = &self.target.prefix;
-        let mut redis = self.connection().await?;
+        // What is about the cluster lives on the first instance.
+        let shard = self.target.first();
+        let mut redis = self.connection(shard).await?;
         let (nodes, expiries) = engine::nodes_keys(prefix);
         let nodes: Vec<String> = NODES
             .key(nodes)
@@ -445,7 +486,7 @@ impl Call<'_> {
             .arg(now_ms())
             .invoke_async(&mut redis)
             .await
-            .map_err(|e| self.failed(e))?;
+            .map_err(|e| self.failed(shard, e))?;
         let expected = engine::read_nodes(&nodes).len();
         if expected == 0 {
             // No hub is running: nobody is connected.
@@ -453,20 +494,19 @@ impl Call<'_> {
         }
         // The replies come on the control topic: listen before asking.
         let control_topic = engine::control_topic(prefix);
-        let mut replies_topic = self
-            .target
+        let mut replies_topic = shard
             .client
             .get_async_pubsub()
             .await
-            .map_err(|e| self.failed(e))?;
+            .map_err(|e| self.failed(shard, e))?;
         replies_topic
             .subscribe(&control_topic)
             .await
-            .map_err(|e| self.failed(e))?;
+            .map_err(|e| self.failed(shard, e))?;
         let _: i64 = redis
             .publish(&control_topic, engine::control_line(&request))
             .await
-            .map_err(|e| self.failed(e))?;
+            .map_err(|e| self.failed(shard, e))?;
         let mut replies = Vec::new();
         let mut messages = replies_topic.on_message();
         // Within the call's own time limit, so that a short one answers with the replies

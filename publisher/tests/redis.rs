@@ -564,3 +564,87 @@ async fn an_acl_user_with_the_documented_rights_can_make_every_call() {
     assert_eq!(err.code(), "UNAVAILABLE");
     assert!(err.to_string().contains("no permissions"), "{err}");
 }
+
+#[tokio::test]
+async fn several_redis_instances_are_written_as_the_nodes_spread_them() {
+    let (one, two) = (Redis::start(), Redis::start());
+    let urls = format!("{},{}", one.url, two.url);
+    let node = |urls: &str| {
+        common::Hub::start(&[
+            "--engine",
+            "redis",
+            "--redis-url",
+            urls,
+            "--namespaces",
+            NAMESPACES,
+        ])
+    };
+    let (a, b) = (node(&urls), node(&urls));
+    let p = Publisher::new(Options::new().url(&urls).namespaces(namespaces())).unwrap();
+    // A channel on each instance.
+    let on = |shard: usize| {
+        (0..)
+            .map(|i| format!("room:s{i}"))
+            .find(|c| hubbub_publisher::core::shard::index(c, 2) == shard)
+            .unwrap()
+    };
+    let channels = [on(0), on(1)];
+    let mut on_a = Browser::connect(&a).await;
+    let mut on_b = Browser::connect(&b).await;
+    for channel in &channels {
+        on_a.subscribe(channel).await;
+        on_b.subscribe(channel).await;
+    }
+    for (n, channel) in channels.iter().enumerate() {
+        let published = p.publish(channel.as_str(), "m", &n).await.unwrap();
+        assert_eq!(published.offset, Some(1));
+        for browser in [&mut on_a, &mut on_b] {
+            let message = browser.recv().await["message"].clone();
+            assert_eq!(
+                (message["channel"].as_str(), message["offset"].as_u64()),
+                (Some(channel.as_str()), Some(1))
+            );
+        }
+        // The node reads the stream where the publisher wrote it.
+        let history = get(&b, &format!("/api/history/{channel}")).await;
+        assert_eq!(history["messages"][0]["data"], n);
+        assert_eq!(p.history(channel, None, None).await.unwrap().offset, 1);
+    }
+    // Each stream is on its channel's instance only.
+    let alone = Publisher::new(Options::new().url(&one.url).namespaces(namespaces())).unwrap();
+    assert_eq!(
+        alone
+            .history(&channels[0], Some(0), None)
+            .await
+            .unwrap()
+            .offset,
+        1
+    );
+    assert_eq!(
+        alone
+            .history(&channels[1], Some(0), None)
+            .await
+            .unwrap()
+            .offset,
+        0
+    );
+    // The nodes' messages go over the first instance.
+    let sent = p
+        .direct(Target::Client(on_b.id.clone()), "psst", &1)
+        .await
+        .unwrap();
+    assert_eq!(sent.delivered, 1);
+    assert_eq!(on_b.recv().await["directMessage"]["data"], 1);
+    assert_eq!(p.channels().await.unwrap().channels.len(), 2);
+    // The list must be the hubs' list: Redis URLs, each once.
+    for (urls, says) in [
+        (
+            format!("{},http://h", one.url),
+            "each URL of the list is redis://",
+        ),
+        (format!("{0},{0}", one.url), "listed twice"),
+    ] {
+        let err = Publisher::new(Options::new().url(urls).namespaces([])).unwrap_err();
+        assert!(err.to_string().contains(says), "{err}");
+    }
+}
