@@ -29,6 +29,10 @@ pub struct Machine {
 #[derive(Serialize, Deserialize)]
 pub struct Skipped {
     pub target: String,
+    /// The one scenario skipped (the cluster, for a target without one); none: every
+    /// scenario of the target.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scenario: Option<Scenario>,
     pub reason: String,
 }
 
@@ -191,7 +195,51 @@ pub fn describe(scenario: Scenario, s: &Settings) -> String {
             "publishes as fast as {} request loops go for {secs} s, one subscriber",
             s.publish_workers
         ),
+        Scenario::Cluster => format!(
+            "{} subscribers on one channel split over {} nodes sharing one Redis, {} pub/s \
+             (alternating between the nodes) for {secs} s, {} B payloads; the nodes and Redis \
+             share the server CPUs, CPU and RSS are their sum",
+            s.cluster_subscribers,
+            crate::scenario::CLUSTER_NODES,
+            s.cluster_rate,
+            s.payload
+        ),
     }
+}
+
+/// For a target's cluster row: how it compares with the same target's fanout (one node), or
+/// why the two are not comparable.
+fn against_one_node(report: &Report, cluster: &Summary) -> Option<String> {
+    let one = report.summary.iter().find(|s| {
+        s.scenario == Scenario::Fanout && s.target == cluster.target && s.failed < s.runs
+    })?;
+    let s = &report.settings;
+    if s.fanout_subscribers != s.cluster_subscribers || s.fanout_rate != s.cluster_rate {
+        return Some(format!(
+            "fanout (one node) ran {} subscribers at {} pub/s: not the same load",
+            s.fanout_subscribers, s.fanout_rate
+        ));
+    }
+    let ratio = |mine: f64, theirs: f64| {
+        if theirs > 0.0 {
+            format!("{:.2}", mine / theirs)
+        } else {
+            "-".into()
+        }
+    };
+    let (c, o) = (&cluster.median, &one.median);
+    Some(format!(
+        "against fanout on one node ({} deliveries/s, p99 {} ms, CPU {}%, RSS {} MiB): \
+         x figure {}, x p99 {}, x CPU {}, x RSS {}",
+        number(one.headline_value),
+        number(o.latency.p99_ms),
+        number(o.server_cpu_pct),
+        number(o.server_rss_mib),
+        ratio(cluster.headline_value, one.headline_value),
+        ratio(c.latency.p99_ms, o.latency.p99_ms),
+        ratio(c.server_cpu_pct, o.server_cpu_pct),
+        ratio(c.server_rss_mib, o.server_rss_mib),
+    ))
 }
 
 fn ratio(r: Option<f64>) -> String {
@@ -273,6 +321,11 @@ pub fn table(report: &Report, settings: Option<&Settings>) -> String {
                     String::new()
                 }
             );
+            if scenario == Scenario::Cluster {
+                if let Some(line) = against_one_node(report, s) {
+                    let _ = writeln!(out, "  {:<11} {line}", "");
+                }
+            }
             if let Some(c) = &m.connect_latency {
                 let _ = writeln!(
                     out,
@@ -286,7 +339,20 @@ pub fn table(report: &Report, settings: Option<&Settings>) -> String {
         }
     }
     for s in &report.skipped {
-        let _ = writeln!(out, "\nskipped {}: {}", s.target, s.reason);
+        match s.scenario {
+            Some(scenario) => {
+                let _ = writeln!(
+                    out,
+                    "\nskipped {} {}: {}",
+                    s.target,
+                    scenario.name(),
+                    s.reason
+                );
+            }
+            None => {
+                let _ = writeln!(out, "\nskipped {}: {}", s.target, s.reason);
+            }
+        }
     }
     let failures: Vec<&RunRecord> = report.runs.iter().filter(|r| r.error.is_some()).collect();
     for r in failures {
