@@ -411,4 +411,99 @@ mod tests {
         assert_eq!(summary[1].cpu_ratio_to_hubbub, Some(1.0));
         assert_eq!(summary[1].median.lost, 7);
     }
+
+    fn settings(cluster_subscribers: usize) -> Settings {
+        Settings {
+            payload: 100,
+            duration: std::time::Duration::from_secs(1),
+            fanout_subscribers: 100,
+            fanout_rate: 50.0,
+            channels_clients: 0,
+            channels_rate: 0.0,
+            idle_connections: 0,
+            connect_connections: 0,
+            connect_concurrency: 0,
+            publish_workers: 0,
+            open_concurrency: 0,
+            in_flight: 0,
+            cluster_subscribers,
+            cluster_rate: 50.0,
+        }
+    }
+
+    fn cluster_report(cluster_subscribers: usize) -> Report {
+        let run = |scenario, dps, cpu| RunRecord {
+            round: 0,
+            target: "hubbub".into(),
+            scenario,
+            metrics: Some(Metrics {
+                deliveries_per_s: dps,
+                server_cpu_pct: cpu,
+                ..Metrics::default()
+            }),
+            error: None,
+        };
+        let runs = vec![
+            run(Scenario::Fanout, 4000.0, 20.0),
+            run(Scenario::Cluster, 3000.0, 40.0),
+        ];
+        let scenarios = [Scenario::Fanout, Scenario::Cluster];
+        let summary = summarize(&runs, &scenarios, &["hubbub".into()]);
+        Report {
+            started: 0,
+            machine: Machine {
+                cpus: 2,
+                kernel: String::new(),
+                open_file_limit: 1024,
+                server_cpus: "0".into(),
+                client_cpus: "1".into(),
+            },
+            settings: settings(cluster_subscribers),
+            rounds: 1,
+            skipped: vec![Skipped {
+                target: "nchan".into(),
+                scenario: Some(Scenario::Cluster),
+                reason: "no cluster here".into(),
+            }],
+            runs,
+            summary,
+        }
+    }
+
+    #[test]
+    fn the_cluster_row_compares_with_fanout_on_one_node_under_the_same_load() {
+        let report = cluster_report(100);
+        let text = table(&report, Some(&report.settings));
+        assert!(
+            text.contains("against fanout on one node (4000 deliveries/s"),
+            "{text}"
+        );
+        assert!(
+            text.contains("x figure 0.75") && text.contains("x CPU 2.00"),
+            "{text}"
+        );
+        assert!(
+            text.contains("skipped nchan cluster: no cluster here"),
+            "{text}"
+        );
+
+        let other = cluster_report(5000);
+        let text = table(&other, Some(&other.settings));
+        assert!(text.contains("not the same load"), "{text}");
+    }
+
+    #[test]
+    fn reports_from_before_the_cluster_scenario_still_read() {
+        let mut json = serde_json::to_value(cluster_report(100)).unwrap();
+        let settings = json["settings"].as_object_mut().unwrap();
+        settings.remove("cluster_subscribers");
+        settings.remove("cluster_rate");
+        json["skipped"][0]
+            .as_object_mut()
+            .unwrap()
+            .remove("scenario");
+        let report: Report = serde_json::from_value(json).unwrap();
+        assert_eq!(report.settings.cluster_subscribers, 0);
+        assert!(report.skipped[0].scenario.is_none());
+    }
 }
