@@ -742,6 +742,6 @@ impl Plan {
             // Keep the server's log for the error message to point at.
             let _ = dir.keep();
         }
-        result.with_context(|| format!("server log: {log}"))
+        result.with_context(|| format!("server logs: {log}"))
     }
 }
