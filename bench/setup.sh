@@ -7,12 +7,13 @@
 #   centrifugo  go install github.com/centrifugal/centrifugo/v6@latest, where the Go module
 #               proxy serves it (the run skips Centrifugo with a message where it does not)
 #
-# plus matplotlib in the project's virtualenv for the charts (bench/charts.py).
+# plus redis-server for the cluster scenario (two nodes sharing one Redis) and matplotlib in
+# the project's virtualenv for the charts (bench/charts.py).
 # Nothing of the peers' code is kept in this repository.
 source "$(dirname "$0")/../scripts/lib.sh"
 cd "$ROOT"
 
-apt_install nginx libnginx-mod-nchan protobuf-compiler util-linux python3-venv
+apt_install nginx libnginx-mod-nchan protobuf-compiler util-linux python3-venv redis-server
 
 if command -v sockudo >/dev/null || [ -x "$HOME/.cargo/bin/sockudo" ]; then
   say "sockudo is installed"

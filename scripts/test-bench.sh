@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
 # Bench: the load generator's unit tests, then a few seconds of every scenario against a
-# real hubbub process (smoke mode, hubbub only), so the harness cannot rot. The smoke run
+# real hubbub process (smoke mode, hubbub only; the cluster scenario runs two hubbub nodes
+# sharing a redis-server it starts), so the harness cannot rot. The smoke run
 # fails on any lost message, dropped connection or publish error; the JSON report must hold
 # every scenario.
 source "$(dirname "$0")/lib.sh"
 cd "$ROOT"
 
 command -v taskset >/dev/null || apt_install util-linux
+command -v redis-server >/dev/null || apt_install redis-server   # the cluster scenario
 ensure_hubbub
 
 say "hubbub-bench unit tests"
@@ -22,7 +24,8 @@ import json, sys
 report = json.load(open(sys.argv[1]))
 runs = report["runs"]
 scenarios = sorted(r["scenario"] for r in runs if r["metrics"])
-assert scenarios == ["channels", "connect", "fanout", "idle", "publish"], scenarios
+assert scenarios == ["channels", "cluster", "connect", "fanout", "idle", "publish"], scenarios
+assert not report["skipped"], report["skipped"]
 for r in runs:
     m = r["metrics"]
     assert m["delivered"] > 0 and m["lost"] == 0, (r["scenario"], m)

@@ -171,20 +171,25 @@ async fn next_text(ws: &mut Ws) -> Result<String> {
 }
 
 /// Opens `plan.len()` connections, at most `concurrency` at a time; connection `i` comes
-/// from `sources[i]` and subscribes to `plan[i]`. Records each connection's open time (µs)
-/// in `timings` when given.
+/// from `sources[i]`, goes to `servers[i % servers.len()]` (the nodes of a cluster take
+/// turns) and subscribes to `plan[i]`. Records each connection's open time (µs) in
+/// `timings` when given.
 pub async fn open_all(
     target: Arc<dyn Target>,
-    server: SocketAddr,
+    servers: &[SocketAddr],
     sources: Vec<Ipv4Addr>,
     plan: Vec<Vec<String>>,
     concurrency: usize,
     timings: Option<&Mutex<Histogram<u64>>>,
 ) -> Result<Vec<Ws>> {
+    if servers.is_empty() {
+        bail!("no server to connect to");
+    }
     let n = plan.len();
-    let opened: Vec<Result<Ws>> = stream::iter(plan.into_iter().zip(sources))
-        .map(|(channels, source)| {
+    let opened: Vec<Result<Ws>> = stream::iter(plan.into_iter().zip(sources).enumerate())
+        .map(|(i, (channels, source))| {
             let target = target.clone();
+            let server = servers[i % servers.len()];
             async move {
                 let started = Instant::now();
                 let ws = tokio::time::timeout(
@@ -295,18 +300,22 @@ async fn receive(mut ws: Ws, target: Arc<dyn Target>, stats: Arc<Stats>, stop: C
     }
 }
 
-/// The publishing side: the server's HTTP API over keep-alive connections.
+/// The publishing side: the server's HTTP API over keep-alive connections. With several
+/// servers (the nodes of a cluster), publication `seq` goes to server `seq % n`.
 #[derive(Clone)]
 pub struct Publisher {
     http: reqwest::Client,
-    base: String,
+    bases: Arc<Vec<String>>,
     target: Arc<dyn Target>,
     pub errors: Arc<AtomicU64>,
     pub first_error: Arc<Mutex<Option<String>>>,
 }
 
 impl Publisher {
-    pub fn new(target: Arc<dyn Target>, server: SocketAddr) -> Result<Publisher> {
+    pub fn new(target: Arc<dyn Target>, servers: &[SocketAddr]) -> Result<Publisher> {
+        if servers.is_empty() {
+            bail!("no server to publish to");
+        }
         let http = reqwest::Client::builder()
             .no_proxy()
             .tcp_nodelay(true)
@@ -315,17 +324,24 @@ impl Publisher {
             .build()?;
         Ok(Publisher {
             http,
-            base: format!("http://{server}"),
+            bases: Arc::new(servers.iter().map(|s| format!("http://{s}")).collect()),
             target,
             errors: Arc::new(AtomicU64::new(0)),
             first_error: Arc::new(Mutex::new(None)),
         })
     }
 
+    /// Sends `request` to the first server.
     pub async fn send(&self, request: ApiRequest) -> Result<String> {
+        self.send_to(0, request).await
+    }
+
+    /// Sends `request` to server `index` (modulo their number).
+    pub async fn send_to(&self, index: usize, request: ApiRequest) -> Result<String> {
+        let base = &self.bases[index % self.bases.len()];
         let mut builder = self
             .http
-            .request(request.method, format!("{}{}", self.base, request.path));
+            .request(request.method, format!("{base}{}", request.path));
         for (name, value) in request.headers {
             builder = builder.header(name, value);
         }
@@ -338,10 +354,11 @@ impl Publisher {
         Ok(body)
     }
 
-    /// Publishes one payload of `size` bytes on `channel`; failures are counted, not raised.
+    /// Publishes one payload of `size` bytes on `channel` (through server `seq % n`);
+    /// failures are counted, not raised.
     pub async fn publish(&self, channel: &str, seq: u64, size: usize) -> bool {
         let request = self.target.publish(channel, &payload(seq, size));
-        match self.send(request).await {
+        match self.send_to(seq as usize, request).await {
             Ok(_) => true,
             Err(e) => {
                 self.errors.fetch_add(1, Ordering::Relaxed);

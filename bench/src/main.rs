@@ -19,7 +19,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use system::{Cpus, Sources};
-use target::{Launch, Target};
+use target::{Launch, Servers, Target};
 
 #[derive(Parser)]
 #[command(
@@ -36,7 +36,13 @@ use target::{Launch, Target};
                   publications spread over all channels\n  \
         idle      N idle connections; the server's RSS per connection\n  \
         connect   new connections (one subscription each) per second\n  \
-        publish   publications per second through the publish API, one subscriber\n\n\
+        publish   publications per second through the publish API, one subscriber\n  \
+        cluster   fanout over two nodes sharing one redis-server (--redis-bin), the \
+                  subscribers split evenly between them, publications alternating; nodes and \
+                  Redis all pinned to --server-cpus, their CPU and RSS summed. Same load as \
+                  fanout by default (--cluster-subscribers, --cluster-rate), so the table \
+                  compares it with fanout on one node. Targets without a cluster mode here \
+                  (nchan, sockudo) skip it with the reason; Centrifugo runs its Redis engine\n\n\
         Targets (--targets):\n  \
         hubbub      target/release/hubbub (--hubbub-bin)\n  \
         hubbub-history  the same, every channel keeping 100 messages of history (offsets on \
@@ -102,7 +108,7 @@ struct RunArgs {
         long,
         value_enum,
         value_delimiter = ',',
-        default_value = "fanout,channels,idle,connect,publish"
+        default_value = "fanout,channels,idle,connect,publish,cluster"
     )]
     scenarios: Vec<Scenario>,
 
@@ -201,6 +207,16 @@ struct LoadArgs {
     #[arg(long, default_value_t = 20.0)]
     fanout_rate: f64,
 
+    /// cluster: subscribers on the channel, split evenly over the two nodes [default:
+    /// --fanout-subscribers, for a like-for-like comparison with fanout]
+    #[arg(long)]
+    cluster_subscribers: Option<usize>,
+
+    /// cluster: publications per second, alternating between the nodes [default:
+    /// --fanout-rate]
+    #[arg(long)]
+    cluster_rate: Option<f64>,
+
     /// channels: clients (each on a personal channel and a group channel of 10)
     #[arg(long, default_value_t = 10_000)]
     channels_clients: usize,
@@ -251,6 +267,10 @@ struct Programs {
     /// centrifugo [default: in PATH or ~/go/bin]
     #[arg(long)]
     centrifugo_bin: Option<PathBuf>,
+
+    /// redis-server, the cluster scenario's Redis [default: in PATH or /usr/sbin]
+    #[arg(long)]
+    redis_bin: Option<PathBuf>,
 }
 
 fn default_hubbub() -> &'static str {
@@ -323,6 +343,7 @@ fn cap(settings: &mut Settings, max: usize) {
         ("channels clients", &mut settings.channels_clients),
         ("idle connections", &mut settings.idle_connections),
         ("connect connections", &mut settings.connect_connections),
+        ("cluster subscribers", &mut settings.cluster_subscribers),
     ] {
         if *n > max {
             eprintln!(
@@ -349,9 +370,15 @@ fn run_command(args: RunArgs) -> Result<ExitCode> {
         publish_workers: args.load.publish_workers,
         open_concurrency: args.load.open_concurrency,
         in_flight: args.load.in_flight,
+        cluster_subscribers: args
+            .load
+            .cluster_subscribers
+            .unwrap_or(args.load.fanout_subscribers),
+        cluster_rate: args.load.cluster_rate.unwrap_or(args.load.fanout_rate),
     };
     let biggest = [
         settings.fanout_subscribers,
+        settings.cluster_subscribers,
         settings.channels_clients,
         settings.idle_connections,
         settings.connect_connections,
@@ -375,6 +402,7 @@ fn run_command(args: RunArgs) -> Result<ExitCode> {
         server_cpus: args.server_cpus.clone(),
         client_cpus: args.client_cpus.clone(),
         nofile,
+        redis: args.programs.redis_bin.clone(),
     };
     let report = runtime(args.client_cpus.ids.len())?.block_on(plan.execute())?;
     print!("{}", report::table(&report, Some(&plan.settings)));
@@ -427,6 +455,8 @@ fn smoke_command(args: SmokeArgs) -> Result<ExitCode> {
         publish_workers: 4,
         open_concurrency: 64,
         in_flight: 64,
+        cluster_subscribers: 100,
+        cluster_rate: 50.0,
     };
     let nofile = system::raise_nofile(4096);
     let programs = Programs {
@@ -434,6 +464,7 @@ fn smoke_command(args: SmokeArgs) -> Result<ExitCode> {
         nginx_bin: None,
         sockudo_bin: None,
         centrifugo_bin: None,
+        redis_bin: None,
     };
     let plan = Plan {
         targets: vec![make_target(TargetName::Hubbub, &programs)],
@@ -443,6 +474,7 @@ fn smoke_command(args: SmokeArgs) -> Result<ExitCode> {
         server_cpus: all_cpus(),
         client_cpus: all_cpus(),
         nofile,
+        redis: None,
     };
     let report = runtime(2)?.block_on(plan.execute())?;
     print!("{}", report::table(&report, Some(&plan.settings)));
@@ -450,8 +482,9 @@ fn smoke_command(args: SmokeArgs) -> Result<ExitCode> {
         write_json(&report, path)?;
     }
     let mut problems = Vec::new();
-    if !report.skipped.is_empty() {
-        problems.push(format!("hubbub was skipped: {}", report.skipped[0].reason));
+    for skipped in &report.skipped {
+        let what = skipped.scenario.map_or("hubbub", |s| s.name());
+        problems.push(format!("{what} was skipped: {}", skipped.reason));
     }
     for run in &report.runs {
         let name = run.scenario.name();
@@ -506,6 +539,8 @@ struct Plan {
     server_cpus: Cpus,
     client_cpus: Cpus,
     nofile: u64,
+    /// redis-server for the cluster scenario (found in PATH when not given).
+    redis: Option<PathBuf>,
 }
 
 impl Plan {
@@ -518,10 +553,35 @@ impl Plan {
                     eprintln!("hubbub-bench: skipping {}: {reason}", target.name());
                     skipped.push(Skipped {
                         target: target.name().into(),
+                        scenario: None,
                         reason,
                     });
                 }
                 None => runnable.push(target.clone()),
+            }
+        }
+        // The cluster scenario needs a redis-server, and a target with a cluster mode.
+        let mut no_cluster: Vec<&'static str> = Vec::new();
+        if self.scenarios.contains(&Scenario::Cluster) {
+            let redis = self.redis_program();
+            for target in &self.targets {
+                let reason = match (&redis, target.cluster_unavailable()) {
+                    (_, Some(reason)) => reason,
+                    (None, None) => "no redis-server (bench/setup.sh installs it; or \
+                                     --redis-bin)"
+                        .into(),
+                    (Some(_), None) => continue,
+                };
+                eprintln!(
+                    "hubbub-bench: skipping the cluster scenario of {}: {reason}",
+                    target.name()
+                );
+                no_cluster.push(target.name());
+                skipped.push(Skipped {
+                    target: target.name().into(),
+                    scenario: Some(Scenario::Cluster),
+                    reason,
+                });
             }
         }
         let mut sources = Sources::new();
@@ -534,6 +594,9 @@ impl Plan {
             }
             for target in &order {
                 for &scenario in &self.scenarios {
+                    if scenario == Scenario::Cluster && no_cluster.contains(&target.name()) {
+                        continue;
+                    }
                     let result = self.once(target.clone(), scenario, &mut sources).await;
                     let record = match result {
                         Ok(m) => {
@@ -602,6 +665,48 @@ impl Plan {
         })
     }
 
+    /// How a server starts: pinned to the server CPUs, with `dir` for its files.
+    fn launch<'a>(&'a self, dir: &'a Path) -> Launch<'a> {
+        Launch {
+            cpus: &self.server_cpus,
+            dir,
+            nofile: self.nofile,
+        }
+    }
+
+    fn redis_program(&self) -> Option<PathBuf> {
+        target::find_program(self.redis.as_deref(), "redis-server")
+    }
+
+    /// Starts what `scenario` runs against: one server, or (cluster) a redis-server and the
+    /// nodes sharing it, every process pinned to the server CPUs, each with a directory of
+    /// its own under `dir`.
+    fn start(&self, target: &dyn Target, scenario: Scenario, dir: &Path) -> Result<Servers> {
+        if scenario.nodes() == 1 {
+            return Ok(Servers::single(target.start(&self.launch(dir))?));
+        }
+        let redis_dir = dir.join("redis");
+        std::fs::create_dir_all(&redis_dir)?;
+        let program = self
+            .redis_program()
+            .context("no redis-server for the cluster scenario")?;
+        let redis = target::start_redis(&program, &self.launch(&redis_dir))?;
+        let url = format!("redis://{}/0", redis.addr);
+        let mut servers = Servers {
+            nodes: Vec::new(),
+            backing: vec![redis],
+        };
+        for i in 0..scenario.nodes() {
+            let node_dir = dir.join(format!("node{i}"));
+            std::fs::create_dir_all(&node_dir)?;
+            // On failure, `servers` drops: every process started so far is killed.
+            servers
+                .nodes
+                .push(target.start_node(&self.launch(&node_dir), &url)?);
+        }
+        Ok(servers)
+    }
+
     /// One scenario on a freshly started server.
     async fn once(
         &self,
@@ -612,30 +717,31 @@ impl Plan {
         let dir = tempfile::Builder::new()
             .prefix(&format!("hubbub-bench-{}-", target.name()))
             .tempdir()?;
-        let launch = Launch {
-            cpus: &self.server_cpus,
-            dir: dir.path(),
-            nofile: self.nofile,
+        let servers = match self.start(target.as_ref(), scenario, dir.path()) {
+            Ok(servers) => servers,
+            Err(e) => {
+                let _ = dir.keep();
+                return Err(e);
+            }
         };
-        let server = target.start(&launch)?;
         let result = scenario::run(
             scenario,
             Run {
                 target: target.clone(),
-                server: &server,
+                servers: &servers,
                 settings: &self.settings,
                 sources,
             },
         )
         .await;
-        let log = server.log.clone();
-        server.stop(Duration::from_secs(10));
+        let log = servers.logs();
+        servers.stop(Duration::from_secs(10));
         // Give the kernel a moment to take down the last run's sockets.
         tokio::time::sleep(Duration::from_millis(500)).await;
         if result.is_err() {
             // Keep the server's log for the error message to point at.
             let _ = dir.keep();
         }
-        result.with_context(|| format!("server log: {}", log.display()))
+        result.with_context(|| format!("server logs: {log}"))
     }
 }

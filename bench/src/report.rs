@@ -29,6 +29,10 @@ pub struct Machine {
 #[derive(Serialize, Deserialize)]
 pub struct Skipped {
     pub target: String,
+    /// The one scenario skipped (the cluster, for a target without one); none: every
+    /// scenario of the target.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scenario: Option<Scenario>,
     pub reason: String,
 }
 
@@ -191,7 +195,51 @@ pub fn describe(scenario: Scenario, s: &Settings) -> String {
             "publishes as fast as {} request loops go for {secs} s, one subscriber",
             s.publish_workers
         ),
+        Scenario::Cluster => format!(
+            "{} subscribers on one channel split over {} nodes sharing one Redis, {} pub/s \
+             (alternating between the nodes) for {secs} s, {} B payloads; the nodes and Redis \
+             share the server CPUs, CPU and RSS are their sum",
+            s.cluster_subscribers,
+            crate::scenario::CLUSTER_NODES,
+            s.cluster_rate,
+            s.payload
+        ),
     }
+}
+
+/// For a target's cluster row: how it compares with the same target's fanout (one node), or
+/// why the two are not comparable.
+fn against_one_node(report: &Report, cluster: &Summary) -> Option<String> {
+    let one = report.summary.iter().find(|s| {
+        s.scenario == Scenario::Fanout && s.target == cluster.target && s.failed < s.runs
+    })?;
+    let s = &report.settings;
+    if s.fanout_subscribers != s.cluster_subscribers || s.fanout_rate != s.cluster_rate {
+        return Some(format!(
+            "fanout (one node) ran {} subscribers at {} pub/s: not the same load",
+            s.fanout_subscribers, s.fanout_rate
+        ));
+    }
+    let ratio = |mine: f64, theirs: f64| {
+        if theirs > 0.0 {
+            format!("{:.2}", mine / theirs)
+        } else {
+            "-".into()
+        }
+    };
+    let (c, o) = (&cluster.median, &one.median);
+    Some(format!(
+        "against fanout on one node ({} deliveries/s, p99 {} ms, CPU {}%, RSS {} MiB): \
+         x figure {}, x p99 {}, x CPU {}, x RSS {}",
+        number(one.headline_value),
+        number(o.latency.p99_ms),
+        number(o.server_cpu_pct),
+        number(o.server_rss_mib),
+        ratio(cluster.headline_value, one.headline_value),
+        ratio(c.latency.p99_ms, o.latency.p99_ms),
+        ratio(c.server_cpu_pct, o.server_cpu_pct),
+        ratio(c.server_rss_mib, o.server_rss_mib),
+    ))
 }
 
 fn ratio(r: Option<f64>) -> String {
@@ -273,6 +321,11 @@ pub fn table(report: &Report, settings: Option<&Settings>) -> String {
                     String::new()
                 }
             );
+            if scenario == Scenario::Cluster {
+                if let Some(line) = against_one_node(report, s) {
+                    let _ = writeln!(out, "  {:<11} {line}", "");
+                }
+            }
             if let Some(c) = &m.connect_latency {
                 let _ = writeln!(
                     out,
@@ -286,7 +339,20 @@ pub fn table(report: &Report, settings: Option<&Settings>) -> String {
         }
     }
     for s in &report.skipped {
-        let _ = writeln!(out, "\nskipped {}: {}", s.target, s.reason);
+        match s.scenario {
+            Some(scenario) => {
+                let _ = writeln!(
+                    out,
+                    "\nskipped {} {}: {}",
+                    s.target,
+                    scenario.name(),
+                    s.reason
+                );
+            }
+            None => {
+                let _ = writeln!(out, "\nskipped {}: {}", s.target, s.reason);
+            }
+        }
     }
     let failures: Vec<&RunRecord> = report.runs.iter().filter(|r| r.error.is_some()).collect();
     for r in failures {
@@ -344,5 +410,100 @@ mod tests {
         assert_eq!(summary[1].ratio_to_hubbub, Some(0.5));
         assert_eq!(summary[1].cpu_ratio_to_hubbub, Some(1.0));
         assert_eq!(summary[1].median.lost, 7);
+    }
+
+    fn settings(cluster_subscribers: usize) -> Settings {
+        Settings {
+            payload: 100,
+            duration: std::time::Duration::from_secs(1),
+            fanout_subscribers: 100,
+            fanout_rate: 50.0,
+            channels_clients: 0,
+            channels_rate: 0.0,
+            idle_connections: 0,
+            connect_connections: 0,
+            connect_concurrency: 0,
+            publish_workers: 0,
+            open_concurrency: 0,
+            in_flight: 0,
+            cluster_subscribers,
+            cluster_rate: 50.0,
+        }
+    }
+
+    fn cluster_report(cluster_subscribers: usize) -> Report {
+        let run = |scenario, dps, cpu| RunRecord {
+            round: 0,
+            target: "hubbub".into(),
+            scenario,
+            metrics: Some(Metrics {
+                deliveries_per_s: dps,
+                server_cpu_pct: cpu,
+                ..Metrics::default()
+            }),
+            error: None,
+        };
+        let runs = vec![
+            run(Scenario::Fanout, 4000.0, 20.0),
+            run(Scenario::Cluster, 3000.0, 40.0),
+        ];
+        let scenarios = [Scenario::Fanout, Scenario::Cluster];
+        let summary = summarize(&runs, &scenarios, &["hubbub".into()]);
+        Report {
+            started: 0,
+            machine: Machine {
+                cpus: 2,
+                kernel: String::new(),
+                open_file_limit: 1024,
+                server_cpus: "0".into(),
+                client_cpus: "1".into(),
+            },
+            settings: settings(cluster_subscribers),
+            rounds: 1,
+            skipped: vec![Skipped {
+                target: "nchan".into(),
+                scenario: Some(Scenario::Cluster),
+                reason: "no cluster here".into(),
+            }],
+            runs,
+            summary,
+        }
+    }
+
+    #[test]
+    fn the_cluster_row_compares_with_fanout_on_one_node_under_the_same_load() {
+        let report = cluster_report(100);
+        let text = table(&report, Some(&report.settings));
+        assert!(
+            text.contains("against fanout on one node (4000 deliveries/s"),
+            "{text}"
+        );
+        assert!(
+            text.contains("x figure 0.75") && text.contains("x CPU 2.00"),
+            "{text}"
+        );
+        assert!(
+            text.contains("skipped nchan cluster: no cluster here"),
+            "{text}"
+        );
+
+        let other = cluster_report(5000);
+        let text = table(&other, Some(&other.settings));
+        assert!(text.contains("not the same load"), "{text}");
+    }
+
+    #[test]
+    fn reports_from_before_the_cluster_scenario_still_read() {
+        let mut json = serde_json::to_value(cluster_report(100)).unwrap();
+        let settings = json["settings"].as_object_mut().unwrap();
+        settings.remove("cluster_subscribers");
+        settings.remove("cluster_rate");
+        json["skipped"][0]
+            .as_object_mut()
+            .unwrap()
+            .remove("scenario");
+        let report: Report = serde_json::from_value(json).unwrap();
+        assert_eq!(report.settings.cluster_subscribers, 0);
+        assert!(report.skipped[0].scenario.is_none());
     }
 }

@@ -1,10 +1,10 @@
-//! The five scenarios, each a function from a running server to its metrics.
+//! The six scenarios, each a function from a running server (or cluster) to its metrics.
 
 use crate::load::{
     histogram, open_all, publish_at_rate, publish_flat_out, Publisher, Sent, Subscribers,
 };
 use crate::system::{ProcessTree, Sources, Usage};
-use crate::target::{Server, Target};
+use crate::target::{Servers, Target};
 use anyhow::{bail, Result};
 use clap::ValueEnum;
 use hdrhistogram::Histogram;
@@ -26,16 +26,27 @@ pub enum Scenario {
     Connect,
     /// Publications per second through the publish API, one subscriber
     Publish,
+    /// Fan-out over two nodes sharing one Redis, the subscribers split between them
+    Cluster,
 }
 
 impl Scenario {
-    pub const ALL: [Scenario; 5] = [
+    pub const ALL: [Scenario; 6] = [
         Scenario::Fanout,
         Scenario::Channels,
         Scenario::Idle,
         Scenario::Connect,
         Scenario::Publish,
+        Scenario::Cluster,
     ];
+
+    /// Nodes the scenario runs: more than one means a cluster sharing one Redis.
+    pub fn nodes(self) -> usize {
+        match self {
+            Scenario::Cluster => CLUSTER_NODES,
+            _ => 1,
+        }
+    }
 
     pub fn name(self) -> &'static str {
         match self {
@@ -44,13 +55,16 @@ impl Scenario {
             Scenario::Idle => "idle",
             Scenario::Connect => "connect",
             Scenario::Publish => "publish",
+            Scenario::Cluster => "cluster",
         }
     }
 
     /// The figure a scenario is about, its unit, and whether more is better.
     pub fn headline(self) -> (&'static str, &'static str, bool) {
         match self {
-            Scenario::Fanout | Scenario::Channels => ("deliveries/s", "deliveries/s", true),
+            Scenario::Fanout | Scenario::Channels | Scenario::Cluster => {
+                ("deliveries/s", "deliveries/s", true)
+            }
             Scenario::Idle => ("KiB/connection", "KiB per idle connection", false),
             Scenario::Connect => ("connections/s", "connections/s", true),
             Scenario::Publish => ("publishes/s", "publishes/s", true),
@@ -73,7 +87,17 @@ pub struct Settings {
     pub publish_workers: usize,
     pub open_concurrency: usize,
     pub in_flight: usize,
+    /// cluster: subscribers on the channel, split evenly over the nodes (absent from reports
+    /// made before the scenario existed).
+    #[serde(default)]
+    pub cluster_subscribers: usize,
+    /// cluster: publications per second, alternating between the nodes.
+    #[serde(default)]
+    pub cluster_rate: f64,
 }
+
+/// The nodes of the cluster scenario.
+pub const CLUSTER_NODES: usize = 2;
 
 /// Percentiles in milliseconds.
 #[derive(Clone, Copy, Debug, Default, Serialize, Deserialize)]
@@ -135,7 +159,7 @@ impl Metrics {
     /// The scenario's headline figure.
     pub fn headline(&self, scenario: Scenario) -> f64 {
         match scenario {
-            Scenario::Fanout | Scenario::Channels => self.deliveries_per_s,
+            Scenario::Fanout | Scenario::Channels | Scenario::Cluster => self.deliveries_per_s,
             Scenario::Idle => self.rss_per_connection_kib.unwrap_or(0.0),
             Scenario::Connect => self.connects_per_s.unwrap_or(0.0),
             Scenario::Publish => self.publishes_per_s,
@@ -146,14 +170,15 @@ impl Metrics {
 /// Everything a scenario needs.
 pub struct Run<'a> {
     pub target: Arc<dyn Target>,
-    pub server: &'a Server,
+    /// One server, or the nodes of a cluster: connections and publications take turns.
+    pub servers: &'a Servers,
     pub settings: &'a Settings,
     pub sources: &'a mut Sources,
 }
 
 impl Run<'_> {
-    /// Opens one connection per entry of `plan`, waits until the server holds every
-    /// subscription, and starts reading them.
+    /// Opens one connection per entry of `plan` (spread evenly over the nodes), waits until
+    /// the server holds every subscription, and starts reading them.
     async fn subscribers(
         &mut self,
         plan: Vec<Vec<String>>,
@@ -162,16 +187,17 @@ impl Run<'_> {
     ) -> Result<(Subscribers, Publisher)> {
         let subscriptions = self.target.expected_subscriptions(&plan);
         let sources = self.sources.take(plan.len());
+        let addrs = self.servers.addrs();
         let sockets = open_all(
             self.target.clone(),
-            self.server.addr,
+            &addrs,
             sources,
             plan,
             concurrency,
             timings,
         )
         .await?;
-        let publisher = Publisher::new(self.target.clone(), self.server.addr)?;
+        let publisher = Publisher::new(self.target.clone(), &addrs)?;
         publisher
             .await_subscriptions(subscriptions, Duration::from_secs(60))
             .await?;
@@ -181,9 +207,21 @@ impl Run<'_> {
 
 /// Runs `scenario` against the running server.
 pub async fn run(scenario: Scenario, mut run: Run<'_>) -> Result<Metrics> {
-    let tree = run.server.tree();
+    let tree = run.servers.tree();
+    let s = run.settings.clone();
     match scenario {
-        Scenario::Fanout => fanout(&mut run, &tree).await,
+        Scenario::Fanout => {
+            let (n, rate) = (s.fanout_subscribers, s.fanout_rate);
+            fanout(&mut run, &tree, "fanout", n, rate).await
+        }
+        Scenario::Cluster => {
+            let nodes = run.servers.nodes.len();
+            if nodes != CLUSTER_NODES {
+                bail!("the cluster scenario runs {CLUSTER_NODES} nodes, not {nodes}");
+            }
+            let (n, rate) = (s.cluster_subscribers, s.cluster_rate);
+            fanout(&mut run, &tree, "cluster", n, rate).await
+        }
         Scenario::Channels => channels(&mut run, &tree).await,
         Scenario::Idle => idle(&mut run, &tree).await,
         Scenario::Connect => connect(&mut run, &tree).await,
@@ -236,23 +274,25 @@ fn busy(before: Usage, after: Usage) -> f64 {
     100.0 * (after.set_busy_s - before.set_busy_s) / total
 }
 
-async fn fanout(run: &mut Run<'_>, tree: &ProcessTree) -> Result<Metrics> {
+/// `n` subscribers on `channel`, publications at `rate`: on one server (fanout) or with the
+/// subscribers and publications split over the nodes of a cluster (cluster).
+async fn fanout(
+    run: &mut Run<'_>,
+    tree: &ProcessTree,
+    channel: &str,
+    n: usize,
+    rate: f64,
+) -> Result<Metrics> {
     let s = run.settings.clone();
-    let n = s.fanout_subscribers;
-    let channel = "fanout".to_owned();
+    let channel = channel.to_owned();
     let (subscribers, publisher) = run
         .subscribers(vec![vec![channel.clone()]; n], s.open_concurrency, None)
         .await?;
     let before = tree.usage()?;
     let started = Instant::now();
-    let sent = publish_at_rate(
-        &publisher,
-        s.fanout_rate,
-        s.duration,
-        s.payload,
-        s.in_flight,
-        |_| (channel.clone(), n as u64),
-    )
+    let sent = publish_at_rate(&publisher, rate, s.duration, s.payload, s.in_flight, |_| {
+        (channel.clone(), n as u64)
+    })
     .await;
     subscribers.drain(sent.expected, QUIET).await;
     let window = started.elapsed();

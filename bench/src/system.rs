@@ -101,10 +101,10 @@ impl Sources {
     }
 }
 
-/// The processes of a running server: the one started and everything below it (nginx's
-/// workers, for instance).
+/// The processes of a running server: the ones started and everything below them (nginx's
+/// workers, for instance; the nodes of a cluster and their Redis).
 pub struct ProcessTree {
-    root: i32,
+    roots: Vec<i32>,
     cpus: Vec<usize>,
     ticks_per_s: f64,
     page_size: u64,
@@ -125,8 +125,13 @@ pub struct Usage {
 
 impl ProcessTree {
     pub fn new(root: u32, cpus: &[usize]) -> ProcessTree {
+        ProcessTree::of(&[root], cpus)
+    }
+
+    /// Several processes (and their children) counted as one server.
+    pub fn of(roots: &[u32], cpus: &[usize]) -> ProcessTree {
         ProcessTree {
-            root: root as i32,
+            roots: roots.iter().map(|&r| r as i32).collect(),
             cpus: cpus.to_vec(),
             ticks_per_s: procfs::ticks_per_second() as f64,
             page_size: procfs::page_size(),
@@ -141,7 +146,14 @@ impl ProcessTree {
                 stats.push(stat);
             }
         }
-        let mut tree = HashSet::from([self.root]);
+        if let Some(gone) = self
+            .roots
+            .iter()
+            .find(|root| !stats.iter().any(|s| s.pid == **root))
+        {
+            bail!("server process {gone} is gone");
+        }
+        let mut tree: HashSet<i32> = self.roots.iter().copied().collect();
         // Parents come before children in pid order only mostly: repeat until stable.
         loop {
             let before = tree.len();
@@ -158,9 +170,6 @@ impl ProcessTree {
             .into_iter()
             .filter(|s| tree.contains(&s.pid))
             .collect();
-        if members.is_empty() {
-            bail!("server process {} is gone", self.root);
-        }
         Ok(members)
     }
 
@@ -169,9 +178,9 @@ impl ProcessTree {
         ProcessTree::new(std::process::id(), &[])
     }
 
-    /// CPU seconds of the root process alone (threads included, children not).
+    /// CPU seconds of the (first) root process alone (threads included, children not).
     pub fn own_cpu_s(&self) -> f64 {
-        procfs::process::Process::new(self.root)
+        procfs::process::Process::new(self.roots[0])
             .and_then(|p| p.stat())
             .map(|s| (s.utime + s.stime) as f64 / self.ticks_per_s)
             .unwrap_or(0.0)

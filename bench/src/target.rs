@@ -127,6 +127,102 @@ pub trait Target: Send + Sync {
     fn expected_subscriptions(&self, plan: &[Vec<String>]) -> u64 {
         plan.iter().map(|c| c.len() as u64).sum()
     }
+
+    /// Why this target cannot run the cluster scenario (several nodes sharing one Redis), if
+    /// it cannot.
+    fn cluster_unavailable(&self) -> Option<String> {
+        Some(format!(
+            "{} has no cluster mode in this harness (only single-node scenarios)",
+            self.name()
+        ))
+    }
+
+    /// Starts one node of a cluster whose nodes share the Redis at `redis_url`, pinned to
+    /// `launch.cpus`, and waits until it accepts connections.
+    fn start_node(&self, launch: &Launch, redis_url: &str) -> Result<Server> {
+        let _ = (launch, redis_url);
+        bail!("{} has no cluster mode in this harness", self.name())
+    }
+}
+
+/// What a scenario runs against: one server, or the nodes of a cluster and the Redis they
+/// share.
+pub struct Servers {
+    /// Where clients and publishers go: one server, or each node of a cluster.
+    pub nodes: Vec<Server>,
+    /// Processes the nodes depend on (a cluster's Redis): counted in the server's CPU and
+    /// memory, never connected to by clients.
+    pub backing: Vec<Server>,
+}
+
+impl Servers {
+    pub fn single(server: Server) -> Servers {
+        Servers {
+            nodes: vec![server],
+            backing: Vec::new(),
+        }
+    }
+
+    /// The address of each node.
+    pub fn addrs(&self) -> Vec<SocketAddr> {
+        self.nodes.iter().map(|s| s.addr).collect()
+    }
+
+    /// Every process of every node and of what they share, as one tree.
+    pub fn tree(&self) -> ProcessTree {
+        let roots: Vec<u32> = self
+            .nodes
+            .iter()
+            .chain(&self.backing)
+            .map(Server::pid)
+            .collect();
+        let mut cpus: Vec<usize> = self
+            .nodes
+            .iter()
+            .chain(&self.backing)
+            .flat_map(|s| s.cpus.iter().copied())
+            .collect();
+        cpus.sort_unstable();
+        cpus.dedup();
+        ProcessTree::of(&roots, &cpus)
+    }
+
+    /// Where the logs are, for error messages.
+    pub fn logs(&self) -> String {
+        self.nodes
+            .iter()
+            .chain(&self.backing)
+            .map(|s| s.log.display().to_string())
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+
+    /// Stops the nodes, then what they share.
+    pub fn stop(self, grace: Duration) {
+        for server in self.nodes.into_iter().chain(self.backing) {
+            server.stop(grace);
+        }
+    }
+}
+
+/// A `redis-server` for a cluster: on a free port of 127.0.0.1, without persistence, pinned
+/// to `launch.cpus` like the servers. Its address is `redis://ADDR/0`.
+pub fn start_redis(program: &Path, launch: &Launch) -> Result<Server> {
+    let port = free_port()?;
+    let log = launch.dir.join("redis.log");
+    let mut command = pinned(launch.cpus, program, &log)?;
+    command
+        .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+        .args(["--save", "", "--appendonly", "no"])
+        .current_dir(launch.dir);
+    let addr: SocketAddr = ([127, 0, 0, 1], port).into();
+    let child = spawn_until_listening(command, addr, &log, Duration::from_secs(20))?;
+    Ok(Server {
+        child,
+        cpus: launch.cpus.ids.clone(),
+        addr,
+        log,
+    })
 }
 
 /// A running server process (and its children).
@@ -142,10 +238,6 @@ pub struct Server {
 impl Server {
     pub fn pid(&self) -> u32 {
         self.child.id()
-    }
-
-    pub fn tree(&self) -> ProcessTree {
-        ProcessTree::new(self.pid(), &self.cpus)
     }
 
     /// Asks the server to stop (SIGTERM), and kills it if it has not after `grace`.

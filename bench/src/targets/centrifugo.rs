@@ -2,7 +2,8 @@
 //! proxy serves it): the JSON client protocol at `/connection/websocket`, publishing with
 //! `POST /api/publish` and `X-API-Key`. Config: `bench/centrifugo/config.json` (client
 //! insecure mode: anonymous connections may subscribe to any channel, which is what the
-//! other servers allow in these runs).
+//! other servers allow in these runs). In the cluster scenario each node runs with the Redis
+//! engine (`engine.type = "redis"`, `engine.redis.address`), added to the same config.
 
 use crate::target::{
     fill, find_program, free_port, pinned, spawn_until_listening, ApiRequest, Incoming, Launch,
@@ -24,6 +25,36 @@ impl Centrifugo {
     fn program(&self) -> Option<PathBuf> {
         find_program(self.bin.as_deref(), "centrifugo")
     }
+
+    /// Starts Centrifugo with the bench config (and the Redis engine at `redis_url`, when
+    /// given) and waits until it listens.
+    fn launch(&self, launch: &Launch, redis_url: Option<&str>) -> Result<Server> {
+        let port = free_port()?;
+        let filled = fill(
+            CONFIG,
+            &[("PORT", port.to_string()), ("API_KEY", API_KEY.into())],
+        );
+        let mut config: serde_json::Value = serde_json::from_str(&filled)?;
+        if let Some(url) = redis_url {
+            config["engine"] = serde_json::json!({
+                "type": "redis",
+                "redis": { "address": url },
+            });
+        }
+        let conf = launch.dir.join("config.json");
+        std::fs::write(&conf, serde_json::to_string_pretty(&config)?)?;
+        let log = launch.dir.join("centrifugo.log");
+        let mut command = pinned(launch.cpus, &self.program().expect("checked"), &log)?;
+        command.current_dir(launch.dir).arg("--config").arg(&conf);
+        let addr: SocketAddr = ([127, 0, 0, 1], port).into();
+        let child = spawn_until_listening(command, addr, &log, Duration::from_secs(30))?;
+        Ok(Server {
+            child,
+            cpus: launch.cpus.ids.clone(),
+            addr,
+            log,
+        })
+    }
 }
 
 impl Target for Centrifugo {
@@ -40,24 +71,20 @@ impl Target for Centrifugo {
     }
 
     fn start(&self, launch: &Launch) -> Result<Server> {
-        let port = free_port()?;
-        let config = fill(
-            CONFIG,
-            &[("PORT", port.to_string()), ("API_KEY", API_KEY.into())],
-        );
-        let conf = launch.dir.join("config.json");
-        std::fs::write(&conf, config)?;
-        let log = launch.dir.join("centrifugo.log");
-        let mut command = pinned(launch.cpus, &self.program().expect("checked"), &log)?;
-        command.current_dir(launch.dir).arg("--config").arg(&conf);
-        let addr: SocketAddr = ([127, 0, 0, 1], port).into();
-        let child = spawn_until_listening(command, addr, &log, Duration::from_secs(30))?;
-        Ok(Server {
-            child,
-            cpus: launch.cpus.ids.clone(),
-            addr,
-            log,
+        self.launch(launch, None)
+    }
+
+    fn cluster_unavailable(&self) -> Option<String> {
+        self.unavailable().map(|why| {
+            format!(
+                "{why}; with a binary, the cluster runs two Centrifugo nodes on its Redis engine"
+            )
         })
+    }
+
+    /// A node with Centrifugo's Redis engine; the nodes find each other through the Redis.
+    fn start_node(&self, launch: &Launch, redis_url: &str) -> Result<Server> {
+        self.launch(launch, Some(redis_url))
     }
 
     fn ws_path(&self, _channels: &[String]) -> String {

@@ -15,31 +15,17 @@ pub struct Hubbub {
     pub history: bool,
 }
 
-impl Target for Hubbub {
-    fn name(&self) -> &'static str {
-        if self.history {
-            "hubbub-history"
-        } else {
-            "hubbub"
-        }
-    }
-
-    fn unavailable(&self) -> Option<String> {
-        (!self.bin.is_file()).then(|| {
-            format!(
-                "no hubbub binary at {} (cargo build --release -p hubbub-server)",
-                self.bin.display()
-            )
-        })
-    }
-
-    fn start(&self, launch: &Launch) -> Result<Server> {
+impl Hubbub {
+    /// Starts hubbub pinned to `launch.cpus` with `extra` arguments and waits for the line
+    /// saying where it listens.
+    fn launch(&self, launch: &Launch, extra: &[&str]) -> Result<Server> {
         let log = launch.dir.join("hubbub.log");
         let mut command = pinned(launch.cpus, &self.bin, &log)?;
         // Zero-config mode: anonymous clients read every channel and loopback publishes
         // without a key, which is what the peers are configured to allow too.
         command
             .args(["--listen", "127.0.0.1:0"])
+            .args(extra)
             .env("HUBBUB_LOG", "info");
         if self.history {
             command.args([
@@ -59,6 +45,48 @@ impl Target for Hubbub {
             addr,
             log,
         })
+    }
+}
+
+impl Target for Hubbub {
+    fn name(&self) -> &'static str {
+        if self.history {
+            "hubbub-history"
+        } else {
+            "hubbub"
+        }
+    }
+
+    fn unavailable(&self) -> Option<String> {
+        (!self.bin.is_file()).then(|| {
+            format!(
+                "no hubbub binary at {} (cargo build --release -p hubbub-server)",
+                self.bin.display()
+            )
+        })
+    }
+
+    fn start(&self, launch: &Launch) -> Result<Server> {
+        self.launch(launch, &[])
+    }
+
+    fn cluster_unavailable(&self) -> Option<String> {
+        None
+    }
+
+    /// A node with the Redis engine; every node of one run shares the Redis and the prefix.
+    fn start_node(&self, launch: &Launch, redis_url: &str) -> Result<Server> {
+        self.launch(
+            launch,
+            &[
+                "--engine",
+                "redis",
+                "--redis-url",
+                redis_url,
+                "--redis-prefix",
+                "bench",
+            ],
+        )
     }
 
     fn ws_path(&self, _channels: &[String]) -> String {

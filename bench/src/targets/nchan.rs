@@ -38,6 +38,14 @@ impl Target for Nchan {
             .then(|| format!("no {MODULE} (bench/setup.sh installs libnginx-mod-nchan)"))
     }
 
+    fn cluster_unavailable(&self) -> Option<String> {
+        Some(
+            "the harness runs nchan as one nginx only: its Redis mode (nchan_redis_pass) is \
+             not configured in bench/nchan, so there is no cluster to compare"
+                .into(),
+        )
+    }
+
     fn start(&self, launch: &Launch) -> Result<Server> {
         let port = free_port()?;
         let dir = launch.dir.display().to_string();

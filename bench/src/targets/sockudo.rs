@@ -51,6 +51,14 @@ impl Target for Sockudo {
             .then(|| "no sockudo binary (bench/setup.sh runs `cargo install sockudo`)".into())
     }
 
+    fn cluster_unavailable(&self) -> Option<String> {
+        Some(
+            "the harness runs sockudo with its memory drivers only: its Redis adapter is not \
+             configured in bench/sockudo, so there is no cluster to compare"
+                .into(),
+        )
+    }
+
     fn start(&self, launch: &Launch) -> Result<Server> {
         let port = free_port()?;
         let config = fill(
