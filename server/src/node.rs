@@ -75,6 +75,9 @@ enum Chore {
     Publish(Control),
     /// Tidy up after a connection closed by another node's request.
     Forget(ClientId, Gone<ClientHandle>),
+    /// The broker reconnected: look for publications this node missed meanwhile (those
+    /// on their way arrive within the duration).
+    Verify(Duration),
 }
 
 /// Where the broker hands publications back: encodes each once, queues it for every local
@@ -84,9 +87,14 @@ struct Fanout {
     hub: SharedHub,
     /// Requests of this node waiting for the nodes' replies.
     waiting: parking_lot::Mutex<HashMap<String, mpsc::UnboundedSender<Reply>>>,
-    /// The last offset delivered here of each subscribed channel with history: a jump
-    /// means publications were lost on their way to this node.
+    /// The last offset delivered here of each subscribed channel with history (or the
+    /// position a subscriber started from, before any): a jump means publications were
+    /// lost on their way to this node.
     offsets: parking_lot::Mutex<HashMap<String, u64>>,
+    /// The epoch of each subscribed channel with history, as the last subscriber that
+    /// subscribed with `since` was told: another one after a reconnect means the stream
+    /// was lost meanwhile.
+    epochs: parking_lot::Mutex<HashMap<String, String>>,
     chores: mpsc::UnboundedSender<Chore>,
 }
 
@@ -124,13 +132,49 @@ impl Fanout {
         }
     }
 
+    /// A subscriber starts from `position`: the channel's epoch, and where this node
+    /// stands in it when nothing was delivered here yet.
+    fn starts_from(&self, channel: &str, position: &StreamPosition) {
+        self.epochs
+            .lock()
+            .insert(channel.to_owned(), position.epoch.clone());
+        self.offsets
+            .lock()
+            .entry(channel.to_owned())
+            .or_insert(position.offset);
+    }
+
+    /// The epoch and the last offset this node knows of `channel`.
+    fn stands(&self, channel: &str) -> (Option<String>, Option<u64>) {
+        (
+            self.epochs.lock().get(channel).cloned(),
+            self.offsets.lock().get(channel).copied(),
+        )
+    }
+
     /// This node no longer listens to `channel`: what it saw of it no longer counts.
     fn forget_channel(&self, channel: &str) {
         self.offsets.lock().remove(channel);
+        self.epochs.lock().remove(channel);
+    }
+
+    /// The subscribers of `channel` here did not get everything: they are closed with
+    /// 4002 once what is queued for them has gone out, and resubscribe with `since`.
+    fn resync(&self, channel: &str) {
+        for subscriber in self.hub.read().subscribers(channel) {
+            subscriber.close_after_queue(
+                hubbub_core::protocol::close::RESYNC,
+                "missed publications: resubscribe with since",
+            );
+        }
     }
 }
 
 impl BrokerHandler for Fanout {
+    fn resumed(&self, in_flight: Duration) {
+        let _ = self.chores.send(Chore::Verify(in_flight));
+    }
+
     fn publication(&self, channel: &str, message: &Message) {
         if let Some(offset) = message.offset {
             if !self.follows(channel, offset) {
@@ -142,12 +186,7 @@ impl BrokerHandler for Fanout {
                     offset,
                     "publications lost on their way to this node: subscribers resync"
                 );
-                for subscriber in self.hub.read().subscribers(channel) {
-                    subscriber.close_after_queue(
-                        hubbub_core::protocol::close::RESYNC,
-                        "missed publications: resubscribe with since",
-                    );
-                }
+                self.resync(channel);
                 return;
             }
         }
@@ -275,6 +314,7 @@ impl Node {
             hub: hub.clone(),
             waiting: Default::default(),
             offsets: Default::default(),
+            epochs: Default::default(),
             chores,
         });
         broker.start(fanout.clone()).await?;
@@ -497,6 +537,7 @@ impl Node {
             }
         };
         let HistoryResult { position, messages } = history;
+        self.fanout.starts_from(channel, &position);
         let recovered = match since {
             None => true,
             Some(_) if !may_recover => false,
@@ -722,6 +763,70 @@ impl Node {
         Ok(replies.iter().map(|r| r.count).sum())
     }
 
+    /// After the broker reconnected: publications of the channels this node listens to
+    /// may have gone by meanwhile. Where a channel's stream is another one now (Redis
+    /// came back empty), went back (Redis came back from an older snapshot), or moved
+    /// past what reached this node (publications while this node was not subscribed),
+    /// its subscribers here resync: closed with 4002, they resubscribe with `since` and
+    /// recover the gap from history, or learn that it is gone (`recovered: false`).
+    async fn verify_streams(self: Arc<Self>, in_flight: Duration) {
+        let channels: Vec<String> = self
+            .hub
+            .read()
+            .channels()
+            .map(|(channel, _)| channel.to_owned())
+            .collect();
+        let mut ahead = Vec::new();
+        for channel in channels {
+            let (epoch, Some(last)) = self.fanout.stands(&channel) else {
+                // Nothing known of the stream here: nobody has a position to keep.
+                continue;
+            };
+            let Ok(now) = self
+                .history(
+                    &channel,
+                    HistoryFilter {
+                        since: None,
+                        limit: Some(0),
+                    },
+                )
+                .await
+                .map(|h| h.position)
+            else {
+                // Down again: there will be another reconnection, and another look.
+                return;
+            };
+            if epoch.is_some_and(|e| e != now.epoch) || now.offset < last {
+                tracing::warn!(
+                    %channel,
+                    "the stream changed while Redis was unreachable: subscribers resync"
+                );
+                self.fanout.starts_from(&channel, &now);
+                self.fanout
+                    .offsets
+                    .lock()
+                    .insert(channel.clone(), now.offset);
+                self.fanout.resync(&channel);
+            } else if now.offset > last {
+                ahead.push((channel, now.offset));
+            }
+        }
+        if ahead.is_empty() {
+            return;
+        }
+        tokio::time::sleep(in_flight).await;
+        for (channel, offset) in ahead {
+            let (_, last) = self.fanout.stands(&channel);
+            if last.is_some_and(|last| last < offset) {
+                tracing::warn!(
+                    %channel,
+                    "publications went by while Redis was unreachable: subscribers resync"
+                );
+                self.fanout.resync(&channel);
+            }
+        }
+    }
+
     pub fn connection_count(&self) -> usize {
         self.hub.read().connection_count()
     }
@@ -794,6 +899,9 @@ async fn do_chores(node: std::sync::Weak<Node>, mut queue: mpsc::UnboundedReceiv
                 if let Err(e) = node.broker.publish_control(&control).await {
                     tracing::warn!("cannot answer another node: {e}");
                 }
+            }
+            Chore::Verify(in_flight) => {
+                tokio::spawn(node.verify_streams(in_flight));
             }
             Chore::Forget(id, gone) => {
                 let who = PresentClient {

@@ -84,6 +84,12 @@ pub trait BrokerHandler: Send + Sync + 'static {
     fn leave(&self, channel: &str, client: &PresentClient);
     /// A message between nodes (every node receives every one, its own included).
     fn control(&self, control: &Control);
+    /// The broker lost its connection and has it back (its subscriptions made again):
+    /// publications may have gone by meanwhile without reaching this node. Those
+    /// published before this call that did reach it arrive within `in_flight`.
+    fn resumed(&self, in_flight: Duration) {
+        let _ = in_flight;
+    }
 }
 
 /// Publication across the cluster, and per-channel streams.
