@@ -644,3 +644,102 @@ async fn redis_killed_and_restarted_empty() {
 async fn redis_frozen() {
     redis_outage("drill-freeze", false, true, false).await;
 }
+
+/// A network partition between one node and Redis: the node's connections to Redis are
+/// dropped and it cannot make new ones, while the other node goes on publishing. The cut
+/// node refuses publications promptly, keeps its clients, and once it reaches Redis again
+/// its clients recover what went by meanwhile, on a channel that goes quiet after the
+/// partition too (no later publication shows the gap).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_cut_off_from_redis() {
+    let redis = RedisProcess::start(false);
+    let link = Proxy::start(vec![format!("127.0.0.1:{}", redis.port)]).await;
+    let a = node(&format!("redis://{}/0", link.addr), "drill-cut");
+    let b = node(&redis.url(), "drill-cut");
+    let rooms = channels(&["room:1", "room:2", "room:3"]);
+    let mut followed = rooms.clone();
+    followed.push("room:quiet".into());
+    let followers = followers(&[&a, &b], 5, &followed).await;
+    let before = Instant::now();
+    let quiet = Publisher::start(
+        3,
+        vec![b.url("")],
+        channels(&["room:quiet"]),
+        Duration::ZERO,
+    );
+    wait_until("the quiet channel has a publication", common::WAIT, || {
+        quiet.published_since(before) >= 1
+    })
+    .await;
+    let mut attempts = quiet.finish().await;
+    let publishers = [
+        Publisher::start(1, vec![a.url("")], rooms.clone(), Duration::from_millis(5)),
+        Publisher::start(2, vec![b.url("")], rooms.clone(), Duration::from_millis(5)),
+    ];
+    let start = Instant::now();
+    wait_until("publishing works", common::WAIT, || {
+        publishers.iter().all(|p| p.published_since(start) >= 20)
+    })
+    .await;
+
+    let down = Instant::now();
+    link.cut();
+    wait_until("the cut node refuses publications", common::WAIT, || {
+        publishers[0].refused_since(down) >= 2
+    })
+    .await;
+    tokio::time::sleep(OUTAGE.saturating_sub(down.elapsed())).await;
+    let closes: usize = followers
+        .iter()
+        .map(|f| f.closes_between(down, Instant::now()))
+        .sum();
+    assert_eq!(
+        closes, 0,
+        "clients stay connected while their node is cut off"
+    );
+    assert!(
+        publishers[1].published_since(down + Duration::from_secs(1)) >= 20,
+        "the other node publishes all along"
+    );
+    let quiet = Publisher::start(
+        4,
+        vec![b.url("")],
+        channels(&["room:quiet"]),
+        Duration::ZERO,
+    );
+    wait_until("the quiet channel has publications", common::WAIT, || {
+        quiet.published_since(down) >= 3
+    })
+    .await;
+    attempts.extend(quiet.finish().await);
+
+    let up = Instant::now();
+    link.heal();
+    wait_until("the cut node publishes again", common::WAIT, || {
+        publishers[0].published_since(up) >= 20
+    })
+    .await;
+    for p in publishers {
+        attempts.extend(p.finish().await);
+    }
+    for a in attempts
+        .iter()
+        .filter(|a| a.outcome == Outcome::Unavailable)
+    {
+        assert!(a.took < PROMPT, "a refusal took {:?}", a.took);
+    }
+    let ledger = Ledger::new(&attempts);
+    wait_until("every follower has everything", common::WAIT, || {
+        followers.iter().all(|f| ledger.reached(f))
+    })
+    .await;
+    report("drill-cut", &attempts, &followers);
+    for (i, f) in followers.iter().enumerate() {
+        let segments = ledger.check(&format!("follower {i}"), f);
+        assert!(segments.iter().all(|&s| s == 1), "{segments:?}");
+    }
+    // The followers on the cut node were told, and recovered; those on the other were not.
+    let resynced = |f: &Follower| f.seen().sessions > 1;
+    assert!(followers[..5].iter().all(resynced));
+    assert!(!followers[5..].iter().any(resynced));
+}
