@@ -743,3 +743,69 @@ async fn a_node_cut_off_from_redis() {
     assert!(followers[..5].iter().all(resynced));
     assert!(!followers[5..].iter().any(resynced));
 }
+
+/// A node killed with SIGKILL: its clients, behind a balancer that sends each new
+/// connection to a live node, connect again to the other node and recover from history
+/// what was published meanwhile, losing nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_node_s_clients_recover_on_another() {
+    let redis = RedisProcess::start(false);
+    let mut a = node(&redis.url(), "drill-node");
+    let b = node(&redis.url(), "drill-node");
+    let balancer = Proxy::start(vec![a.addr.clone(), b.addr.clone()]).await;
+    let rooms = channels(&["room:1", "room:2", "room:3"]);
+    let url = format!("ws://{}/ws", balancer.addr);
+    let followers: Vec<Follower> = (0..10)
+        .map(|_| Follower::start(vec![url.clone()], rooms.clone()))
+        .collect();
+    wait_until("every follower is subscribed", common::WAIT, || {
+        followers.iter().all(|f| f.seen().subscribed)
+    })
+    .await;
+    a.wait_for_connections(5).await;
+    let publisher = Publisher::start(1, vec![b.url("")], rooms.clone(), Duration::from_millis(5));
+    let start = Instant::now();
+    wait_until("publishing works", common::WAIT, || {
+        publisher.published_since(start) >= 20
+    })
+    .await;
+
+    let killed = Instant::now();
+    a.kill();
+    wait_until("the killed node's clients are back", common::WAIT, || {
+        followers
+            .iter()
+            .filter(|f| {
+                let seen = f.seen();
+                seen.sessions == 2 && seen.subscribed
+            })
+            .count()
+            == 5
+    })
+    .await;
+    let moved = killed.elapsed();
+    b.wait_for_connections(10).await;
+    let back = Instant::now();
+    wait_until("more is published", common::WAIT, || {
+        publisher.published_since(back) >= 20
+    })
+    .await;
+    let attempts = publisher.finish().await;
+    let ledger = Ledger::new(&attempts);
+    wait_until("every follower has everything", common::WAIT, || {
+        followers.iter().all(|f| ledger.reached(f))
+    })
+    .await;
+    report("drill-node", &attempts, &followers);
+    eprintln!("drill-node: the killed node's clients were back on the other within {moved:?}");
+    for (i, f) in followers.iter().enumerate() {
+        let segments = ledger.check(&format!("follower {i}"), f);
+        assert!(segments.iter().all(|&s| s == 1), "{segments:?}");
+    }
+    assert!(
+        attempts
+            .iter()
+            .all(|a| matches!(a.outcome, Outcome::Published { .. })),
+        "the live node published everything"
+    );
+}
