@@ -414,8 +414,9 @@ async fn publish(
 
 /// What the publishers did, channel by channel.
 struct Ledger {
-    /// (channel, epoch, offset) → sequence number, for every 200.
-    published: HashMap<(String, String, u64), u64>,
+    /// (channel, epoch, offset) → sequence numbers, for every 200: one, but where Redis
+    /// went back to an older copy of its data and gave the same offsets again.
+    published: HashMap<(String, String, u64), Vec<u64>>,
     /// Every sequence number tried, with its channel.
     tried: HashMap<u64, String>,
     /// Each channel's epoch at the end, and its last offset that got a 200.
@@ -423,7 +424,16 @@ struct Ledger {
 }
 
 impl Ledger {
+    /// What `attempts` did; each (epoch, offset) of a channel went to one publication.
     fn new(attempts: &[Attempt]) -> Ledger {
+        let ledger = Ledger::allowing_reuse(attempts);
+        for ((channel, epoch, offset), seqs) in &ledger.published {
+            assert_eq!(seqs.len(), 1, "{channel} {epoch}:{offset} went to {seqs:?}");
+        }
+        ledger
+    }
+
+    fn allowing_reuse(attempts: &[Attempt]) -> Ledger {
         let mut ledger = Ledger {
             published: HashMap::new(),
             tried: HashMap::new(),
@@ -435,11 +445,7 @@ impl Ledger {
             ledger.tried.insert(a.seq, a.channel.clone());
             if let Outcome::Published { epoch, offset } = &a.outcome {
                 let key = (a.channel.clone(), epoch.clone(), *offset);
-                assert!(
-                    ledger.published.insert(key, a.seq).is_none(),
-                    "two publications got offset {offset} of {} in epoch {epoch}",
-                    a.channel
-                );
+                ledger.published.entry(key).or_default().push(a.seq);
                 let last = ledger
                     .last
                     .entry(a.channel.clone())
@@ -465,11 +471,13 @@ impl Ledger {
         )
     }
 
-    /// The offsets that got a 200 in each channel and epoch.
-    fn offsets(&self) -> HashMap<(&str, &str), Vec<u64>> {
-        let mut offsets: HashMap<(&str, &str), Vec<u64>> = HashMap::new();
-        for (channel, epoch, offset) in self.published.keys() {
-            offsets.entry((channel, epoch)).or_default().push(*offset);
+    /// The publications that got a 200 in each channel and epoch: offset and sequence
+    /// number.
+    fn offsets(&self) -> HashMap<(&str, &str), Vec<(u64, u64)>> {
+        let mut offsets: HashMap<(&str, &str), Vec<(u64, u64)>> = HashMap::new();
+        for ((channel, epoch, offset), seqs) in &self.published {
+            let published = offsets.entry((channel, epoch)).or_default();
+            published.extend(seqs.iter().map(|seq| (*offset, *seq)));
         }
         offsets
     }
@@ -485,7 +493,7 @@ impl Ledger {
         &self,
         name: &str,
         follower: &Follower,
-        offsets: &HashMap<(&str, &str), Vec<u64>>,
+        offsets: &HashMap<(&str, &str), Vec<(u64, u64)>>,
     ) -> Vec<usize> {
         let seen = follower.seen();
         assert!(seen.errors.is_empty(), "{name}: {:?}", seen.errors);
@@ -504,7 +512,10 @@ impl Ledger {
                     self.published
                         .get(&(channel.clone(), epoch.clone(), offset))
                 {
-                    assert_eq!(*published, seq, "{name}: {channel} {epoch}:{offset}");
+                    assert!(
+                        published.contains(&seq),
+                        "{name}: {channel} {epoch}:{offset} is {seq}, published as {published:?}"
+                    );
                 }
             }
             let last = track.segments.len() - 1;
@@ -513,14 +524,14 @@ impl Ledger {
                 .got
                 .iter()
                 .filter(|(s, _, _)| *s == last)
-                .map(|(_, offset, _)| *offset)
+                .map(|(_, _, seq)| *seq)
                 .collect();
             let published = offsets.get(&(channel.as_str(), epoch.as_str()));
-            for offset in published.into_iter().flatten() {
+            for (offset, seq) in published.into_iter().flatten() {
                 if offset > start {
                     assert!(
-                        got.contains(offset),
-                        "{name}: {channel} {epoch}:{offset} never arrived"
+                        got.contains(seq),
+                        "{name}: {channel} {epoch}:{offset} ({seq}) never arrived"
                     );
                 }
             }
@@ -585,7 +596,7 @@ fn report(what: &str, attempts: &[Attempt], followers: &[Follower]) {
 
 /// Redis goes down for a while (killed, or frozen) and comes back with everything it
 /// held, under continuous publishing on two nodes.
-async fn redis_outage(prefix: &str, durable: bool, freeze: bool, wipe: bool) {
+async fn redis_outage(prefix: &str, durable: bool, freeze: bool, wipe: bool, snapshot: bool) {
     let mut redis = RedisProcess::start(durable);
     let a = node(&redis.url(), prefix);
     let b = node(&redis.url(), prefix);
@@ -600,6 +611,15 @@ async fn redis_outage(prefix: &str, durable: bool, freeze: bool, wipe: bool) {
         publishers.iter().all(|p| p.published_since(start) >= 20)
     })
     .await;
+    if snapshot {
+        // What is published after the snapshot is lost with the kill.
+        redis.save();
+        let saved = Instant::now();
+        wait_until("more is published after the snapshot", common::WAIT, || {
+            publishers.iter().all(|p| p.published_since(saved) >= 20)
+        })
+        .await;
+    }
 
     // Down.
     let down = Instant::now();
@@ -633,6 +653,25 @@ async fn redis_outage(prefix: &str, durable: bool, freeze: bool, wipe: bool) {
         publishers.iter().all(|p| p.published_since(up) >= 20)
     })
     .await;
+    if snapshot {
+        // Until then the clients' positions in the old epoch look as good as any.
+        wait_until(
+            "every follower learned that its streams went back",
+            common::WAIT,
+            || {
+                followers.iter().all(|f| {
+                    let seen = f.seen();
+                    seen.subscribed && seen.tracks.values().all(|t| t.segments.len() >= 2)
+                })
+            },
+        )
+        .await;
+        let told = Instant::now();
+        wait_until("more is published in the new epochs", common::WAIT, || {
+            publishers.iter().all(|p| p.published_since(told) >= 20)
+        })
+        .await;
+    }
     let mut attempts = Vec::new();
     for p in publishers {
         attempts.extend(p.finish().await);
@@ -653,7 +692,11 @@ async fn redis_outage(prefix: &str, durable: bool, freeze: bool, wipe: bool) {
     {
         assert!(a.took < prompt, "a refusal took {:?}", a.took);
     }
-    let ledger = Ledger::new(&attempts);
+    let ledger = if snapshot {
+        Ledger::allowing_reuse(&attempts)
+    } else {
+        Ledger::new(&attempts)
+    };
     wait_until("every follower has everything", common::WAIT, || {
         followers.iter().all(|f| ledger.reached(f))
     })
@@ -661,7 +704,12 @@ async fn redis_outage(prefix: &str, durable: bool, freeze: bool, wipe: bool) {
     report(prefix, &attempts, &followers);
     for (i, f) in followers.iter().enumerate() {
         let segments = ledger.check(&format!("follower {i}"), f);
-        if wipe {
+        if snapshot {
+            // Told that what it has is not in the stream any more (once, or twice where
+            // it resubscribed before the stream had its new epoch), then everything of
+            // the new epoch.
+            assert!(segments.iter().all(|&s| s >= 2), "{segments:?}");
+        } else if wipe {
             // Told once that what it missed is gone, then everything of the new epoch.
             assert!(segments.iter().all(|&s| s == 2), "{segments:?}");
         } else {
@@ -672,17 +720,26 @@ async fn redis_outage(prefix: &str, durable: bool, freeze: bool, wipe: bool) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn redis_killed_and_restarted_with_its_data() {
-    redis_outage("drill-kill", true, false, false).await;
+    redis_outage("drill-kill", true, false, false, false).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn redis_killed_and_restarted_empty() {
-    redis_outage("drill-empty", false, false, true).await;
+    redis_outage("drill-empty", false, false, true, false).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn redis_frozen() {
-    redis_outage("drill-freeze", false, true, false).await;
+    redis_outage("drill-freeze", false, true, false, false).await;
+}
+
+/// Redis killed and started again from a snapshot written before: the publications since
+/// are gone, and their offsets go to new ones. The streams get a new epoch, so that no
+/// position from before is taken for one in them: every client learns that what it has
+/// cannot be continued (`recovered: false`), then gets everything of the new epoch.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_killed_and_restarted_from_an_older_snapshot() {
+    redis_outage("drill-snapshot", false, false, false, true).await;
 }
 
 /// A network partition between one node and Redis: the node's connections to Redis are

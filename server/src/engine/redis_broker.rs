@@ -60,6 +60,21 @@ local offset = tonumber(redis.call('HGET', KEYS[1], 'o') or '0')
 return {epoch, offset, redis.call('LRANGE', KEYS[2], 0, -1)}
 "#;
 
+/// Gives a stream a new epoch where it still has the one given, making the stream where
+/// there is none: KEYS meta; ARGV the old epoch, the new one, ttl in ms.
+const RENEW: &str = r#"
+local epoch = redis.call('HGET', KEYS[1], 'e')
+if not epoch then
+  epoch = ARGV[2]
+  redis.call('HSET', KEYS[1], 'e', epoch, 'o', 0)
+  redis.call('PEXPIRE', KEYS[1], ARGV[3])
+elseif epoch == ARGV[1] then
+  epoch = ARGV[2]
+  redis.call('HSET', KEYS[1], 'e', epoch)
+end
+return {epoch, tonumber(redis.call('HGET', KEYS[1], 'o') or '0')}
+"#;
+
 /// Drops the nodes that stopped announcing themselves, then lists the rest: KEYS nodes,
 /// expiries; ARGV now in ms.
 const NODES: &str = r#"
@@ -83,6 +98,7 @@ pub struct RedisBroker {
     prefix: String,
     publish: redis::Script,
     history: redis::Script,
+    renew: redis::Script,
     nodes: redis::Script,
     handler: Arc<OnceLock<Arc<dyn BrokerHandler>>>,
 }
@@ -105,6 +121,10 @@ const RESPONSE_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// How long the first connection is tried for when the node starts.
 const START_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// How often the subscriber connection is tried while Redis is unreachable (at most): how
+/// long after Redis is back the node may take to hear publications again.
+const RESUBSCRIBE_EVERY: Duration = Duration::from_millis(250);
 
 /// How long publications already on their way to this node may take to arrive, when it
 /// checks after a reconnect whether it missed any.
@@ -176,6 +196,7 @@ impl RedisBroker {
             prefix: prefix.to_owned(),
             publish: redis::Script::new(PUBLISH),
             history: redis::Script::new(HISTORY),
+            renew: redis::Script::new(RENEW),
             nodes: redis::Script::new(NODES),
             handler: Arc::new(OnceLock::new()),
         })
@@ -258,6 +279,7 @@ async fn deliver(
     let control_topic = format!("{prefix}:control");
     while let Some(push) = pushes.recv().await {
         if push.kind == PushKind::Disconnection {
+            handler.interrupted();
             dropped.notify_one();
             continue;
         }
@@ -319,7 +341,7 @@ async fn watch_subscriber(
                 break;
             }
             tokio::time::sleep(delay).await;
-            delay = (delay * 2).min(Duration::from_secs(1));
+            delay = (delay * 2).min(RESUBSCRIBE_EVERY);
         }
         tracing::info!("reconnected to Redis: looking for publications missed meanwhile");
         handler.resumed(IN_FLIGHT);
@@ -532,5 +554,24 @@ impl Broker for RedisBroker {
             position: StreamPosition { epoch, offset },
             messages,
         })
+    }
+
+    async fn renew_epoch(
+        &self,
+        channel: &str,
+        epoch: &str,
+        options: &StreamOptions,
+    ) -> Result<StreamPosition, EngineError> {
+        let (meta, _) = self.stream_keys(channel);
+        let (epoch, offset): (String, u64) = self
+            .renew
+            .key(meta)
+            .arg(epoch)
+            .arg(new_epoch())
+            .arg(options.history_ttl.as_millis() as u64)
+            .invoke_async(&mut self.commands.clone())
+            .await
+            .map_err(failed)?;
+        Ok(StreamPosition { epoch, offset })
     }
 }

@@ -157,6 +157,16 @@ impl RedisProcess {
         }
     }
 
+    /// Writes a snapshot of everything it holds (`SAVE`), which it starts from next time.
+    pub fn save(&self) {
+        use std::io::{Read, Write};
+        let mut s = std::net::TcpStream::connect(("127.0.0.1", self.port)).unwrap();
+        s.write_all(b"SAVE\r\n").unwrap();
+        let mut answer = [0u8; 5];
+        s.read_exact(&mut answer).unwrap();
+        assert_eq!(&answer, b"+OK\r\n");
+    }
+
     /// Freezes it (SIGSTOP): connections stay open, nothing is answered.
     pub fn pause(&self) {
         self.signal(libc::SIGSTOP);
