@@ -7,6 +7,7 @@
 //! plain channels.
 
 use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 /// How the hub hands a frame to one connection.
@@ -29,9 +30,43 @@ struct Client<S> {
     channels: HashSet<Arc<str>>,
 }
 
+/// A subscriber that receives what is published as it comes.
+struct Live<S> {
+    handle: S,
+    /// The offset it caught up to from history, where it did: a publication up to it
+    /// that arrives later (it was on its way while the history was read) is one it has,
+    /// and is not delivered again. 0 once a later one came.
+    floor: AtomicU64,
+}
+
+impl<S> Live<S> {
+    fn new(handle: S, floor: u64) -> Live<S> {
+        Live {
+            handle,
+            floor: AtomicU64::new(floor),
+        }
+    }
+
+    /// Whether the publication at `offset` is one it does not have yet.
+    fn wants(&self, offset: Option<u64>) -> bool {
+        let floor = self.floor.load(Ordering::Relaxed);
+        match offset {
+            Some(offset) if floor > 0 => {
+                if offset > floor {
+                    self.floor.store(0, Ordering::Relaxed);
+                    true
+                } else {
+                    false
+                }
+            }
+            _ => true,
+        }
+    }
+}
+
 /// The subscribers of one channel on this node.
 struct Channel<S: Subscriber> {
-    live: HashMap<ClientId, S>,
+    live: HashMap<ClientId, Live<S>>,
     /// Subscribers catching up from history: what is published meanwhile waits here,
     /// with its offset, until the catching up is done (see [`Hub::finish_recovery`]).
     recovering: HashMap<ClientId, Mutex<Recovery<S>>>,
@@ -225,7 +260,7 @@ impl<S: Subscriber> Hub<S> {
                 }),
             );
         } else {
-            subscribers.live.insert(key, handle);
+            subscribers.live.insert(key, Live::new(handle, 0));
         }
         outcome
     }
@@ -246,7 +281,9 @@ impl<S: Subscriber> Hub<S> {
                 .filter(|(offset, _)| offset.is_none_or(|o| o > after))
                 .all(|(_, frame)| recovery.handle.deliver(frame));
         if delivered {
-            subscribers.live.insert(key, recovery.handle);
+            subscribers
+                .live
+                .insert(key, Live::new(recovery.handle, after));
         } else {
             if subscribers.len() == 0 {
                 self.channels.remove(channel);
@@ -300,7 +337,7 @@ impl<S: Subscriber> Hub<S> {
         let mut taken = subscribers
             .live
             .values()
-            .filter(|s| s.deliver(frame))
+            .filter(|s| s.wants(offset) && s.handle.deliver(frame))
             .count();
         if !subscribers.recovering.is_empty() {
             let limit = self.recovery_limit;
@@ -325,7 +362,7 @@ impl<S: Subscriber> Hub<S> {
             Some(subscribers) => subscribers
                 .live
                 .iter()
-                .filter(|(id, s)| &***id != except && s.deliver(frame))
+                .filter(|(id, s)| &***id != except && s.handle.deliver(frame))
                 .count(),
             None => 0,
         }
@@ -394,7 +431,7 @@ impl<S: Subscriber> Hub<S> {
             Some(c) => c
                 .live
                 .values()
-                .cloned()
+                .map(|s| s.handle.clone())
                 .chain(
                     c.recovering
                         .values()
@@ -601,6 +638,26 @@ mod tests {
         assert_eq!(a.try_iter().collect::<Vec<_>>(), ["5", "6"]);
         assert_eq!(b.try_iter().collect::<Vec<_>>(), ["4", "5", "6"]);
         assert_eq!(hub.finish_recovery("a", "c", 4), None);
+    }
+
+    #[test]
+    fn what_history_gave_is_not_delivered_again_when_it_arrives_late() {
+        let mut hub = Hub::new();
+        let a = client(&mut hub, "a", 16);
+        let b = client(&mut hub, "b", 16);
+        hub.subscribe("b", "c", 10);
+        hub.subscribe_recovering("a", "c", 10);
+        // History gave it up to 6; 5 and 6 were still on their way to this node.
+        assert_eq!(hub.finish_recovery("a", "c", 6), Some(true));
+        for n in 5..=8 {
+            hub.publish("c", &m(&n.to_string()), Some(n));
+        }
+        assert_eq!(a.try_iter().collect::<Vec<_>>(), ["7", "8"]);
+        assert_eq!(b.try_iter().collect::<Vec<_>>(), ["5", "6", "7", "8"]);
+        // Past its floor, it gets whatever comes (a new stream starts again at 1).
+        hub.publish("c", &m("1"), Some(1));
+        hub.publish("c", &m("x"), None);
+        assert_eq!(a.try_iter().collect::<Vec<_>>(), ["1", "x"]);
     }
 
     #[test]

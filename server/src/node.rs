@@ -77,6 +77,11 @@ enum Chore {
     Publish(Control),
     /// Tidy up after a connection closed by another node's request.
     Forget(ClientId, Gone<ClientHandle>),
+    /// The broker reconnected: look for publications this node missed meanwhile (those
+    /// on their way arrive within the duration).
+    Verify(Duration),
+    /// The channel's stream went back while in this epoch: give it a new one.
+    Renew(String, String),
 }
 
 /// Where the broker hands publications back: encodes each once, queues it for every local
@@ -86,10 +91,58 @@ struct Fanout {
     hub: SharedHub,
     /// Requests of this node waiting for the nodes' replies.
     waiting: parking_lot::Mutex<HashMap<String, mpsc::UnboundedSender<Reply>>>,
-    /// The last offset delivered here of each subscribed channel with history: a jump
-    /// means publications were lost on their way to this node.
-    offsets: parking_lot::Mutex<HashMap<String, u64>>,
+    /// Where this node stands in the stream of each channel with history it listens to.
+    streams: parking_lot::Mutex<HashMap<String, Stand>>,
+    /// Where it stood when the broker lost its connection, until it has looked at what
+    /// became of each stream meanwhile (what subscribers do in between, such as leave,
+    /// changes nothing to what is to be looked at).
+    before_outage: parking_lot::Mutex<Option<Vec<Known>>>,
     chores: mpsc::UnboundedSender<Chore>,
+}
+
+/// Where a node stands in a channel's stream, to tell whether each publication that
+/// arrives follows the one before.
+struct Stand {
+    /// The epoch, as the last subscriber that subscribed with `since` was told: another
+    /// one after a reconnect means the stream was lost meanwhile.
+    epoch: Option<String>,
+    /// The last offset delivered here, or where a subscriber started (`started`).
+    last: u64,
+    /// The publication at `last`, where it was delivered here: after a reconnect, the one
+    /// Redis has at that offset must be the same, or the stream went back and its offsets
+    /// went to other publications since.
+    frame: Option<Frame>,
+    /// `last` is where a subscriber started, read after this node began listening:
+    /// publications up to it may still be on their way.
+    started: bool,
+    /// The stream went back behind `last` and is being given a new epoch: nothing is
+    /// delivered meanwhile (the subscribers are closed with 4002 anyway).
+    renewing: bool,
+}
+
+/// What a node knew of a channel's stream when the broker lost its connection.
+#[derive(Clone)]
+struct Known {
+    channel: String,
+    epoch: Option<String>,
+    last: u64,
+    frame: Option<Frame>,
+}
+
+/// What a publication that arrives is, next to what this node delivered before.
+enum Arrival {
+    /// The next one: delivered.
+    Follows,
+    /// Some went missing on their way here.
+    Gap,
+    /// Behind what was delivered already, in the same epoch as far as this node knows:
+    /// the stream went back (Redis came back from an older copy of its data) or was made
+    /// anew (Redis came back empty, the stream expired). Its subscribers' positions are
+    /// no good; where the epoch is known, the stream gets a new one (see
+    /// [`Broker::renew_epoch`]).
+    Behind(Option<String>),
+    /// Dropped while the stream gets its new epoch (its subscribers resync).
+    Held,
 }
 
 impl Fanout {
@@ -109,51 +162,189 @@ impl Fanout {
 }
 
 impl Fanout {
-    /// Whether `offset` follows the last one delivered here on `channel` (a first one, or
-    /// a new stream starting again at 1, does).
-    fn follows(&self, channel: &str, offset: u64) -> bool {
-        let mut offsets = self.offsets.lock();
-        match offsets.get_mut(channel) {
-            Some(last) => {
-                let follows = offset <= *last + 1;
-                *last = offset;
-                follows
+    /// Where publication `offset` of `channel` (encoded: `frame`) stands next to what was
+    /// delivered here.
+    fn arrives(&self, channel: &str, offset: u64, frame: &Frame) -> Arrival {
+        let mut streams = self.streams.lock();
+        let Some(stand) = streams.get_mut(channel) else {
+            streams.insert(
+                channel.to_owned(),
+                Stand {
+                    epoch: None,
+                    last: offset,
+                    frame: Some(frame.clone()),
+                    started: false,
+                    renewing: false,
+                },
+            );
+            return Arrival::Follows;
+        };
+        if stand.renewing {
+            return Arrival::Held;
+        }
+        let last = std::mem::replace(&mut stand.last, offset);
+        stand.frame = None;
+        let arrival = if std::mem::take(&mut stand.started) {
+            // Up to the starting point, publications may still be on their way.
+            if offset > last + 1 {
+                Arrival::Gap
+            } else {
+                Arrival::Follows
             }
-            None => {
-                offsets.insert(channel.to_owned(), offset);
-                true
-            }
+        } else if offset == last + 1 {
+            Arrival::Follows
+        } else if offset > last + 1 {
+            Arrival::Gap
+        } else if stand.epoch.is_some() {
+            stand.last = last;
+            stand.renewing = true;
+            Arrival::Behind(stand.epoch.clone())
+        } else {
+            Arrival::Behind(None)
+        };
+        if let Arrival::Follows = arrival {
+            stand.frame = Some(frame.clone());
+        }
+        arrival
+    }
+
+    /// A subscriber starts from `position`: the channel's epoch, and where this node
+    /// stands in it when nothing was delivered here yet.
+    fn starts_from(&self, channel: &str, position: &StreamPosition) {
+        let mut streams = self.streams.lock();
+        let stand = streams.entry(channel.to_owned()).or_insert(Stand {
+            epoch: None,
+            last: position.offset,
+            frame: None,
+            started: true,
+            renewing: false,
+        });
+        stand.epoch = Some(position.epoch.clone());
+    }
+
+    /// This node stands at `position` now, whatever it saw before (where it still
+    /// listens to the channel).
+    fn restart(&self, channel: &str, position: &StreamPosition) {
+        if !self.hub.read().has_subscribers(channel) {
+            self.streams.lock().remove(channel);
+            return;
+        }
+        self.streams.lock().insert(
+            channel.to_owned(),
+            Stand {
+                epoch: Some(position.epoch.clone()),
+                last: position.offset,
+                frame: None,
+                started: true,
+                renewing: false,
+            },
+        );
+    }
+
+    /// The epoch, the last offset and the publication at it that this node knows of
+    /// `channel`.
+    fn stands(&self, channel: &str) -> (Option<String>, Option<u64>, Option<Frame>) {
+        match self.streams.lock().get(channel) {
+            Some(stand) => (stand.epoch.clone(), Some(stand.last), stand.frame.clone()),
+            None => (None, None, None),
+        }
+    }
+
+    /// Holds the publications of `channel` while its stream gets a new epoch; `false`
+    /// where that is under way already.
+    fn hold(&self, channel: &str) -> bool {
+        match self.streams.lock().get_mut(channel) {
+            Some(stand) => !std::mem::replace(&mut stand.renewing, true),
+            None => true,
+        }
+    }
+
+    /// Lets the publications of `channel` through again (renewing its epoch failed: the
+    /// next publication behind, or the next reconnection, tries again).
+    fn release(&self, channel: &str) {
+        if let Some(stand) = self.streams.lock().get_mut(channel) {
+            stand.renewing = false;
         }
     }
 
     /// This node no longer listens to `channel`: what it saw of it no longer counts.
     fn forget_channel(&self, channel: &str) {
-        self.offsets.lock().remove(channel);
+        self.streams.lock().remove(channel);
+    }
+
+    /// The subscribers of `channel` here did not get everything: they are closed with
+    /// 4002 once what is queued for them has gone out, and resubscribe with `since`.
+    fn resync(&self, channel: &str) {
+        for subscriber in self.hub.read().subscribers(channel) {
+            subscriber.close_after_queue(
+                hubbub_core::protocol::close::RESYNC,
+                "missed publications: resubscribe with since",
+            );
+        }
     }
 }
 
 impl BrokerHandler for Fanout {
+    fn interrupted(&self) {
+        let mut before = self.before_outage.lock();
+        if before.is_none() {
+            let streams = self.streams.lock();
+            *before = Some(
+                streams
+                    .iter()
+                    .map(|(channel, s)| Known {
+                        channel: channel.clone(),
+                        epoch: s.epoch.clone(),
+                        last: s.last,
+                        frame: s.frame.clone(),
+                    })
+                    .collect(),
+            );
+        }
+    }
+
+    fn resumed(&self, in_flight: Duration) {
+        let _ = self.chores.send(Chore::Verify(in_flight));
+    }
+
     fn publication(&self, channel: &str, message: &Message) {
+        let frame = encode_message(message);
         if let Some(offset) = message.offset {
-            if !self.follows(channel, offset) {
-                // Publications were lost on their way here: the subscribers' positions
-                // are behind what they received. They reconnect and recover the gap from
-                // history.
-                tracing::warn!(
-                    channel,
-                    offset,
-                    "publications lost on their way to this node: subscribers resync"
-                );
-                for subscriber in self.hub.read().subscribers(channel) {
-                    subscriber.close_after_queue(
-                        hubbub_core::protocol::close::RESYNC,
-                        "missed publications: resubscribe with since",
+            match self.arrives(channel, offset, &frame) {
+                Arrival::Follows => {}
+                Arrival::Gap => {
+                    // Publications were lost on their way here: the subscribers
+                    // reconnect and recover the gap from history.
+                    tracing::warn!(
+                        channel,
+                        offset,
+                        "publications lost on their way to this node: subscribers resync"
                     );
+                    self.resync(channel);
+                    return;
                 }
-                return;
+                Arrival::Behind(epoch) => {
+                    tracing::warn!(
+                        channel,
+                        offset,
+                        "the stream went back behind what was delivered: subscribers resync"
+                    );
+                    match epoch {
+                        // Held meanwhile; they resync once it has a new epoch.
+                        Some(epoch) => {
+                            let _ = self.chores.send(Chore::Renew(channel.to_owned(), epoch));
+                        }
+                        None => self.resync(channel),
+                    }
+                    return;
+                }
+                // Whoever subscribed while the stream gets its new epoch resyncs too.
+                Arrival::Held => {
+                    self.resync(channel);
+                    return;
+                }
             }
         }
-        let frame = encode_message(message);
         self.hub.read().publish(channel, &frame, message.offset);
     }
 
@@ -288,7 +479,8 @@ impl Node {
             node_id: id.clone(),
             hub: hub.clone(),
             waiting: Default::default(),
-            offsets: Default::default(),
+            streams: Default::default(),
+            before_outage: Default::default(),
             chores,
         });
         broker.start(fanout.clone()).await?;
@@ -511,6 +703,7 @@ impl Node {
             }
         };
         let HistoryResult { position, messages } = history;
+        self.fanout.starts_from(channel, &position);
         let recovered = match since {
             None => true,
             Some(_) if !may_recover => false,
@@ -736,6 +929,134 @@ impl Node {
         Ok(replies.iter().map(|r| r.count).sum())
     }
 
+    /// After the broker reconnected: publications of the channels this node listens to
+    /// may have gone by meanwhile. Where a channel's stream is another one now (Redis
+    /// came back empty), went back (Redis came back from an older snapshot), or moved
+    /// past what reached this node (publications while this node was not subscribed),
+    /// its subscribers here resync: closed with 4002, they resubscribe with `since` and
+    /// recover the gap from history, or learn that it is gone (`recovered: false`).
+    async fn verify_streams(self: Arc<Self>, in_flight: Duration) {
+        // What this node knew when the connection dropped. Every stream it knew is
+        // looked at, whether its subscribers here are still there or not: a stream that
+        // went back gets a new epoch, for whoever comes back with a position in it later.
+        let Some(known) = self.fanout.before_outage.lock().take() else {
+            return;
+        };
+        let all = known.clone();
+        let mut lost = Vec::new();
+        let mut back = Vec::new();
+        let mut ahead = Vec::new();
+        for Known {
+            channel,
+            epoch,
+            last,
+            frame,
+        } in known
+        {
+            let position = self
+                .history(
+                    &channel,
+                    HistoryFilter {
+                        since: None,
+                        limit: Some(0),
+                    },
+                )
+                .await;
+            let Ok(now) = position.map(|h| h.position) else {
+                // Down again: there will be another reconnection, and another look.
+                self.fanout.before_outage.lock().get_or_insert(all);
+                return;
+            };
+            match epoch {
+                Some(epoch) if epoch != now.epoch => lost.push((channel, now)),
+                // Went back; or went back, and on past `last` again with other publications.
+                Some(epoch)
+                    if now.offset < last || !self.still_has(&channel, last, frame).await =>
+                {
+                    back.push((channel, epoch))
+                }
+                None if now.offset < last => lost.push((channel, now)),
+                _ if now.offset > last => ahead.push((channel, now.offset)),
+                _ => {}
+            }
+        }
+        for (channel, now) in lost {
+            tracing::warn!(
+                %channel,
+                "the stream was lost while Redis was unreachable: subscribers resync"
+            );
+            self.fanout.restart(&channel, &now);
+            self.fanout.resync(&channel);
+        }
+        for (channel, epoch) in back {
+            tracing::warn!(
+                %channel,
+                "the stream went back while Redis was unreachable: subscribers resync"
+            );
+            if self.fanout.hold(&channel) {
+                self.clone().renew_epoch(channel, epoch).await;
+            }
+        }
+        if ahead.is_empty() {
+            return;
+        }
+        tokio::time::sleep(in_flight).await;
+        for (channel, offset) in ahead {
+            let (_, last, _) = self.fanout.stands(&channel);
+            if last.is_some_and(|last| last < offset) {
+                tracing::warn!(
+                    %channel,
+                    "publications went by while Redis was unreachable: subscribers resync"
+                );
+                self.fanout.resync(&channel);
+            }
+        }
+    }
+
+    /// Whether the stream of `channel` still has `frame` (the publication last delivered
+    /// here) at offset `last`; where either is unknown, or no longer kept, or Redis cannot
+    /// be asked, there is nothing to hold against it.
+    async fn still_has(&self, channel: &str, last: u64, frame: Option<Frame>) -> bool {
+        let Some(frame) = frame else {
+            return true;
+        };
+        let filter = HistoryFilter {
+            since: Some(last.saturating_sub(1)),
+            limit: Some(1),
+        };
+        match self.history(channel, filter).await {
+            Ok(h) => match h.messages.first() {
+                Some(m) if m.offset == Some(last) => encode_message(m) == frame,
+                _ => true,
+            },
+            Err(_) => true,
+        }
+    }
+
+    /// Gives the stream of `channel` (held: see [`Fanout::hold`]) a new epoch where it is
+    /// still in `epoch` (it went back behind what was delivered here), then closes its
+    /// subscribers here (4002): they resubscribe with their position in the old epoch,
+    /// and learn that it cannot be continued.
+    async fn renew_epoch(self: Arc<Self>, channel: String, epoch: String) {
+        let options = self.namespace(&channel).stream;
+        match self.broker.renew_epoch(&channel, &epoch, &options).await {
+            Ok(position) => {
+                tracing::warn!(
+                    %channel,
+                    epoch = %position.epoch,
+                    "the stream went back behind what was delivered: it is in a new epoch"
+                );
+                self.fanout.restart(&channel, &position);
+            }
+            Err(e) => {
+                // The next publication behind, or the next reconnection, tries again.
+                tracing::warn!(%channel, "cannot give the stream a new epoch: {e}");
+                self.fanout.release(&channel);
+            }
+        }
+        self.fanout.resync(&channel);
+    }
+
     pub fn connection_count(&self) -> usize {
         self.hub.read().connection_count()
     }
@@ -808,6 +1129,12 @@ async fn do_chores(node: std::sync::Weak<Node>, mut queue: mpsc::UnboundedReceiv
                 if let Err(e) = node.broker.publish_control(&control).await {
                     tracing::warn!("cannot answer another node: {e}");
                 }
+            }
+            Chore::Verify(in_flight) => {
+                tokio::spawn(node.verify_streams(in_flight));
+            }
+            Chore::Renew(channel, epoch) => {
+                tokio::spawn(node.renew_epoch(channel, epoch));
             }
             Chore::Forget(id, gone) => {
                 let who = PresentClient {

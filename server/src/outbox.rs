@@ -101,7 +101,14 @@ impl ClientHandle {
     }
 
     /// Queues a frame without waiting; a full queue closes the connection as too slow.
+    /// Refused once the connection is closing after its queue.
     pub fn deliver_frame(&self, frame: &Frame) -> bool {
+        // Closing after its queue: what is queued is all it gets. A subscriber closed
+        // with 4002 because a publication never reached it must not get the ones after
+        // (its position would move past the gap it is to recover).
+        if self.control.draining().is_cancelled() {
+            return false;
+        }
         match self.tx.try_send(Outbound::Frame(frame.clone())) {
             Ok(()) => true,
             Err(mpsc::error::TrySendError::Full(_)) => {

@@ -50,6 +50,15 @@ pub trait BrokerHandler: Send + Sync + 'static {
     fn leave(&self, channel: &str, client: &PresentClient);
     /// A message between nodes (every node receives every one, its own included).
     fn control(&self, control: &Control);
+    /// The broker lost the connection publications come by (it gets it back by itself,
+    /// then calls [`BrokerHandler::resumed`]).
+    fn interrupted(&self) {}
+    /// The broker lost its connection and has it back (its subscriptions made again):
+    /// publications may have gone by meanwhile without reaching this node. Those
+    /// published before this call that did reach it arrive within `in_flight`.
+    fn resumed(&self, in_flight: Duration) {
+        let _ = in_flight;
+    }
 }
 
 /// Publication across the cluster, and per-channel streams.
@@ -106,4 +115,16 @@ pub trait Broker: Send + Sync + 'static {
         filter: HistoryFilter,
         options: &StreamOptions,
     ) -> Result<HistoryResult, EngineError>;
+
+    /// Gives the stream of `channel` a new epoch, its offset and kept messages unchanged,
+    /// where its epoch is still `epoch`; answers its position either way. For a stream
+    /// that went back behind offsets already handed out (Redis came back from an older
+    /// copy of its data, and the same offsets go to other publications now): a position
+    /// in the old epoch must not be taken for one in the stream as it is now.
+    async fn renew_epoch(
+        &self,
+        channel: &str,
+        epoch: &str,
+        options: &StreamOptions,
+    ) -> Result<StreamPosition, EngineError>;
 }

@@ -256,4 +256,21 @@ impl Broker for MemoryBroker {
             messages,
         })
     }
+
+    async fn renew_epoch(
+        &self,
+        channel: &str,
+        epoch: &str,
+        options: &StreamOptions,
+    ) -> Result<StreamPosition, EngineError> {
+        let mut stripe = self.inner.stripe(channel);
+        let stream = stripe.stream(channel, Instant::now(), options);
+        if stream.epoch == epoch {
+            stream.epoch = new_epoch();
+        }
+        Ok(StreamPosition {
+            epoch: stream.epoch.clone(),
+            offset: stream.offset,
+        })
+    }
 }

@@ -27,16 +27,34 @@ use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 use tokio::sync::mpsc;
 
+/// Gives a stream a new epoch where it still has the one given, making the stream where
+/// there is none: KEYS meta; ARGV the old epoch, the new one, ttl in ms.
+const RENEW: &str = r#"
+local epoch = redis.call('HGET', KEYS[1], 'e')
+if not epoch then
+  epoch = ARGV[2]
+  redis.call('HSET', KEYS[1], 'e', epoch, 'o', 0)
+  redis.call('PEXPIRE', KEYS[1], ARGV[3])
+elseif epoch == ARGV[1] then
+  epoch = ARGV[2]
+  redis.call('HSET', KEYS[1], 'e', epoch)
+end
+return {epoch, tonumber(redis.call('HGET', KEYS[1], 'o') or '0')}
+"#;
+
 /// The Redis engine's broker.
 pub struct RedisBroker {
     /// Commands, scripts and publishing.
     commands: ConnectionManager,
     /// Subscriptions: its pushes carry the publications of the topics this node listens to.
-    subscriber: ConnectionManager,
+    subscriber: Arc<ConnectionManager>,
+    /// Woken when the subscriber connection dropped.
+    dropped: Arc<tokio::sync::Notify>,
     pushes: std::sync::Mutex<Option<mpsc::UnboundedReceiver<redis::PushInfo>>>,
     prefix: String,
     publish: redis::Script,
     history: redis::Script,
+    renew: redis::Script,
     nodes: redis::Script,
     handler: Arc<OnceLock<Arc<dyn BrokerHandler>>>,
 }
@@ -52,33 +70,89 @@ fn now_ms() -> u64 {
         .unwrap_or(0)
 }
 
+/// How long a connection to Redis may take, and an answer: past them a command fails
+/// (publishing answers 503) rather than wait.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
+const RESPONSE_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// How long the first connection is tried for when the node starts.
+const START_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// How often the subscriber connection is tried while Redis is unreachable (at most): how
+/// long after Redis is back the node may take to hear publications again.
+const RESUBSCRIBE_EVERY: Duration = Duration::from_millis(250);
+
+/// How long publications already on their way to this node may take to arrive, when it
+/// checks after a reconnect whether it missed any.
+const IN_FLIGHT: Duration = Duration::from_secs(1);
+
 impl RedisBroker {
     /// Connects to the Redis at `url` (RESP3 is needed for pub/sub on a managed
-    /// connection: `?protocol=resp3` is added where the URL gives none); both connections
-    /// reconnect by themselves, and the subscriptions are made again after a reconnect.
+    /// connection: `?protocol=resp3` is added where the URL gives none).
+    ///
+    /// While Redis is unreachable every command fails at once (or after
+    /// [`CONNECT_TIMEOUT`] or [`RESPONSE_TIMEOUT`] where Redis does not answer at all),
+    /// and tries to connect again, rather than wait for Redis to come back: a publisher
+    /// hears 503 promptly. The subscriber connection is brought back by
+    /// [`watch_subscriber`], its subscriptions made again, and then the handler is told
+    /// ([`BrokerHandler::resumed`]) that publications may have gone by meanwhile. TCP
+    /// keepalives find a connection that died without a word (a network partition).
     pub async fn connect(url: &str, prefix: &str) -> Result<RedisBroker, EngineError> {
-        let client = redis::Client::open(with_resp3(url)).map_err(failed)?;
+        use redis::io::tcp::{socket2::TcpKeepalive, TcpSettings};
+        use redis::IntoConnectionInfo;
+        let keepalive = TcpKeepalive::new()
+            .with_time(Duration::from_secs(10))
+            .with_interval(Duration::from_secs(5))
+            .with_retries(3);
+        let info = with_resp3(url)
+            .into_connection_info()
+            .map_err(failed)?
+            .set_tcp_settings(
+                TcpSettings::default()
+                    .set_nodelay(true)
+                    .set_keepalive(keepalive)
+                    .set_user_timeout(Duration::from_secs(10)),
+            );
+        let client = redis::Client::open(info).map_err(failed)?;
         let config = redis::aio::ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(Duration::from_secs(2)))
-            .set_response_timeout(Some(Duration::from_secs(2)))
-            .set_max_delay(Duration::from_secs(1));
-        let commands = ConnectionManager::new_with_config(client.clone(), config.clone())
-            .await
-            .map_err(failed)?;
+            .set_connection_timeout(Some(CONNECT_TIMEOUT))
+            .set_response_timeout(Some(RESPONSE_TIMEOUT))
+            .set_number_of_retries(0);
         let (tx, pushes) = mpsc::unbounded_channel();
-        let subscriber = ConnectionManager::new_with_config(
-            client,
-            config.set_push_sender(tx).set_automatic_resubscription(),
-        )
-        .await
-        .map_err(failed)?;
+        let subscriber_config = config
+            .clone()
+            .set_push_sender(tx)
+            .set_automatic_resubscription();
+        let started = tokio::time::Instant::now();
+        let mut delay = Duration::from_millis(100);
+        let (commands, subscriber) = loop {
+            let connected = async {
+                let commands =
+                    ConnectionManager::new_with_config(client.clone(), config.clone()).await?;
+                let subscriber =
+                    ConnectionManager::new_with_config(client.clone(), subscriber_config.clone())
+                        .await?;
+                Ok::<_, redis::RedisError>((commands, subscriber))
+            };
+            match connected.await {
+                Ok(connected) => break connected,
+                Err(e) if started.elapsed() + delay > START_TIMEOUT => return Err(failed(e)),
+                Err(e) => {
+                    tracing::warn!("cannot connect to Redis yet: {e}");
+                    tokio::time::sleep(delay).await;
+                    delay = (delay * 2).min(Duration::from_secs(1));
+                }
+            }
+        };
         Ok(RedisBroker {
             commands,
-            subscriber,
+            subscriber: Arc::new(subscriber),
+            dropped: Arc::new(tokio::sync::Notify::new()),
             pushes: std::sync::Mutex::new(Some(pushes)),
             prefix: prefix.to_owned(),
             publish: redis::Script::new(PUBLISH),
             history: redis::Script::new(HISTORY),
+            renew: redis::Script::new(RENEW),
             nodes: redis::Script::new(NODES),
             handler: Arc::new(OnceLock::new()),
         })
@@ -110,15 +184,22 @@ fn bytes(value: &Value) -> Option<&[u8]> {
     }
 }
 
-/// Hands what arrives on the topics to the handler, in the order it arrives.
+/// Hands what arrives on the topics to the handler, in the order it arrives; wakes
+/// [`watch_subscriber`] when the connection dropped.
 async fn deliver(
     prefix: String,
     handler: Arc<dyn BrokerHandler>,
     mut pushes: mpsc::UnboundedReceiver<redis::PushInfo>,
+    dropped: Arc<tokio::sync::Notify>,
 ) {
     let topic_prefix = engine::topic_prefix(&prefix);
     let control_topic = engine::control_topic(&prefix);
     while let Some(push) = pushes.recv().await {
+        if push.kind == PushKind::Disconnection {
+            handler.interrupted();
+            dropped.notify_one();
+            continue;
+        }
         if push.kind != PushKind::Message {
             continue;
         }
@@ -149,6 +230,38 @@ async fn deliver(
                 tracing::warn!(channel, "unreadable publication on the Redis topic")
             }
         }
+    } // The broker is gone: so is its watch.
+    dropped.notify_one();
+}
+
+/// Brings the subscriber connection back each time it drops (the connection manager makes
+/// one attempt per command, so this keeps sending one until Redis answers; the
+/// subscriptions are made again on the new connection before it answers), then tells the
+/// handler. Ends with the broker.
+async fn watch_subscriber(
+    subscriber: std::sync::Weak<ConnectionManager>,
+    dropped: Arc<tokio::sync::Notify>,
+    handler: Arc<dyn BrokerHandler>,
+) {
+    loop {
+        dropped.notified().await;
+        tracing::warn!("lost the Redis connection that brings publications: reconnecting");
+        let mut delay = Duration::from_millis(50);
+        loop {
+            let Some(subscriber) = subscriber.upgrade() else {
+                return;
+            };
+            let mut connection = (*subscriber).clone();
+            drop(subscriber);
+            let pong: Result<String, _> = redis::cmd("PING").query_async(&mut connection).await;
+            if pong.is_ok() {
+                break;
+            }
+            tokio::time::sleep(delay).await;
+            delay = (delay * 2).min(RESUBSCRIBE_EVERY);
+        }
+        tracing::info!("reconnected to Redis: looking for publications missed meanwhile");
+        handler.resumed(IN_FLIGHT);
     }
 }
 
@@ -162,8 +275,18 @@ impl Broker for RedisBroker {
             .take()
             .ok_or_else(|| EngineError("the broker was started twice".into()))?;
         let _ = self.handler.set(handler.clone());
-        tokio::spawn(deliver(self.prefix.clone(), handler, pushes));
-        self.subscriber
+        tokio::spawn(deliver(
+            self.prefix.clone(),
+            handler.clone(),
+            pushes,
+            self.dropped.clone(),
+        ));
+        tokio::spawn(watch_subscriber(
+            Arc::downgrade(&self.subscriber),
+            self.dropped.clone(),
+            handler,
+        ));
+        (*self.subscriber)
             .clone()
             .subscribe(self.control_topic())
             .await
@@ -224,7 +347,7 @@ impl Broker for RedisBroker {
     }
 
     async fn subscribe(&self, channel: &str) -> Result<(), EngineError> {
-        self.subscriber
+        (*self.subscriber)
             .clone()
             .subscribe(self.topic(channel))
             .await
@@ -232,7 +355,7 @@ impl Broker for RedisBroker {
     }
 
     async fn unsubscribe(&self, channel: &str) -> Result<(), EngineError> {
-        self.subscriber
+        (*self.subscriber)
             .clone()
             .unsubscribe(self.topic(channel))
             .await
@@ -346,5 +469,24 @@ impl Broker for RedisBroker {
             position: StreamPosition { epoch, offset },
             messages,
         })
+    }
+
+    async fn renew_epoch(
+        &self,
+        channel: &str,
+        epoch: &str,
+        options: &StreamOptions,
+    ) -> Result<StreamPosition, EngineError> {
+        let (meta, _) = self.stream_keys(channel);
+        let (epoch, offset): (String, u64) = self
+            .renew
+            .key(meta)
+            .arg(epoch)
+            .arg(new_epoch())
+            .arg(options.history_ttl.as_millis() as u64)
+            .invoke_async(&mut self.commands.clone())
+            .await
+            .map_err(failed)?;
+        Ok(StreamPosition { epoch, offset })
     }
 }

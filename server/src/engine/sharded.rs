@@ -105,6 +105,15 @@ impl Broker for ShardedBroker {
     ) -> Result<HistoryResult, EngineError> {
         self.of(channel).history(channel, filter, options).await
     }
+
+    async fn renew_epoch(
+        &self,
+        channel: &str,
+        epoch: &str,
+        options: &StreamOptions,
+    ) -> Result<StreamPosition, EngineError> {
+        self.of(channel).renew_epoch(channel, epoch, options).await
+    }
 }
 
 /// Presence over several presence managers, one per shard, each channel on its shard.

@@ -2,6 +2,7 @@
 
 #![allow(dead_code)]
 
+pub mod proxy;
 pub mod redis;
 
 use futures_util::{SinkExt, StreamExt};
@@ -138,6 +139,12 @@ impl Server {
             assert!(std::time::Instant::now() < deadline, "hubbub did not exit");
             std::thread::sleep(Duration::from_millis(20));
         }
+    }
+
+    /// Stops it with SIGKILL, as a crash or the OOM killer would: no goodbye to anyone.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 
     /// The server's resident set size, in KiB.

@@ -308,6 +308,48 @@ pub async fn an_expired_stream_comes_back_with_a_new_epoch(e: Engine) {
     assert!(h.messages.is_empty());
 }
 
+pub async fn a_renewed_stream_keeps_its_messages_under_a_new_epoch(e: Engine) {
+    let c = channel("renewed");
+    let options = history(10);
+    for n in 1..=2 {
+        e.publish(&c, n, &options).await;
+    }
+    let old = e
+        .broker
+        .history(&c, HistoryFilter::default(), &options)
+        .await
+        .unwrap()
+        .position;
+    let renewed = e
+        .broker
+        .renew_epoch(&c, &old.epoch, &options)
+        .await
+        .unwrap();
+    assert_ne!(renewed.epoch, old.epoch);
+    assert_eq!(renewed.offset, 2);
+    // Renewing from an epoch it no longer has changes nothing.
+    let again = e
+        .broker
+        .renew_epoch(&c, &old.epoch, &options)
+        .await
+        .unwrap();
+    assert_eq!(again, renewed);
+    let h = e
+        .broker
+        .history(&c, HistoryFilter::default(), &options)
+        .await
+        .unwrap();
+    assert_eq!(h.position, renewed);
+    assert_eq!(h.messages.iter().map(n_of).collect::<Vec<_>>(), [1, 2]);
+    let p = e
+        .broker
+        .publish(&c, message(&c, 3), &options)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!((p.epoch, p.offset), (renewed.epoch, 3));
+}
+
 pub async fn one_channel_has_one_order_whatever_the_publishers(mut e: Engine) {
     let c = channel("ordered");
     e.broker.subscribe(&c).await.unwrap();
@@ -495,6 +537,7 @@ macro_rules! engine_conformance {
             history_is_trimmed_to_its_size,
             a_new_stream_keeps_the_position_it_handed_out,
             an_expired_stream_comes_back_with_a_new_epoch,
+            a_renewed_stream_keeps_its_messages_under_a_new_epoch,
             one_channel_has_one_order_whatever_the_publishers,
             joins_and_leaves_come_back,
             subscribers_are_known_to_the_cluster,
