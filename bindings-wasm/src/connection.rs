@@ -171,7 +171,10 @@ impl Drop for Socket {
 }
 
 pub(crate) struct Connection {
-    url: String,
+    /// The hub's URLs: the constructor's, then the `urls` option's.
+    urls: Vec<String>,
+    /// The one the next socket opens.
+    next_url: usize,
     options: Options,
     state: State,
     socket: Option<Socket>,
@@ -193,8 +196,11 @@ pub(crate) struct Connection {
 impl Connection {
     pub fn new(url: String, options: Options) -> Shared {
         Rc::new_cyclic(|this| {
+            let mut urls = vec![url];
+            urls.extend(options.urls.iter().cloned());
             RefCell::new(Connection {
-                url,
+                urls,
+                next_url: 0,
                 options,
                 state: State::Disconnected,
                 socket: None,
@@ -366,7 +372,7 @@ impl Connection {
         self.generation = self.generation.wrapping_add(1);
         let generation = self.generation;
         self.set_state(State::Connecting, calls);
-        let Ok(ws) = WebSocket::new(&self.url) else {
+        let Ok(ws) = WebSocket::new(&self.urls[self.next_url % self.urls.len()]) else {
             return self.connection_lost(calls);
         };
         let this = self.this.clone();
@@ -656,8 +662,10 @@ impl Connection {
         }
     }
 
-    /// The socket is gone: settle what it owed, then schedule the next attempt.
+    /// The socket is gone: settle what it owed, then schedule the next attempt, at the
+    /// next URL where there are several (the node behind this one may be down).
     fn connection_lost(&mut self, calls: &mut Calls) {
+        self.next_url = (self.next_url + 1) % self.urls.len();
         let pending = self.drop_socket();
         let gone = error::error(
             DISCONNECTED,

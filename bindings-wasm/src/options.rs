@@ -13,6 +13,9 @@ pub(crate) const DEFAULT_HEARTBEAT_MS: u32 = 30_000;
 
 /// What the application asked for, read once from the options object.
 pub(crate) struct Options {
+    /// More URLs of the same hub (other nodes of a cluster): each new connection after a
+    /// lost one goes to the next URL in turn, the constructor's first.
+    pub urls: Vec<String>,
     /// Sent as `authenticate` on every connection, before any subscription.
     pub credentials: Option<Credentials>,
     /// `None` when the application turned reconnection off (`reconnect: false`).
@@ -44,6 +47,7 @@ impl Options {
             _ => return Err(type_error("user and secret go together")),
         };
         Ok(Options {
+            urls: urls(options)?,
             credentials,
             reconnect: reconnect(options)?,
             heartbeat_ms: match number(options, "heartbeatMs")? {
@@ -59,6 +63,7 @@ impl Options {
 impl Default for Options {
     fn default() -> Options {
         Options {
+            urls: Vec::new(),
             credentials: None,
             reconnect: Some(Reconnect::default()),
             heartbeat_ms: DEFAULT_HEARTBEAT_MS,
@@ -136,6 +141,26 @@ pub(crate) fn history(channel: String, options: &JsValue) -> Result<HistoryQuery
 fn offset(value: &JsValue) -> Option<u64> {
     let n = value.as_f64()?;
     (n >= 0.0 && n.fract() == 0.0 && n <= 9_007_199_254_740_991.0).then_some(n as u64)
+}
+
+/// `urls`: absent, or an array of WebSocket URLs.
+fn urls(options: &JsValue) -> Result<Vec<String>, JsValue> {
+    let value = field(options, "urls")?;
+    if value.is_undefined() || value.is_null() {
+        return Ok(Vec::new());
+    }
+    let refused = || type_error("urls must be an array of WebSocket URLs");
+    if !js_sys::Array::is_array(&value) {
+        return Err(refused());
+    }
+    js_sys::Array::from(&value)
+        .iter()
+        .map(|url| match url.as_string() {
+            Some(url) if web_sys::Url::new(&url).is_ok() => Ok(url),
+            Some(url) => Err(type_error(&format!("not a URL: {url}"))),
+            None => Err(refused()),
+        })
+        .collect()
 }
 
 /// `reconnect`: absent or `true` for the defaults, `false` for none, or

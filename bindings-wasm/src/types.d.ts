@@ -173,6 +173,12 @@ export interface ClientOptions {
   /** A user configured on the hub, with `secret`. */
   user?: string;
   secret?: string;
+  /**
+   * More WebSocket URLs of the same hub: the other nodes of a cluster. A new connection
+   * after a lost one (or a failed attempt) goes to the next URL in turn, starting with the
+   * constructor's; subscriptions resubscribe with their positions and recover there.
+   */
+  urls?: string[];
   /** `false` to never reconnect. Default: reconnect with the default delays. */
   reconnect?: ReconnectOptions | boolean;
   /** A connection silent for this long is dropped and replaced; 0 turns this off. Default 30000. */

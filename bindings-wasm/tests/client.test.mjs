@@ -144,11 +144,17 @@ describe('connecting', () => {
         attempt(url, { user: 'alice' }),
         attempt(url, { reconnect: { minDelayMs: 500, maxDelayMs: 100 } }),
         attempt(url, { onError: 'nope' }),
+        attempt(url, { urls: url }),
+        attempt(url, { urls: ['not a url'] }),
         attempt(url, {}),
         attempt(url),
+        attempt(url, { urls: [url, url] }),
       ];
     }, hub.ws);
-    assert.deepEqual(r, ['TypeError', 'TypeError', 'TypeError', 'TypeError', 'TypeError', 'accepted', 'accepted']);
+    assert.deepEqual(r, [
+      'TypeError', 'TypeError', 'TypeError', 'TypeError', 'TypeError', 'TypeError', 'TypeError',
+      'accepted', 'accepted', 'accepted',
+    ]);
   });
 });
 

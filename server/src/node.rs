@@ -60,6 +60,10 @@ pub struct Node {
 /// waits as long.)
 const CLUSTER_WAIT: Duration = hubbub_core::engine::CLUSTER_WAIT;
 
+/// How soon a node looks again at the streams it knew before an outage, where Redis could
+/// not answer its first look.
+const VERIFY_AGAIN: Duration = Duration::from_millis(250);
+
 /// How often a node announces itself, and how long an announcement counts.
 const ANNOUNCE_EVERY: Duration = Duration::from_secs(5);
 const ANNOUNCE_TTL: Duration = Duration::from_secs(15);
@@ -202,7 +206,7 @@ impl Fanout {
         } else {
             Arrival::Behind(None)
         };
-        if let Arrival::Follows = arrival {
+        if let Arrival::Follows | Arrival::Gap = arrival {
             stand.frame = Some(frame.clone());
         }
         arrival
@@ -256,14 +260,6 @@ impl Fanout {
         match self.streams.lock().get_mut(channel) {
             Some(stand) => !std::mem::replace(&mut stand.renewing, true),
             None => true,
-        }
-    }
-
-    /// Lets the publications of `channel` through again (renewing its epoch failed: the
-    /// next publication behind, or the next reconnection, tries again).
-    fn release(&self, channel: &str) {
-        if let Some(stand) = self.streams.lock().get_mut(channel) {
-            stand.renewing = false;
         }
     }
 
@@ -963,8 +959,12 @@ impl Node {
                 )
                 .await;
             let Ok(now) = position.map(|h| h.position) else {
-                // Down again: there will be another reconnection, and another look.
+                // The commands connection's first answer after an outage can still be
+                // the error of its last attempt, or Redis is down again: look again in a
+                // moment (or at the next reconnection, whichever comes first).
                 self.fanout.before_outage.lock().get_or_insert(all);
+                tokio::time::sleep(VERIFY_AGAIN).await;
+                let _ = self.fanout.chores.send(Chore::Verify(in_flight));
                 return;
             };
             match epoch {
@@ -1036,25 +1036,30 @@ impl Node {
     /// Gives the stream of `channel` (held: see [`Fanout::hold`]) a new epoch where it is
     /// still in `epoch` (it went back behind what was delivered here), then closes its
     /// subscribers here (4002): they resubscribe with their position in the old epoch,
-    /// and learn that it cannot be continued.
+    /// and learn that it cannot be continued. Tries until Redis answers: the stream must
+    /// not go on in the old epoch, whoever listens to it.
     async fn renew_epoch(self: Arc<Self>, channel: String, epoch: String) {
         let options = self.namespace(&channel).stream;
-        match self.broker.renew_epoch(&channel, &epoch, &options).await {
-            Ok(position) => {
-                tracing::warn!(
-                    %channel,
-                    epoch = %position.epoch,
-                    "the stream went back behind what was delivered: it is in a new epoch"
-                );
-                self.fanout.restart(&channel, &position);
-            }
-            Err(e) => {
-                // The next publication behind, or the next reconnection, tries again.
-                tracing::warn!(%channel, "cannot give the stream a new epoch: {e}");
-                self.fanout.release(&channel);
+        let mut delay = VERIFY_AGAIN;
+        loop {
+            match self.broker.renew_epoch(&channel, &epoch, &options).await {
+                Ok(position) => {
+                    tracing::warn!(
+                        %channel,
+                        epoch = %position.epoch,
+                        "the stream went back behind what was delivered: it is in a new epoch"
+                    );
+                    self.fanout.restart(&channel, &position);
+                    self.fanout.resync(&channel);
+                    return;
+                }
+                Err(e) => {
+                    tracing::warn!(%channel, "cannot give the stream a new epoch yet: {e}");
+                    tokio::time::sleep(delay).await;
+                    delay = (delay * 2).min(Duration::from_secs(5));
+                }
             }
         }
-        self.fanout.resync(&channel);
     }
 
     pub fn connection_count(&self) -> usize {
