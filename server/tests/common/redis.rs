@@ -7,36 +7,28 @@ use std::sync::OnceLock;
 /// with the test process.
 pub fn redis_url() -> &'static str {
     static REDIS: OnceLock<String> = OnceLock::new();
-    REDIS.get_or_init(|| {
-        // The server is started from a thread that lives as long as the process: it is
-        // killed when its parent thread ends (PR_SET_PDEATHSIG), that is, with the tests.
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            let (_child, url) = start_redis();
-            tx.send(url).unwrap();
-            loop {
-                std::thread::park();
-            }
-        });
-        rx.recv().unwrap()
-    })
+    REDIS.get_or_init(kept_redis)
 }
 
 /// A second `redis-server`, for the engine spread over two instances.
 #[allow(dead_code)]
 pub fn second_redis_url() -> &'static str {
     static REDIS: OnceLock<String> = OnceLock::new();
-    REDIS.get_or_init(|| {
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            let (_child, url) = start_redis();
-            tx.send(url).unwrap();
-            loop {
-                std::thread::park();
-            }
-        });
-        rx.recv().unwrap()
-    })
+    REDIS.get_or_init(kept_redis)
+}
+
+/// Starts a `redis-server` from a thread that lives as long as the process: it is killed
+/// when its parent thread ends (PR_SET_PDEATHSIG), that is, with the tests.
+fn kept_redis() -> String {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let (_child, url) = start_redis();
+        tx.send(url).unwrap();
+        loop {
+            std::thread::park();
+        }
+    });
+    rx.recv().unwrap()
 }
 
 fn start_redis() -> (Child, String) {
