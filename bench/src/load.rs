@@ -145,12 +145,16 @@ pub async fn open(
     let mut acks = target.acks(channels);
     while acks > 0 {
         let text = next_text(&mut ws).await?;
-        match target.classify(&text) {
-            Incoming::Subscribed => acks -= 1,
-            Incoming::Refused(why) => bail!("subscription refused: {why}"),
-            _ => {
-                if let Some(reply) = target.reply(&text) {
-                    ws.send(Message::text(reply)).await?;
+        // A server may answer several commands in one frame, one reply per line
+        // (Centrifugo does): each line counts.
+        for line in text.split('\n').filter(|l| !l.is_empty()) {
+            match target.classify(line) {
+                Incoming::Subscribed => acks = acks.saturating_sub(1),
+                Incoming::Refused(why) => bail!("subscription refused: {why}"),
+                _ => {
+                    if let Some(reply) = target.reply(line) {
+                        ws.send(Message::text(reply)).await?;
+                    }
                 }
             }
         }
@@ -281,16 +285,22 @@ async fn receive(mut ws: Ws, target: Arc<dyn Target>, stats: Arc<Stats>, stop: C
             message = ws.next() => message,
         };
         match message {
-            Some(Ok(Message::Text(text))) => match target.classify(text.as_str()) {
-                Incoming::Delivery => stats.record(text.as_str()),
-                _ => {
-                    if let Some(reply) = target.reply(text.as_str()) {
-                        if ws.send(Message::text(reply)).await.is_err() {
-                            break;
-                        }
+            Some(Ok(Message::Text(text))) => {
+                // Lines of a batched frame (see `open`) are classified one by one, so a ping
+                // that shares a frame with deliveries is still answered.
+                let mut reply = None;
+                for line in text.as_str().split('\n') {
+                    match target.classify(line) {
+                        Incoming::Delivery => stats.record(line),
+                        _ => reply = reply.or_else(|| target.reply(line)),
                     }
                 }
-            },
+                if let Some(reply) = reply {
+                    if ws.send(Message::text(reply)).await.is_err() {
+                        break;
+                    }
+                }
+            }
             Some(Ok(Message::Close(_))) | Some(Err(_)) | None => break,
             Some(Ok(_)) => {}
         }
