@@ -270,6 +270,17 @@ impl Client {
         serde_json::from_str(&self.recv_text().await).unwrap()
     }
 
+    /// The next frame that is not a `join` or `leave`: those may come between any two
+    /// frames (another client's disconnect races whatever this one awaits).
+    pub async fn recv_skipping_presence(&mut self) -> Value {
+        loop {
+            let frame = self.recv().await;
+            if frame.get("join").is_none() && frame.get("leave").is_none() {
+                return frame;
+            }
+        }
+    }
+
     /// Sends a command and returns its answer.
     pub async fn ask(&mut self, frame: Value) -> Value {
         self.send(frame).await;
