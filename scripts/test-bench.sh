@@ -29,5 +29,8 @@ assert not report["skipped"], report["skipped"]
 for r in runs:
     m = r["metrics"]
     assert m["delivered"] > 0 and m["lost"] == 0, (r["scenario"], m)
+    if r["scenario"] in ("fanout", "channels", "publish", "cluster"):
+        ramp = m["ramp"]
+        assert len(ramp["steps"]) == 2 and ramp["ceiling_step"] == 1, (r["scenario"], ramp)
 print(f"bench smoke report: {len(runs)} scenarios, 0 lost")
 PY

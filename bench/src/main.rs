@@ -13,7 +13,7 @@ mod targets;
 use anyhow::{bail, Context, Result};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use report::{Machine, Report, RunRecord, Skipped};
-use scenario::{Run, Scenario, Settings};
+use scenario::{RampSettings, Run, Scenario, Settings};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -195,9 +195,35 @@ struct LoadArgs {
     #[arg(long, default_value_t = 100)]
     payload: usize,
 
-    /// How long each rate-driven scenario publishes
+    /// How long each rate-driven scenario publishes, with --fixed
     #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
     duration: Duration,
+
+    /// Offer each rate-driven scenario's rate once, for --duration, instead of ramping up
+    /// to its ceiling (the highest rate held with nothing lost and p99 within --p99-bound)
+    #[arg(long)]
+    fixed: bool,
+
+    /// Ramps start at this fraction of each scenario's rate (--fanout-rate,
+    /// --channels-rate, --publish-rate, --cluster-rate)
+    #[arg(long, default_value_t = 0.25)]
+    ramp_from: f64,
+
+    /// Each step of a ramp offers this many times the rate of the one before
+    #[arg(long, default_value_t = 1.25)]
+    ramp_factor: f64,
+
+    /// Steps of a ramp at most
+    #[arg(long, default_value_t = 24)]
+    ramp_steps: usize,
+
+    /// How long each step of a ramp publishes
+    #[arg(long, default_value = "5s", value_parser = humantime::parse_duration)]
+    step_duration: Duration,
+
+    /// A step of a ramp holds only with its publish-to-receive p99 within this
+    #[arg(long, default_value = "250ms", value_parser = humantime::parse_duration)]
+    p99_bound: Duration,
 
     /// fanout: subscribers on the channel
     #[arg(long, default_value_t = 10_000)]
@@ -237,9 +263,13 @@ struct LoadArgs {
     #[arg(long, default_value_t = 64)]
     connect_concurrency: usize,
 
-    /// publish: request loops publishing at once
+    /// publish: request loops publishing at once, with --fixed (flat out)
     #[arg(long, default_value_t = 32)]
     publish_workers: usize,
+
+    /// publish: publications per second a ramp is scaled from (one subscriber)
+    #[arg(long, default_value_t = 80_000.0)]
+    publish_rate: f64,
 
     /// Connections being opened at once while setting up the other scenarios
     #[arg(long, default_value_t = 256)]
@@ -375,6 +405,15 @@ fn run_command(args: RunArgs) -> Result<ExitCode> {
             .cluster_subscribers
             .unwrap_or(args.load.fanout_subscribers),
         cluster_rate: args.load.cluster_rate.unwrap_or(args.load.fanout_rate),
+        publish_rate: args.load.publish_rate,
+        ramp: (!args.load.fixed).then_some(RampSettings {
+            from: args.load.ramp_from,
+            factor: args.load.ramp_factor,
+            max_steps: args.load.ramp_steps,
+            step: args.load.step_duration,
+            p99_bound_ms: args.load.p99_bound.as_secs_f64() * 1000.0,
+            client_cpus: args.client_cpus.ids.len(),
+        }),
     };
     let biggest = [
         settings.fanout_subscribers,
@@ -457,6 +496,17 @@ fn smoke_command(args: SmokeArgs) -> Result<ExitCode> {
         in_flight: 64,
         cluster_subscribers: 100,
         cluster_rate: 50.0,
+        publish_rate: 200.0,
+        // Two short steps: the ramp works, not where the ceiling is. The bound is loose so
+        // that only a loss fails the smoke on a busy machine.
+        ramp: Some(RampSettings {
+            from: 0.5,
+            factor: 2.0,
+            max_steps: 2,
+            step: Duration::from_secs(1),
+            p99_bound_ms: 10_000.0,
+            client_cpus: 2,
+        }),
     };
     let nofile = system::raise_nofile(4096);
     let programs = Programs {

@@ -111,6 +111,7 @@ fn median_metrics(runs: &[&Metrics]) -> Metrics {
         server_rss_mib: f(&|m| m.server_rss_mib),
         client_cpu_pct: f(&|m| m.client_cpu_pct),
         server_set_busy_pct: f(&|m| m.server_set_busy_pct),
+        ramp: None,
     }
 }
 
@@ -173,6 +174,22 @@ pub fn summarize(runs: &[RunRecord], scenarios: &[Scenario], targets: &[String])
 
 /// What a scenario was run with, for the table's headings.
 pub fn describe(scenario: Scenario, s: &Settings) -> String {
+    let fixed = describe_fixed(scenario, s);
+    match (&s.ramp, scenario) {
+        (None, _) | (_, Scenario::Idle | Scenario::Connect) => fixed,
+        (Some(r), _) => format!(
+            "{fixed}; ramped: from {} x that rate, x {} per step of {} s, until a step loses \
+             or drops anything, falls behind the rate, or has p99 over {} ms; figures are the \
+             last step that held (the ceiling)",
+            r.from,
+            r.factor,
+            r.step.as_secs_f64(),
+            r.p99_bound_ms
+        ),
+    }
+}
+
+fn describe_fixed(scenario: Scenario, s: &Settings) -> String {
     let secs = s.duration.as_secs_f64();
     match scenario {
         Scenario::Fanout => format!(
@@ -190,6 +207,10 @@ pub fn describe(scenario: Scenario, s: &Settings) -> String {
         Scenario::Connect => format!(
             "{} new connections with one subscription each, {} at a time",
             s.connect_connections, s.connect_concurrency
+        ),
+        Scenario::Publish if s.ramp.is_some() => format!(
+            "{} pub/s to one channel with one subscriber, {} B payloads",
+            s.publish_rate, s.payload
         ),
         Scenario::Publish => format!(
             "publishes as fast as {} request loops go for {secs} s, one subscriber",
@@ -240,6 +261,33 @@ fn against_one_node(report: &Report, cluster: &Summary) -> Option<String> {
         ratio(c.server_cpu_pct, o.server_cpu_pct),
         ratio(c.server_rss_mib, o.server_rss_mib),
     ))
+}
+
+/// For a ramped scenario: each round's ceiling (offered publications/s) and why its ramp
+/// stopped.
+fn ramps(report: &Report, scenario: Scenario, target: &str) -> Option<String> {
+    let rounds: Vec<String> = report
+        .runs
+        .iter()
+        .filter(|r| r.scenario == scenario && r.target == target)
+        .filter_map(|r| r.metrics.as_ref()?.ramp.as_ref())
+        .map(|ramp| {
+            let ceiling = ramp.ceiling_step.map_or("none held".to_owned(), |i| {
+                format!("{} pub/s", number(ramp.steps[i].offered_per_s))
+            });
+            let stop = ramp.steps.last().and_then(|s| s.failed.as_deref());
+            let bound = if ramp.generator_bound {
+                ", the load generator at its CPU limit"
+            } else {
+                ""
+            };
+            match stop {
+                Some(why) => format!("{ceiling} (then {why}{bound})"),
+                None => format!("{ceiling} (every step held{bound})"),
+            }
+        })
+        .collect();
+    (!rounds.is_empty()).then(|| format!("ceilings: {}", rounds.join("; ")))
 }
 
 fn ratio(r: Option<f64>) -> String {
@@ -321,6 +369,9 @@ pub fn table(report: &Report, settings: Option<&Settings>) -> String {
                     String::new()
                 }
             );
+            if let Some(line) = ramps(report, scenario, &s.target) {
+                let _ = writeln!(out, "  {:<11} {line}", "");
+            }
             if scenario == Scenario::Cluster {
                 if let Some(line) = against_one_node(report, s) {
                     let _ = writeln!(out, "  {:<11} {line}", "");
@@ -428,7 +479,53 @@ mod tests {
             in_flight: 0,
             cluster_subscribers,
             cluster_rate: 50.0,
+            publish_rate: 0.0,
+            ramp: None,
         }
+    }
+
+    #[test]
+    fn a_ramp_counts_its_last_step_that_held_and_says_why_it_stopped() {
+        use crate::scenario::{Ramp, RampStep};
+        let step = |offered: f64, failed: Option<&str>| RampStep {
+            offered_per_s: offered,
+            failed: failed.map(str::to_owned),
+            metrics: Metrics {
+                deliveries_per_s: offered * 10.0,
+                ..Metrics::default()
+            },
+        };
+        let ramped = |steps: Vec<RampStep>, ceiling_step: Option<usize>| {
+            let mut m = steps[ceiling_step.unwrap_or(0)].metrics.clone();
+            m.ramp = Some(Box::new(Ramp {
+                p99_bound_ms: 250.0,
+                steps,
+                ceiling_step,
+                generator_bound: false,
+            }));
+            m
+        };
+        let held = ramped(
+            vec![step(10.0, None), step(20.0, Some("p99 300 ms"))],
+            Some(0),
+        );
+        assert_eq!(held.headline(Scenario::Fanout), 100.0);
+        let none = ramped(vec![step(10.0, Some("3 lost"))], None);
+        assert_eq!(none.headline(Scenario::Fanout), 0.0);
+        let mut report = cluster_report(100);
+        report.runs = vec![RunRecord {
+            round: 0,
+            target: "hubbub".into(),
+            scenario: Scenario::Fanout,
+            metrics: Some(held),
+            error: None,
+        }];
+        report.summary = summarize(&report.runs, &[Scenario::Fanout], &["hubbub".into()]);
+        let table = table(&report, None);
+        assert!(
+            table.contains("ceilings: 10.0 pub/s (then p99 300 ms)"),
+            "{table}"
+        );
     }
 
     fn cluster_report(cluster_subscribers: usize) -> Report {

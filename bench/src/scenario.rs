@@ -1,4 +1,10 @@
 //! The six scenarios, each a function from a running server (or cluster) to its metrics.
+//!
+//! The rate-driven ones (fanout, channels, publish, cluster) either offer one fixed load or,
+//! with a [`RampSettings`], step the offered rate up on the same connections until a step
+//! does not hold (something lost, a connection dropped, the offered rate not kept, or p99
+//! over the bound): their figures are then those of the last step that held, the ceiling,
+//! and every step is kept in the report.
 
 use crate::load::{
     histogram, open_all, publish_at_rate, publish_flat_out, Publisher, Sent, Subscribers,
@@ -10,6 +16,7 @@ use clap::ValueEnum;
 use hdrhistogram::Histogram;
 use parking_lot::Mutex;
 use serde::{Deserialize, Serialize};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -94,6 +101,53 @@ pub struct Settings {
     /// cluster: publications per second, alternating between the nodes.
     #[serde(default)]
     pub cluster_rate: f64,
+    /// publish: the rate a ramp is scaled from (publications per second); fixed runs
+    /// publish flat out instead.
+    #[serde(default)]
+    pub publish_rate: f64,
+    /// Ramps instead of fixed loads (absent from reports made before ramps existed).
+    #[serde(default)]
+    pub ramp: Option<RampSettings>,
+}
+
+/// How the rate-driven scenarios ramp their offered load.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct RampSettings {
+    /// The first step offers this fraction of the scenario's rate.
+    pub from: f64,
+    /// Each step offers this many times the one before.
+    pub factor: f64,
+    /// Steps at most.
+    pub max_steps: usize,
+    /// How long each step publishes.
+    pub step: Duration,
+    /// A step whose p99 is above this did not hold.
+    pub p99_bound_ms: f64,
+    /// CPUs the load generator has: near 100% of them, it is the limit, not the server.
+    pub client_cpus: usize,
+}
+
+/// One step of a ramp.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct RampStep {
+    /// Publications per second offered.
+    pub offered_per_s: f64,
+    /// Why the step did not hold; none: it held.
+    pub failed: Option<String>,
+    pub metrics: Metrics,
+}
+
+/// Every step of a ramp, and where it stopped.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct Ramp {
+    pub p99_bound_ms: f64,
+    pub steps: Vec<RampStep>,
+    /// The last step that held, whose figures are the run's; none: not even the first did.
+    pub ceiling_step: Option<usize>,
+    /// The load generator used at least 90% of its CPUs in the step that did not hold (or
+    /// the last step, where all held): the ceiling may be the generator's, not the
+    /// server's.
+    pub generator_bound: bool,
 }
 
 /// The nodes of the cluster scenario.
@@ -153,11 +207,17 @@ pub struct Metrics {
     /// included), in % of the set.
     #[serde(default)]
     pub server_set_busy_pct: f64,
+    /// The ramp these figures are the ceiling of (ramped runs only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ramp: Option<Box<Ramp>>,
 }
 
 impl Metrics {
     /// The scenario's headline figure.
     pub fn headline(&self, scenario: Scenario) -> f64 {
+        if self.ramp.as_ref().is_some_and(|r| r.ceiling_step.is_none()) {
+            return 0.0;
+        }
         match scenario {
             Scenario::Fanout | Scenario::Channels | Scenario::Cluster => self.deliveries_per_s,
             Scenario::Idle => self.rss_per_connection_kib.unwrap_or(0.0),
@@ -232,10 +292,34 @@ pub async fn run(scenario: Scenario, mut run: Run<'_>) -> Result<Metrics> {
 /// How long the subscribers may stay silent before what has not arrived counts as lost.
 const QUIET: Duration = Duration::from_secs(3);
 
-/// Metrics from what was sent, what arrived, and the server's usage over the window.
+/// What the subscribers and the publisher had counted before a window began: the window's
+/// figures are what it added.
+#[derive(Clone, Copy, Default)]
+struct Counted {
+    received: u64,
+    dropped: u64,
+    errors: u64,
+}
+
+impl Counted {
+    /// Reads the counts now and starts a fresh latency histogram.
+    fn restart(subscribers: &Subscribers, publisher: &Publisher) -> Counted {
+        subscribers.stats.latency.lock().reset();
+        Counted {
+            received: subscribers.stats.received(),
+            dropped: subscribers.stats.dropped.load(Ordering::Relaxed),
+            errors: publisher.errors.load(Ordering::Relaxed),
+        }
+    }
+}
+
+/// Metrics from what was sent, what arrived since `since`, and the server's usage over the
+/// window.
+#[allow(clippy::too_many_arguments)]
 fn metrics(
     subscribers: &Subscribers,
     publisher: &Publisher,
+    since: Counted,
     connections: usize,
     sent: &Sent,
     window: Duration,
@@ -243,7 +327,7 @@ fn metrics(
     after: Usage,
 ) -> Metrics {
     let stats = &subscribers.stats;
-    let delivered = stats.received();
+    let delivered = stats.received() - since.received;
     let seconds = window.as_secs_f64();
     Metrics {
         connections,
@@ -251,8 +335,8 @@ fn metrics(
         expected: sent.expected,
         delivered,
         lost: sent.expected.saturating_sub(delivered),
-        dropped: stats.dropped.load(std::sync::atomic::Ordering::Relaxed),
-        publish_errors: publisher.errors.load(std::sync::atomic::Ordering::Relaxed),
+        dropped: stats.dropped.load(Ordering::Relaxed) - since.dropped,
+        publish_errors: publisher.errors.load(Ordering::Relaxed) - since.errors,
         seconds,
         deliveries_per_s: delivered as f64 / seconds,
         publishes_per_s: sent.publications as f64 / sent.seconds.max(1e-9),
@@ -263,6 +347,110 @@ fn metrics(
         server_set_busy_pct: busy(before, after),
         ..Metrics::default()
     }
+}
+
+/// Offers `load(rate, duration)` once, at `rate` publications per second for the run's
+/// duration; or, with a ramp, in steps from `rate * from` up, until a step does not hold.
+/// The figures of a ramp are those of its last step that held.
+#[allow(clippy::too_many_arguments)]
+async fn offer<F, Fut>(
+    settings: &Settings,
+    tree: &ProcessTree,
+    subscribers: &Subscribers,
+    publisher: &Publisher,
+    connections: usize,
+    rate: f64,
+    mut load: F,
+) -> Result<Metrics>
+where
+    F: FnMut(f64, Duration) -> Fut,
+    Fut: std::future::Future<Output = Sent>,
+{
+    let Some(ramp) = settings.ramp.clone() else {
+        let load = load(rate, settings.duration);
+        return window(tree, subscribers, publisher, connections, load).await;
+    };
+    let mut steps: Vec<RampStep> = Vec::new();
+    let mut offered = rate * ramp.from;
+    for _ in 0..ramp.max_steps.max(1) {
+        let load = load(offered, ramp.step);
+        let m = window(tree, subscribers, publisher, connections, load).await?;
+        let failed = held(&m, offered, ramp.p99_bound_ms).err();
+        let stop = failed.is_some();
+        steps.push(RampStep {
+            offered_per_s: offered,
+            failed,
+            metrics: m,
+        });
+        if stop {
+            break;
+        }
+        offered *= ramp.factor;
+    }
+    let ceiling_step = steps.iter().rposition(|s| s.failed.is_none());
+    let last = steps.last().expect("one step at least");
+    let generator_bound = last.metrics.client_cpu_pct >= 90.0 * ramp.client_cpus.max(1) as f64;
+    let mut m = steps[ceiling_step.unwrap_or(0)].metrics.clone();
+    m.ramp = Some(Box::new(Ramp {
+        p99_bound_ms: ramp.p99_bound_ms,
+        steps,
+        ceiling_step,
+        generator_bound,
+    }));
+    Ok(m)
+}
+
+/// One measured window: `load` publishes, the subscribers drain what it should bring.
+async fn window(
+    tree: &ProcessTree,
+    subscribers: &Subscribers,
+    publisher: &Publisher,
+    connections: usize,
+    load: impl std::future::Future<Output = Sent>,
+) -> Result<Metrics> {
+    let since = Counted::restart(subscribers, publisher);
+    let before = tree.usage()?;
+    let started = Instant::now();
+    let sent = load.await;
+    subscribers
+        .drain(since.received + sent.expected, QUIET)
+        .await;
+    let window = started.elapsed();
+    let after = tree.usage()?;
+    Ok(metrics(
+        subscribers,
+        publisher,
+        since,
+        connections,
+        &sent,
+        window,
+        before,
+        after,
+    ))
+}
+
+/// Whether a step at `offered` publications per second held; if not, why.
+fn held(m: &Metrics, offered: f64, p99_bound_ms: f64) -> Result<(), String> {
+    if m.lost > 0 || m.dropped > 0 || m.publish_errors > 0 {
+        return Err(format!(
+            "{} lost, {} connections dropped, {} publish errors",
+            m.lost, m.dropped, m.publish_errors
+        ));
+    }
+    // The publisher falls behind the offered rate when the server answers too slowly.
+    if m.publishes_per_s < 0.95 * offered {
+        return Err(format!(
+            "{:.0} pub/s published of {offered:.0} offered",
+            m.publishes_per_s
+        ));
+    }
+    if m.latency.p99_ms > p99_bound_ms {
+        return Err(format!(
+            "p99 {:.1} ms over the bound of {p99_bound_ms} ms",
+            m.latency.p99_ms
+        ));
+    }
+    Ok(())
 }
 
 /// How busy the server's CPU set was between two readings, in %.
@@ -288,18 +476,28 @@ async fn fanout(
     let (subscribers, publisher) = run
         .subscribers(vec![vec![channel.clone()]; n], s.open_concurrency, None)
         .await?;
-    let before = tree.usage()?;
-    let started = Instant::now();
-    let sent = publish_at_rate(&publisher, rate, s.duration, s.payload, s.in_flight, |_| {
-        (channel.clone(), n as u64)
-    })
+    let m = offer(
+        &s,
+        tree,
+        &subscribers,
+        &publisher,
+        n,
+        rate,
+        |rate, duration| {
+            let channel = channel.clone();
+            publish_at_rate(
+                &publisher,
+                rate,
+                duration,
+                s.payload,
+                s.in_flight,
+                move |_| (channel.clone(), n as u64),
+            )
+        },
+    )
     .await;
-    subscribers.drain(sent.expected, QUIET).await;
-    let window = started.elapsed();
-    let after = tree.usage()?;
-    let m = metrics(&subscribers, &publisher, n, &sent, window, before, after);
     subscribers.stop().await;
-    Ok(m)
+    m
 }
 
 /// The channels of client `i` in the channels scenario: its own, and its group of ten.
@@ -321,23 +519,23 @@ async fn channels(run: &mut Run<'_>, tree: &ProcessTree) -> Result<Metrics> {
         }
     }
     let (subscribers, publisher) = run.subscribers(plan, s.open_concurrency, None).await?;
-    let before = tree.usage()?;
-    let started = Instant::now();
-    let sent = publish_at_rate(
+    let targets = &targets;
+    let m = offer(
+        &s,
+        tree,
+        &subscribers,
         &publisher,
+        n,
         s.channels_rate,
-        s.duration,
-        s.payload,
-        s.in_flight,
-        |seq| targets[seq as usize % targets.len()].clone(),
+        |rate, duration| {
+            publish_at_rate(&publisher, rate, duration, s.payload, s.in_flight, |seq| {
+                targets[seq as usize % targets.len()].clone()
+            })
+        },
     )
     .await;
-    subscribers.drain(sent.expected, QUIET).await;
-    let window = started.elapsed();
-    let after = tree.usage()?;
-    let m = metrics(&subscribers, &publisher, n, &sent, window, before, after);
     subscribers.stop().await;
-    Ok(m)
+    m
 }
 
 async fn idle(run: &mut Run<'_>, tree: &ProcessTree) -> Result<Metrics> {
@@ -365,7 +563,17 @@ async fn idle(run: &mut Run<'_>, tree: &ProcessTree) -> Result<Metrics> {
     .await;
     subscribers.drain(sent.expected, QUIET).await;
     let window = started.elapsed();
-    let mut m = metrics(&subscribers, &publisher, n, &sent, window, before, held);
+    let since = Counted::default();
+    let mut m = metrics(
+        &subscribers,
+        &publisher,
+        since,
+        n,
+        &sent,
+        window,
+        before,
+        held,
+    );
     m.server_cpu_pct = 100.0 * (held.cpu_s - before.cpu_s) / 2.0;
     m.client_cpu_pct = 100.0 * (held.client_cpu_s - before.client_cpu_s) / 2.0;
     m.server_set_busy_pct = busy(before, held);
@@ -400,7 +608,17 @@ async fn connect(run: &mut Run<'_>, tree: &ProcessTree) -> Result<Metrics> {
     )
     .await;
     subscribers.drain(sent.expected, QUIET).await;
-    let mut m = metrics(&subscribers, &publisher, n, &sent, opened, before, after);
+    let since = Counted::default();
+    let mut m = metrics(
+        &subscribers,
+        &publisher,
+        since,
+        n,
+        &sent,
+        opened,
+        before,
+        after,
+    );
     m.deliveries_per_s = 0.0;
     m.connects_per_s = Some(n as f64 / opened.as_secs_f64());
     m.connect_latency = Some(Latency::of(&timings.lock()));
@@ -414,22 +632,31 @@ async fn publish(run: &mut Run<'_>, tree: &ProcessTree) -> Result<Metrics> {
     let (subscribers, publisher) = run
         .subscribers(vec![vec![channel.to_owned()]], 1, None)
         .await?;
-    let before = tree.usage()?;
-    let started = Instant::now();
-    let sent = publish_flat_out(
-        &publisher,
-        channel,
+    // A fixed run publishes flat out; a ramp offers each step's rate.
+    let ramped = s.ramp.is_some();
+    let (publisher, s) = (&publisher, &s);
+    let m = offer(
+        s,
+        tree,
+        &subscribers,
+        publisher,
         1,
-        s.duration,
-        s.payload,
-        s.publish_workers,
+        s.publish_rate,
+        |rate, duration| async move {
+            if ramped {
+                publish_at_rate(publisher, rate, duration, s.payload, s.in_flight, |_| {
+                    (channel.to_owned(), 1)
+                })
+                .await
+            } else {
+                let workers = s.publish_workers;
+                publish_flat_out(publisher, channel, 1, duration, s.payload, workers).await
+            }
+        },
     )
     .await;
-    subscribers.drain(sent.expected, QUIET).await;
-    let window = started.elapsed();
-    let after = tree.usage()?;
-    let m = metrics(&subscribers, &publisher, 1, &sent, window, before, after);
     subscribers.stop().await;
+    let m = m?;
     if m.publications == 0 {
         bail!("no publication went through");
     }
