@@ -9,6 +9,8 @@
 #               one (linked into ~/go/bin); else go install
 #               github.com/centrifugal/centrifugo/v6@latest, where the Go module proxy
 #               serves it (the run skips Centrifugo with a message where neither does)
+#   django-channels  Django Channels, Daphne and channels_redis from PyPI into the project's
+#               virtualenv (bench/django-channels/requirements.txt)
 #
 # plus redis-server for the cluster scenario (two nodes sharing one Redis) and matplotlib in
 # the project's virtualenv for the charts (bench/charts.py).
@@ -42,4 +44,5 @@ fi
 
 ensure_venv
 "$VENV/bin/python" -c "import matplotlib" 2>/dev/null || "$VENV/bin/pip" install -q matplotlib
+"$VENV/bin/pip" install -q -r bench/django-channels/requirements.txt
 say "peers ready"

@@ -1,4 +1,5 @@
-//! `hubbub-bench`: one load generator for hubbub and its peers (nchan, sockudo, Centrifugo),
+//! `hubbub-bench`: one load generator for hubbub and its peers (nchan, sockudo, Centrifugo,
+//! Django Channels),
 //! run side by side on the same machine, the servers pinned to one CPU set and the load
 //! generator to the rest.
 
@@ -25,13 +26,16 @@ use target::{Launch, Servers, Target};
 #[command(
     name = "hubbub-bench",
     version,
-    about = "Load generator for hubbub, side by side with nchan, sockudo and Centrifugo.",
-    long_about = "Load generator for hubbub, side by side with nchan, sockudo and Centrifugo.\n\n\
+    about = "Load generator for hubbub, side by side with nchan, sockudo, Centrifugo and Django \
+             Channels.",
+    long_about = "Load generator for hubbub, side by side with nchan, sockudo, Centrifugo and \
+        Django Channels.\n\n\
         Every target gets the same load from the same generator: each server is pinned to \
         --server-cpus (taskset) and the generator to --client-cpus. Rounds alternate the order \
         of the targets; the table shows medians and each peer's ratio to hubbub.\n\n\
         Scenarios:\n  \
-        fanout    N subscribers on one channel; publications of --payload bytes at --fanout-rate\n  \
+        fanout    N subscribers on one channel; publications of --payload bytes at --fanout-rate \
+                  (ramped to the ceiling unless --fixed, like channels, publish and cluster)\n  \
         channels  N clients, each on a personal channel and a group channel of 10; \
                   publications spread over all channels\n  \
         idle      N idle connections; the server's RSS per connection\n  \
@@ -42,21 +46,24 @@ use target::{Launch, Servers, Target};
                   Redis all pinned to --server-cpus, their CPU and RSS summed. Same load as \
                   fanout by default (--cluster-subscribers, --cluster-rate), so the table \
                   compares it with fanout on one node. Targets without a cluster mode here \
-                  (nchan, sockudo) skip it with the reason; Centrifugo runs its Redis engine\n\n\
+                  (nchan, sockudo) skip it with the reason; Centrifugo runs its Redis engine, \
+                  Django Channels two Daphne processes on one channel layer\n\n\
         Targets (--targets):\n  \
         hubbub      target/release/hubbub (--hubbub-bin)\n  \
         hubbub-history  the same, every channel keeping 100 messages of history (offsets on \
                     every delivery): the cost of streams\n  \
         nchan       Debian's nginx with libnginx-mod-nchan, config bench/nchan/nginx.conf\n  \
         sockudo     cargo install sockudo, config bench/sockudo/config.toml\n  \
-        centrifugo  go install github.com/centrifugal/centrifugo/v6@latest, config \
-                    bench/centrifugo/config.json\n\
+        centrifugo  go install github.com/centrifugal/centrifugo/v6@latest (or a prebuilt \
+                    binary in PATH or ~/go/bin), config bench/centrifugo/config.json\n  \
+        django-channels  Daphne with channels_redis on a redis-server of its own, the \
+                    project bench/django-channels/benchsite.py (--daphne-bin)\n\
         A target that is not installed is skipped with a message; bench/setup.sh installs \
         them.\n\n\
         Each reports deliveries per second, publish-to-receive latency p50/p99/max (timestamps \
         inside the payloads, HDR histogram), messages lost, and the server's CPU and RSS.",
     after_help = "Examples:\n  \
-        bench/setup.sh                                   # install nchan, sockudo, Centrifugo\n  \
+        bench/setup.sh                                   # install the peers\n  \
         cargo build --release -p hubbub-server -p hubbub-bench\n  \
         target/release/hubbub-bench run                  # everything, 3 rounds\n  \
         target/release/hubbub-bench run --targets hubbub,nchan --scenarios fanout --rounds 1\n  \
@@ -90,6 +97,7 @@ enum TargetName {
     Nchan,
     Sockudo,
     Centrifugo,
+    DjangoChannels,
 }
 
 #[derive(Args)]
@@ -99,7 +107,7 @@ struct RunArgs {
         long,
         value_enum,
         value_delimiter = ',',
-        default_value = "hubbub,nchan,sockudo,centrifugo"
+        default_value = "hubbub,nchan,sockudo,centrifugo,django-channels"
     )]
     targets: Vec<TargetName>,
 
@@ -298,9 +306,14 @@ struct Programs {
     #[arg(long)]
     centrifugo_bin: Option<PathBuf>,
 
-    /// redis-server, the cluster scenario's Redis [default: in PATH or /usr/sbin]
+    /// redis-server, the cluster scenario's Redis (and Django Channels' channel layer)
+    /// [default: in PATH or /usr/sbin]
     #[arg(long)]
     redis_bin: Option<PathBuf>,
+
+    /// Daphne, in a Python environment with bench/django-channels/requirements.txt
+    #[arg(long, default_value = concat!(env!("CARGO_MANIFEST_DIR"), "/../.venv/bin/daphne"))]
+    daphne_bin: PathBuf,
 }
 
 fn default_hubbub() -> &'static str {
@@ -349,6 +362,9 @@ fn make_target(name: TargetName, programs: &Programs) -> Arc<dyn Target> {
         }),
         TargetName::Centrifugo => Arc::new(targets::centrifugo::Centrifugo {
             bin: programs.centrifugo_bin.clone(),
+        }),
+        TargetName::DjangoChannels => Arc::new(targets::django_channels::DjangoChannels {
+            bin: programs.daphne_bin.clone(),
         }),
     }
 }
@@ -515,6 +531,7 @@ fn smoke_command(args: SmokeArgs) -> Result<ExitCode> {
         sockudo_bin: None,
         centrifugo_bin: None,
         redis_bin: None,
+        daphne_bin: PathBuf::new(),
     };
     let plan = Plan {
         targets: vec![make_target(TargetName::Hubbub, &programs)],
@@ -732,14 +749,14 @@ impl Plan {
     /// nodes sharing it, every process pinned to the server CPUs, each with a directory of
     /// its own under `dir`.
     fn start(&self, target: &dyn Target, scenario: Scenario, dir: &Path) -> Result<Servers> {
-        if scenario.nodes() == 1 {
+        if scenario.nodes() == 1 && !target.needs_redis() {
             return Ok(Servers::single(target.start(&self.launch(dir))?));
         }
         let redis_dir = dir.join("redis");
         std::fs::create_dir_all(&redis_dir)?;
         let program = self
             .redis_program()
-            .context("no redis-server for the cluster scenario")?;
+            .context("no redis-server (bench/setup.sh installs it; or --redis-bin)")?;
         let redis = target::start_redis(&program, &self.launch(&redis_dir))?;
         let url = format!("redis://{}/0", redis.addr);
         let mut servers = Servers {

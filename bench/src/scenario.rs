@@ -4,7 +4,8 @@
 //! with a [`RampSettings`], step the offered rate up on the same connections until a step
 //! does not hold (something lost, a connection dropped, the offered rate not kept, or p99
 //! over the bound): their figures are then those of the last step that held, the ceiling,
-//! and every step is kept in the report.
+//! and every step is kept in the report. Where even the first step does not hold, the ramp
+//! first steps down (a quarter of the rate, up to four times) to find one that does.
 
 use crate::load::{
     histogram, open_all, publish_at_rate, publish_flat_out, Publisher, Sent, Subscribers,
@@ -372,20 +373,27 @@ where
     };
     let mut steps: Vec<RampStep> = Vec::new();
     let mut offered = rate * ramp.from;
-    for _ in 0..ramp.max_steps.max(1) {
+    let mut descents = 0;
+    while steps.len() < ramp.max_steps.max(1) {
         let load = load(offered, ramp.step);
         let m = window(tree, subscribers, publisher, connections, load).await?;
         let failed = held(&m, offered, ramp.p99_bound_ms).err();
         let stop = failed.is_some();
+        let none_held = steps.iter().all(|s| s.failed.is_some());
         steps.push(RampStep {
             offered_per_s: offered,
             failed,
             metrics: m,
         });
-        if stop {
+        if stop && none_held && descents < RAMP_DESCENTS {
+            // A server far slower than the starting rate: look lower before climbing.
+            descents += 1;
+            offered /= RAMP_DESCENT;
+        } else if stop {
             break;
+        } else {
+            offered *= ramp.factor;
         }
-        offered *= ramp.factor;
     }
     let ceiling_step = steps.iter().rposition(|s| s.failed.is_none());
     let last = steps.last().expect("one step at least");
@@ -399,6 +407,11 @@ where
     }));
     Ok(m)
 }
+
+/// Where no step has held yet, the next is this many times lower...
+const RAMP_DESCENT: f64 = 4.0;
+/// ...this many times at most.
+const RAMP_DESCENTS: usize = 4;
 
 /// One measured window: `load` publishes, the subscribers drain what it should bring.
 async fn window(

@@ -128,6 +128,12 @@ pub trait Target: Send + Sync {
         plan.iter().map(|c| c.len() as u64).sum()
     }
 
+    /// Whether even one node of this target needs a Redis (its message bus): then every
+    /// scenario starts a `redis-server` and the node(s) with [`Target::start_node`].
+    fn needs_redis(&self) -> bool {
+        false
+    }
+
     /// Why this target cannot run the cluster scenario (several nodes sharing one Redis), if
     /// it cannot.
     fn cluster_unavailable(&self) -> Option<String> {
