@@ -16,7 +16,6 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 use tokio::net::{TcpSocket, TcpStream};
-use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::tungstenite::Message;
@@ -409,6 +408,13 @@ pub struct Sent {
 
 /// Publishes `rate` times a second for `duration`, on the channels `next(seq)` names
 /// (with the number of subscribers each has), with at most `in_flight` requests at once.
+///
+/// Publication `seq` is due at `seq / rate` seconds; `in_flight` request loops share them
+/// (loop `k` sends those with `seq % in_flight == k`), each sending its next one when it is
+/// due and the loop's previous answer is in. A server that answers too slowly makes the
+/// loops fall behind, which shows as a publish rate under the offered one. The loops are
+/// futures of this one task: no task, timer or permit per publication, so the generator
+/// spends its CPU on requests.
 pub async fn publish_at_rate(
     publisher: &Publisher,
     rate: f64,
@@ -419,29 +425,29 @@ pub async fn publish_at_rate(
 ) -> Sent {
     let started = Instant::now();
     let total = (rate * duration.as_secs_f64()).round().max(1.0) as u64;
-    let permits = Arc::new(Semaphore::new(in_flight));
-    let mut tasks = JoinSet::new();
-    let mut sent = Sent::default();
-    let delivered = Arc::new(AtomicU64::new(0));
-    for seq in 0..total {
-        let due = started + Duration::from_secs_f64(seq as f64 / rate);
-        tokio::time::sleep_until(due.into()).await;
-        let permit = permits.clone().acquire_owned().await.expect("never closed");
-        let (channel, subscribers) = next(seq);
-        let publisher = publisher.clone();
-        let delivered = delivered.clone();
-        sent.publications += 1;
-        tasks.spawn(async move {
-            if publisher.publish(&channel, seq, size).await {
-                delivered.fetch_add(subscribers, Ordering::Relaxed);
+    let loops = (in_flight.max(1) as u64).min(total);
+    let delivered = AtomicU64::new(0);
+    let (next, delivered) = (&next, &delivered);
+    let mut running: futures_util::stream::FuturesUnordered<_> = (0..loops)
+        .map(|k| async move {
+            for seq in (k..total).step_by(loops as usize) {
+                let due = started + Duration::from_secs_f64(seq as f64 / rate);
+                if due > Instant::now() {
+                    tokio::time::sleep_until(due.into()).await;
+                }
+                let (channel, subscribers) = next(seq);
+                if publisher.publish(&channel, seq, size).await {
+                    delivered.fetch_add(subscribers, Ordering::Relaxed);
+                }
             }
-            drop(permit);
-        });
+        })
+        .collect();
+    while running.next().await.is_some() {}
+    Sent {
+        publications: total,
+        expected: delivered.load(Ordering::Relaxed),
+        seconds: started.elapsed().as_secs_f64(),
     }
-    while tasks.join_next().await.is_some() {}
-    sent.expected = delivered.load(Ordering::Relaxed);
-    sent.seconds = started.elapsed().as_secs_f64();
-    sent
 }
 
 /// Publishes as fast as `workers` request loops can for `duration`, on `channel`.
