@@ -24,7 +24,7 @@ import json, sys
 report = json.load(open(sys.argv[1]))
 runs = report["runs"]
 scenarios = sorted(r["scenario"] for r in runs if r["metrics"])
-assert scenarios == ["channels", "cluster", "connect", "fanout", "idle", "publish"], scenarios
+assert scenarios == ["channels", "cluster", "connect", "connect-pipelined", "fanout", "idle", "publish"], scenarios
 assert not report["skipped"], report["skipped"]
 for r in runs:
     m = r["metrics"]

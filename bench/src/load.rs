@@ -60,6 +60,8 @@ pub fn histogram() -> Histogram<u64> {
 /// What the subscribers of one run saw.
 pub struct Stats {
     pub received: AtomicU64,
+    /// Subscriptions confirmed after the connections were handed over (pipelined opens).
+    pub subscribed: AtomicU64,
     /// Connections the server closed (or lost) during the run.
     pub dropped: AtomicU64,
     pub latency: Mutex<Histogram<u64>>,
@@ -69,6 +71,7 @@ impl Stats {
     pub fn new() -> Arc<Stats> {
         Arc::new(Stats {
             received: AtomicU64::new(0),
+            subscribed: AtomicU64::new(0),
             dropped: AtomicU64::new(0),
             latency: Mutex::new(histogram()),
         })
@@ -98,12 +101,15 @@ fn ws_config() -> WebSocketConfig {
 }
 
 /// Opens one WebSocket connection from `source` and subscribes it to `channels`, returning
-/// once the server has confirmed every subscription.
+/// once the server has confirmed every subscription; `pipelined`: as soon as the
+/// subscription is sent, without waiting for a greeting or an answer (the subscribers count
+/// the answers later, in [`Stats::subscribed`]).
 pub async fn open(
     target: &dyn Target,
     server: SocketAddr,
     source: Ipv4Addr,
     channels: &[String],
+    pipelined: bool,
 ) -> Result<Ws> {
     let socket = TcpSocket::new_v4()?;
     socket.set_reuseaddr(true)?;
@@ -125,7 +131,7 @@ pub async fn open(
         tokio_tungstenite::client_async_with_config(url.as_str(), stream, Some(ws_config()))
             .await
             .context("WebSocket handshake")?;
-    if target.greets() {
+    if target.greets() && !pipelined {
         loop {
             match next_text(&mut ws).await? {
                 text if target.classify(&text) == Incoming::Welcome => break,
@@ -141,6 +147,9 @@ pub async fn open(
         ws.feed(Message::text(frame)).await?;
     }
     ws.flush().await?;
+    if pipelined {
+        return Ok(ws);
+    }
     let mut acks = target.acks(channels);
     while acks > 0 {
         let text = next_text(&mut ws).await?;
@@ -175,8 +184,8 @@ async fn next_text(ws: &mut Ws) -> Result<String> {
 
 /// Opens `plan.len()` connections, at most `concurrency` at a time; connection `i` comes
 /// from `sources[i]`, goes to `servers[i % servers.len()]` (the nodes of a cluster take
-/// turns) and subscribes to `plan[i]`. Records each connection's open time (µs) in
-/// `timings` when given.
+/// turns) and subscribes to `plan[i]` (see [`open`] for `pipelined`). Records each
+/// connection's open time (µs) in `timings` when given.
 pub async fn open_all(
     target: Arc<dyn Target>,
     servers: &[SocketAddr],
@@ -184,6 +193,7 @@ pub async fn open_all(
     plan: Vec<Vec<String>>,
     concurrency: usize,
     timings: Option<&Mutex<Histogram<u64>>>,
+    pipelined: bool,
 ) -> Result<Vec<Ws>> {
     if servers.is_empty() {
         bail!("no server to connect to");
@@ -197,7 +207,7 @@ pub async fn open_all(
                 let started = Instant::now();
                 let ws = tokio::time::timeout(
                     Duration::from_secs(30),
-                    open(target.as_ref(), server, source, &channels),
+                    open(target.as_ref(), server, source, &channels, pipelined),
                 )
                 .await
                 .map_err(|_| anyhow!("timed out"))??;
@@ -291,6 +301,9 @@ async fn receive(mut ws: Ws, target: Arc<dyn Target>, stats: Arc<Stats>, stop: C
                 for line in text.as_str().split('\n') {
                     match target.classify(line) {
                         Incoming::Delivery => stats.record(line),
+                        Incoming::Subscribed => {
+                            stats.subscribed.fetch_add(1, Ordering::Relaxed);
+                        }
                         _ => reply = reply.or_else(|| target.reply(line)),
                     }
                 }

@@ -39,7 +39,11 @@ use target::{Launch, Servers, Target};
         channels  N clients, each on a personal channel and a group channel of 10; \
                   publications spread over all channels\n  \
         idle      N idle connections; the server's RSS per connection\n  \
-        connect   new connections (one subscription each) per second\n  \
+        connect   new connections (one subscription each) per second, each waiting for the \
+                  answers its protocol gives\n  \
+        connect-pipelined  the same, each sending its subscription with the upgrade and \
+                  waiting for nothing, the answers awaited together at the end: the work of \
+                  a subscription in the URL (nchan's), like for like\n  \
         publish   publications per second through the publish API, one subscriber\n  \
         cluster   fanout over two nodes sharing one redis-server (--redis-bin), the \
                   subscribers split evenly between them, publications alternating; nodes and \
@@ -116,7 +120,7 @@ struct RunArgs {
         long,
         value_enum,
         value_delimiter = ',',
-        default_value = "fanout,channels,idle,connect,publish,cluster"
+        default_value = "fanout,channels,idle,connect,connect-pipelined,publish,cluster"
     )]
     scenarios: Vec<Scenario>,
 

@@ -176,7 +176,7 @@ pub fn summarize(runs: &[RunRecord], scenarios: &[Scenario], targets: &[String])
 pub fn describe(scenario: Scenario, s: &Settings) -> String {
     let fixed = describe_fixed(scenario, s);
     match (&s.ramp, scenario) {
-        (None, _) | (_, Scenario::Idle | Scenario::Connect) => fixed,
+        (None, _) | (_, Scenario::Idle | Scenario::Connect | Scenario::ConnectPipelined) => fixed,
         (Some(r), _) => format!(
             "{fixed}; ramped: from {} x that rate, x {} per step of {} s, until a step loses \
              or drops anything, falls behind the rate, or has p99 over {} ms; figures are the \
@@ -206,6 +206,12 @@ fn describe_fixed(scenario: Scenario, s: &Settings) -> String {
         ),
         Scenario::Connect => format!(
             "{} new connections with one subscription each, {} at a time",
+            s.connect_connections, s.connect_concurrency
+        ),
+        Scenario::ConnectPipelined => format!(
+            "{} new connections with one subscription each, {} at a time, each sending its \
+             subscription with the upgrade and waiting for no answer; answers (or the server's \
+             count) awaited all together at the end",
             s.connect_connections, s.connect_concurrency
         ),
         Scenario::Publish if s.ramp.is_some() => format!(

@@ -32,6 +32,9 @@ pub enum Scenario {
     Idle,
     /// New connections (with one subscription each) per second
     Connect,
+    /// connect, each connection sending its subscription with the upgrade and waiting for
+    /// no answer, confirmed in bulk (like a subscription in the URL)
+    ConnectPipelined,
     /// Publications per second through the publish API, one subscriber
     Publish,
     /// Fan-out over two nodes sharing one Redis, the subscribers split between them
@@ -39,11 +42,12 @@ pub enum Scenario {
 }
 
 impl Scenario {
-    pub const ALL: [Scenario; 6] = [
+    pub const ALL: [Scenario; 7] = [
         Scenario::Fanout,
         Scenario::Channels,
         Scenario::Idle,
         Scenario::Connect,
+        Scenario::ConnectPipelined,
         Scenario::Publish,
         Scenario::Cluster,
     ];
@@ -62,6 +66,7 @@ impl Scenario {
             Scenario::Channels => "channels",
             Scenario::Idle => "idle",
             Scenario::Connect => "connect",
+            Scenario::ConnectPipelined => "connect-pipelined",
             Scenario::Publish => "publish",
             Scenario::Cluster => "cluster",
         }
@@ -74,7 +79,9 @@ impl Scenario {
                 ("deliveries/s", "deliveries/s", true)
             }
             Scenario::Idle => ("KiB/connection", "KiB per idle connection", false),
-            Scenario::Connect => ("connections/s", "connections/s", true),
+            Scenario::Connect | Scenario::ConnectPipelined => {
+                ("connections/s", "connections/s", true)
+            }
             Scenario::Publish => ("publishes/s", "publishes/s", true),
         }
     }
@@ -222,7 +229,7 @@ impl Metrics {
         match scenario {
             Scenario::Fanout | Scenario::Channels | Scenario::Cluster => self.deliveries_per_s,
             Scenario::Idle => self.rss_per_connection_kib.unwrap_or(0.0),
-            Scenario::Connect => self.connects_per_s.unwrap_or(0.0),
+            Scenario::Connect | Scenario::ConnectPipelined => self.connects_per_s.unwrap_or(0.0),
             Scenario::Publish => self.publishes_per_s,
         }
     }
@@ -246,23 +253,49 @@ impl Run<'_> {
         concurrency: usize,
         timings: Option<&Mutex<Histogram<u64>>>,
     ) -> Result<(Subscribers, Publisher)> {
+        self.open(plan, concurrency, timings, false).await
+    }
+
+    /// [`Run::subscribers`], `pipelined` or not (see [`open_all`]): pipelined connections
+    /// are handed over once their subscription is sent, and their answers are awaited all
+    /// together at the end.
+    async fn open(
+        &mut self,
+        plan: Vec<Vec<String>>,
+        concurrency: usize,
+        timings: Option<&Mutex<Histogram<u64>>>,
+        pipelined: bool,
+    ) -> Result<(Subscribers, Publisher)> {
         let subscriptions = self.target.expected_subscriptions(&plan);
+        let acks: u64 = plan.iter().map(|c| self.target.acks(c) as u64).sum();
         let sources = self.sources.take(plan.len());
         let addrs = self.servers.addrs();
+        let target = self.target.clone();
         let sockets = open_all(
-            self.target.clone(),
+            target.clone(),
             &addrs,
             sources,
             plan,
             concurrency,
             timings,
+            pipelined,
         )
         .await?;
-        let publisher = Publisher::new(self.target.clone(), &addrs)?;
+        let subscribers = Subscribers::start(target.clone(), sockets);
+        if pipelined {
+            let deadline = Instant::now() + Duration::from_secs(60);
+            while subscribers.stats.subscribed.load(Ordering::Relaxed) < acks {
+                if Instant::now() > deadline {
+                    bail!("subscriptions unanswered after 60 s");
+                }
+                tokio::time::sleep(Duration::from_millis(2)).await;
+            }
+        }
+        let publisher = Publisher::new(target, &addrs)?;
         publisher
             .await_subscriptions(subscriptions, Duration::from_secs(60))
             .await?;
-        Ok((Subscribers::start(self.target.clone(), sockets), publisher))
+        Ok((subscribers, publisher))
     }
 }
 
@@ -285,7 +318,8 @@ pub async fn run(scenario: Scenario, mut run: Run<'_>) -> Result<Metrics> {
         }
         Scenario::Channels => channels(&mut run, &tree).await,
         Scenario::Idle => idle(&mut run, &tree).await,
-        Scenario::Connect => connect(&mut run, &tree).await,
+        Scenario::Connect => connect(&mut run, &tree, false).await,
+        Scenario::ConnectPipelined => connect(&mut run, &tree, true).await,
         Scenario::Publish => publish(&mut run, &tree).await,
     }
 }
@@ -596,17 +630,24 @@ async fn idle(run: &mut Run<'_>, tree: &ProcessTree) -> Result<Metrics> {
     Ok(m)
 }
 
-async fn connect(run: &mut Run<'_>, tree: &ProcessTree) -> Result<Metrics> {
+/// New connections with one subscription each: `pipelined`, each sends its subscription
+/// right after the upgrade and frees its place for the next at once, and the answers (or
+/// the server's subscription count, for servers that send none) are awaited all together,
+/// which is the work of a subscription in the URL (nchan's) for every server; otherwise
+/// each waits for the answers its protocol gives before the next opens. Connection times
+/// are the upgrade and, not pipelined, the answers.
+async fn connect(run: &mut Run<'_>, tree: &ProcessTree, pipelined: bool) -> Result<Metrics> {
     let s = run.settings.clone();
     let n = s.connect_connections;
     let timings = Mutex::new(histogram());
     let before = tree.usage()?;
     let started = Instant::now();
     let (subscribers, publisher) = run
-        .subscribers(
+        .open(
             vec![vec!["connect".to_owned()]; n],
             s.connect_concurrency,
             Some(&timings),
+            pipelined,
         )
         .await?;
     let opened = started.elapsed();
