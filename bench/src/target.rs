@@ -222,13 +222,7 @@ pub fn start_redis(program: &Path, launch: &Launch) -> Result<Server> {
         .args(["--save", "", "--appendonly", "no"])
         .current_dir(launch.dir);
     let addr: SocketAddr = ([127, 0, 0, 1], port).into();
-    let child = spawn_until_listening(command, addr, &log, Duration::from_secs(20))?;
-    Ok(Server {
-        child,
-        cpus: launch.cpus.ids.clone(),
-        addr,
-        log,
-    })
+    spawn_until_listening(command, addr, launch.cpus, &log, Duration::from_secs(20))
 }
 
 /// A running server process (and its children).
@@ -326,8 +320,25 @@ pub fn spawn_until_line<T: Send + 'static>(
     }
 }
 
-/// Spawns `command` and waits until `addr` accepts TCP connections.
+/// Spawns `command`, pinned to `cpus`, and returns it as a server once `addr` accepts TCP
+/// connections.
 pub fn spawn_until_listening(
+    command: Command,
+    addr: SocketAddr,
+    cpus: &Cpus,
+    log: &Path,
+    timeout: Duration,
+) -> Result<Server> {
+    let child = spawn_listening(command, addr, log, timeout)?;
+    Ok(Server {
+        child,
+        cpus: cpus.ids.clone(),
+        addr,
+        log: log.to_owned(),
+    })
+}
+
+fn spawn_listening(
     mut command: Command,
     addr: SocketAddr,
     log: &Path,

@@ -47,13 +47,7 @@ impl Centrifugo {
         let mut command = pinned(launch.cpus, &self.program().expect("checked"), &log)?;
         command.current_dir(launch.dir).arg("--config").arg(&conf);
         let addr: SocketAddr = ([127, 0, 0, 1], port).into();
-        let child = spawn_until_listening(command, addr, &log, Duration::from_secs(30))?;
-        Ok(Server {
-            child,
-            cpus: launch.cpus.ids.clone(),
-            addr,
-            log,
-        })
+        spawn_until_listening(command, addr, launch.cpus, &log, Duration::from_secs(30))
     }
 }
 

@@ -63,13 +63,7 @@ impl Target for DjangoChannels {
             // Daphne logs every request at the default verbosity.
             .args(["-v", "0", "benchsite:application"]);
         let addr: SocketAddr = ([127, 0, 0, 1], port).into();
-        let child = spawn_until_listening(command, addr, &log, Duration::from_secs(60))?;
-        Ok(Server {
-            child,
-            cpus: launch.cpus.ids.clone(),
-            addr,
-            log,
-        })
+        spawn_until_listening(command, addr, launch.cpus, &log, Duration::from_secs(60))
     }
 
     fn ws_path(&self, _channels: &[String]) -> String {

@@ -73,13 +73,11 @@ impl Target for Nchan {
             .arg("-c")
             .arg(&conf);
         let addr: SocketAddr = ([127, 0, 0, 1], port).into();
-        let child = spawn_until_listening(command, addr, &log, Duration::from_secs(20))?;
-        Ok(Server {
-            child,
-            cpus: launch.cpus.ids.clone(),
-            addr,
-            log: launch.dir.join("error.log"),
-        })
+        let mut server =
+            spawn_until_listening(command, addr, launch.cpus, &log, Duration::from_secs(20))?;
+        // What nginx says goes to its error log, not to its output.
+        server.log = launch.dir.join("error.log");
+        Ok(server)
     }
 
     fn ws_path(&self, channels: &[String]) -> String {

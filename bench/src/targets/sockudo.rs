@@ -81,13 +81,7 @@ impl Target for Sockudo {
             .arg(&conf)
             .env("RUST_LOG", "warn");
         let addr: SocketAddr = ([127, 0, 0, 1], port).into();
-        let child = spawn_until_listening(command, addr, &log, Duration::from_secs(30))?;
-        Ok(Server {
-            child,
-            cpus: launch.cpus.ids.clone(),
-            addr,
-            log,
-        })
+        spawn_until_listening(command, addr, launch.cpus, &log, Duration::from_secs(30))
     }
 
     fn ws_path(&self, _channels: &[String]) -> String {
