@@ -26,7 +26,7 @@ use std::time::Duration;
 #[derive(Default)]
 pub struct PublisherOptions {
     /// The hub's base URL. Defaults to `HUBBUB_URL`, then `http://127.0.0.1:9772` (an empty
-    /// `HUBBUB_URL` counts as unset). A `redis://` (or `rediss://`) URL publishes straight
+    /// `HUBBUB_URL` counts as unset). A `redis://` URL publishes straight
     /// into the Redis the hubs share (`engine = "redis"`), with no HTTP hop.
     pub url: Option<String>,
     /// Sent as `Authorization: Bearer <apiKey>`. Defaults to `HUBBUB_API_KEY`, then none.

@@ -173,7 +173,7 @@ fn answer<T: Serialize>(result: Result<T, Error>) -> Result<Answer, Error> {
 /// zero-config mode accepts loopback callers without a key). An environment variable set
 /// to the empty string counts as unset. ``timeout`` bounds each call, in seconds.
 ///
-/// A ``redis://`` (or ``rediss://``) URL publishes straight into the Redis the hubs share
+/// A ``redis://`` URL publishes straight into the Redis the hubs share
 /// (``engine = "redis"``; the hubs' whole ``redis_url``, where it lists several
 /// instances), with no HTTP hop: ``namespaces`` must then be the hubs'
 /// namespaces, as their config writes them (a list of dicts such as ``{"pattern":

@@ -48,6 +48,46 @@ pub fn check_prefix(prefix: &str) -> Result<(), &'static str> {
     Ok(())
 }
 
+/// Checks the scheme of one Redis URL: `redis://`. `rediss://` (TLS) is refused with the
+/// way around, as the `redis` crate's TLS support is not built in.
+pub fn check_redis_url(url: &str) -> Result<(), &'static str> {
+    if url.starts_with("rediss://") {
+        return Err(
+            "uses TLS (rediss://), which is not built in yet: reach Redis over a \
+                    private network, or through a TLS tunnel (stunnel, spiped) with a \
+                    redis:// URL",
+        );
+    }
+    if !url.starts_with("redis://") {
+        return Err("is not a redis:// URL");
+    }
+    Ok(())
+}
+
+/// A Redis URL as it may be shown (in messages and logs): its password replaced by `***`,
+/// in each URL of a comma-separated list. Done on the text, so that a URL that does not
+/// parse (and is shown in the error saying so) loses its password too; everything up to
+/// the last `@` after the scheme counts as the user and password.
+pub fn shown_redis_url(url: &str) -> String {
+    if url.contains(',') {
+        return url
+            .split(',')
+            .map(shown_redis_url)
+            .collect::<Vec<_>>()
+            .join(",");
+    }
+    let Some(start) = url.find("://").map(|i| i + 3) else {
+        return url.to_owned();
+    };
+    let Some(at) = url[start..].rfind('@').map(|i| start + i) else {
+        return url.to_owned();
+    };
+    match url[start..at].find(':') {
+        Some(colon) => format!("{}:***{}", &url[..start + colon], &url[at..]),
+        None => url.to_owned(),
+    }
+}
+
 /// Adds `protocol=resp3` to a Redis URL that names no protocol: the engine's connections
 /// speak RESP3, whose pushes tell a connection at once that Redis went away.
 pub fn with_resp3(url: &str) -> String {

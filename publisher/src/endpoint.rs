@@ -35,7 +35,7 @@ pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(5);
 /// means no key; an empty `url` given here is a bad URL.
 ///
 /// With an `http://` or `https://` URL the publisher calls the hub's HTTP API, and
-/// `namespaces` and `redis_prefix` are not used. With a `redis://` (or `rediss://`) URL it
+/// `namespaces` and `redis_prefix` are not used. With a `redis://` URL it
 /// publishes straight into the hubs' Redis engine (see the crate's documentation,
 /// "Publishing through Redis"), and `api_key` is not used.
 ///
@@ -52,7 +52,8 @@ pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(5);
 #[derive(Clone, Default, PartialEq, Eq)]
 pub struct Options {
     /// The hub's base URL, `http://` or `https://`, e.g. `https://hub.example.com`; or the
-    /// hubs' Redis, `redis://` or `rediss://`, e.g. `redis://:password@10.0.0.5:6379/0`
+    /// hubs' Redis, `redis://`, e.g. `redis://:password@10.0.0.5:6379/0` (`rediss://`, TLS,
+    /// is refused: not built in yet)
     /// (the hubs' `redis_url`: where it lists several instances, the same list, in the same
     /// order).
     pub url: Option<String>,
@@ -196,19 +197,7 @@ pub(crate) fn shown_url(url: &str) -> String {
     if !is_redis_url(url) {
         return url.to_owned();
     }
-    if url.contains(',') {
-        return url.split(',').map(shown_url).collect::<Vec<_>>().join(",");
-    }
-    let Some(start) = url.find("://").map(|i| i + 3) else {
-        return url.to_owned();
-    };
-    let Some(at) = url[start..].rfind('@').map(|i| start + i) else {
-        return url.to_owned();
-    };
-    match url[start..at].find(':') {
-        Some(colon) => format!("{}:***{}", &url[..start + colon], &url[at..]),
-        None => url.to_owned(),
-    }
+    hubbub_core::engine::shown_redis_url(url)
 }
 
 impl Endpoint {

@@ -78,10 +78,8 @@ impl RedisTarget {
         let mut shards = Vec::new();
         for url in urls.split(',').map(str::trim) {
             let shown = shown_url(url);
-            if !(url.starts_with("redis://") || url.starts_with("rediss://")) {
-                return Err(ConfigError::new(format!(
-                    "bad Redis URL {shown:?}: each URL of the list is redis:// or rediss://"
-                )));
+            if let Err(why) = engine::check_redis_url(url) {
+                return Err(ConfigError::new(format!("bad Redis URL {shown:?}: {why}")));
             }
             if shards.iter().any(|s: &Shard| s.url == url) {
                 return Err(ConfigError::new(format!(

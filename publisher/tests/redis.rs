@@ -640,7 +640,7 @@ async fn several_redis_instances_are_written_as_the_nodes_spread_them() {
     for (urls, says) in [
         (
             format!("{},http://h", one.url),
-            "each URL of the list is redis://",
+            "\"http://h\": is not a redis:// URL",
         ),
         (format!("{0},{0}", one.url), "listed twice"),
     ] {

@@ -482,11 +482,9 @@ impl Config {
                 // Several instances, comma-separated: the channels are spread over them.
                 let urls: Vec<String> = listed.split(',').map(|u| u.trim().to_owned()).collect();
                 for url in &urls {
-                    if !(url.starts_with("redis://") || url.starts_with("rediss://")) {
-                        return Err(key_error(
-                            "redis_url",
-                            format!("{url:?} is not a redis:// URL"),
-                        ));
+                    if let Err(why) = hubbub_core::engine::check_redis_url(url) {
+                        let shown = hubbub_core::engine::shown_redis_url(url);
+                        return Err(key_error("redis_url", format!("{shown:?} {why}")));
                     }
                 }
                 if urls.iter().collect::<std::collections::HashSet<_>>().len() < urls.len() {
@@ -851,6 +849,7 @@ mod tests {
             ("[hooks]\nrpc_url = \"http://app/rpc\"", "hooks.secret"),
             ("engine = \"etcd\"", "engine"),
             ("engine = \"redis\"\nredis_url = \"http://x\"", "redis_url"),
+            ("engine = \"redis\"\nredis_url = \"rediss://x\"", "redis_url"),
             (
                 "engine = \"redis\"\nredis_url = \"redis://a,http://b\"",
                 "redis_url",
