@@ -169,8 +169,14 @@ return {offset, epoch}
 /// the position handed out stays good for the next publication).
 ///
 /// KEYS: the stream's hash and list ([`stream_keys`]). ARGV: an epoch for a new stream
-/// ([`epoch`]), `history_ttl` in ms. Answers `{epoch, offset, lines}`, the lines oldest
-/// first ([`read_line`] reads them; [`select_history`] picks what a call asked for).
+/// ([`epoch`]), `history_ttl` in ms, then the call's `since` and `limit`
+/// ([`history_range`]). Answers `{epoch, offset, lines}`, the lines oldest first
+/// ([`read_line`] reads them; [`select_history`] picks what the call asked for).
+///
+/// Only the lines the call may want are read: the list holds the newest publications, one
+/// line each, at consecutive offsets ending at the stream's, so those after `since` are its
+/// last `offset - since` lines (one more is read, in case the list and the offset ever
+/// disagree; [`select_history`] filters by offset regardless).
 pub const HISTORY_SCRIPT: &str = r#"
 local epoch = redis.call('HGET', KEYS[1], 'e')
 if not epoch then
@@ -179,8 +185,26 @@ if not epoch then
   redis.call('PEXPIRE', KEYS[1], ARGV[2])
 end
 local offset = tonumber(redis.call('HGET', KEYS[1], 'o') or '0')
-return {epoch, offset, redis.call('LRANGE', KEYS[2], 0, -1)}
+local since = tonumber(ARGV[3])
+local limit = tonumber(ARGV[4])
+local kept = redis.call('LLEN', KEYS[2])
+local first, last = 0, kept - 1
+if since >= 0 then
+  if since >= offset then return {epoch, offset, {}} end
+  first = math.max(0, kept - (offset - since) - 1)
+  if limit >= 0 then last = math.min(last, first + limit) end
+elseif limit >= 0 then
+  if limit == 0 then return {epoch, offset, {}} end
+  first = math.max(0, kept - limit)
+end
+return {epoch, offset, redis.call('LRANGE', KEYS[2], first, last)}
 "#;
+
+/// The `since` and `limit` arguments of [`HISTORY_SCRIPT`]: -1 where the call gives none.
+pub fn history_range(since: Option<u64>, limit: Option<usize>) -> (i64, i64) {
+    let arg = |v: Option<u64>| v.map_or(-1, |v| i64::try_from(v).unwrap_or(i64::MAX));
+    (arg(since), arg(limit.map(|l| l as u64)))
+}
 
 /// Drops the nodes that stopped announcing themselves, then lists the rest.
 ///

@@ -375,11 +375,15 @@ impl Call<'_> {
             let shard = self.target.shard_of(channel);
             let mut redis = self.connection(shard).await?;
             let (meta, list) = engine::stream_keys(&self.target.prefix, channel);
+            let limit = limit.map(|l| usize::try_from(l).unwrap_or(usize::MAX));
+            let (since_arg, limit_arg) = engine::history_range(since, limit);
             let (epoch, offset, lines): (String, u64, Vec<Vec<u8>>) = HISTORY
                 .key(meta)
                 .key(list)
                 .arg(new_epoch())
                 .arg(stream.history_ttl.as_millis() as u64)
+                .arg(since_arg)
+                .arg(limit_arg)
                 .invoke_async(&mut redis)
                 .await
                 .map_err(|e| self.failed(shard, e))?;
@@ -390,7 +394,6 @@ impl Call<'_> {
                     _ => None,
                 })
                 .collect();
-            let limit = limit.map(|l| usize::try_from(l).unwrap_or(usize::MAX));
             Ok(HistoryPage {
                 channel: channel.to_owned(),
                 epoch,

@@ -506,6 +506,7 @@ const PUBLISHER_ACL: &[&str] = &[
     "+ltrim",
     "+pexpire",
     "+lrange",
+    "+llen",
     "+zrangebyscore",
     "+hdel",
     "+zremrangebyscore",

@@ -437,12 +437,15 @@ impl Broker for RedisBroker {
     ) -> Result<HistoryResult, EngineError> {
         let (meta, list) = self.stream_keys(channel);
         let mut redis = self.commands.clone();
+        let (since, limit) = hubbub_core::engine::history_range(filter.since, filter.limit);
         let (epoch, offset, entries): (String, u64, Vec<Vec<u8>>) = self
             .history
             .key(meta)
             .key(list)
             .arg(new_epoch())
             .arg(options.history_ttl.as_millis() as u64)
+            .arg(since)
+            .arg(limit)
             .invoke_async(&mut redis)
             .await
             .map_err(failed)?;
@@ -453,21 +456,9 @@ impl Broker for RedisBroker {
                 _ => None,
             })
             .collect();
-        let messages = match filter.since {
-            Some(since) => kept
-                .into_iter()
-                .filter(|m| m.offset.is_some_and(|o| o > since))
-                .take(filter.limit.unwrap_or(usize::MAX))
-                .collect(),
-            None => {
-                let n = filter.limit.unwrap_or(kept.len()).min(kept.len());
-                let skip = kept.len() - n;
-                kept.into_iter().skip(skip).collect()
-            }
-        };
         Ok(HistoryResult {
             position: StreamPosition { epoch, offset },
-            messages,
+            messages: hubbub_core::engine::select_history(kept, filter.since, filter.limit),
         })
     }
 

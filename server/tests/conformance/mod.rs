@@ -263,6 +263,19 @@ pub async fn history_is_trimmed_to_its_size(e: Engine) {
             .collect::<Vec<_>>(),
         [8, 9, 10]
     );
+    // After a position that was trimmed away: the oldest kept (the caller sees the gap).
+    let gone = HistoryFilter {
+        since: Some(2),
+        limit: Some(2),
+    };
+    let h = e.broker.history(&c, gone, &options).await.unwrap();
+    assert_eq!(
+        h.messages
+            .iter()
+            .map(|m| m.offset.unwrap())
+            .collect::<Vec<_>>(),
+        [8, 9]
+    );
 }
 
 pub async fn a_new_stream_keeps_the_position_it_handed_out(e: Engine) {
