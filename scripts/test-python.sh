@@ -11,9 +11,10 @@ ensure_hubbub
 ensure_venv
 
 PY="$VENV/bin/python"
-if ! "$PY" -c "import pytest, websockets, django, requests, mypy" 2>/dev/null || [ ! -x "$VENV/bin/maturin" ]; then
+if ! "$PY" -c "import pytest, websockets, django, requests, mypy, prometheus_client" 2>/dev/null || [ ! -x "$VENV/bin/maturin" ]; then
   say "installing the Python test tools into $VENV"
-  "$VENV/bin/pip" install -q "maturin>=1.9.4,<2" pytest "websockets>=13" "django>=4.2" requests mypy
+  # prometheus_client: its parser reads the hub's /metrics in test_metrics.py.
+  "$VENV/bin/pip" install -q "maturin>=1.9.4,<2" pytest "websockets>=13" "django>=4.2" requests mypy prometheus_client
 fi
 
 # pip builds the extension with maturin (cargo, release profile, incremental in target/).

@@ -359,6 +359,15 @@ impl Command {
     /// The command's name on the wire.
     pub fn name(&self) -> &str {
         match self {
+            Command::Unknown(name) => name,
+            known => known.label(),
+        }
+    }
+
+    /// The command's name where the protocol has it, `"unknown"` for any other: a name
+    /// from a closed set (for counting commands without a client choosing the names).
+    pub fn label(&self) -> &'static str {
+        match self {
             Command::Authenticate(_) => "authenticate",
             Command::Subscribe(_) => "subscribe",
             Command::Unsubscribe(_) => "unsubscribe",
@@ -370,7 +379,7 @@ impl Command {
             Command::Presence(_) => "presence",
             Command::History(_) => "history",
             Command::Rpc(_) => "rpc",
-            Command::Unknown(name) => name,
+            Command::Unknown(_) => "unknown",
         }
     }
 

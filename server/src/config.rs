@@ -151,6 +151,23 @@ pub struct Overrides {
     #[arg(long, env = "HUBBUB_REDIS_PREFIX", value_name = "PREFIX")]
     pub redis_prefix: Option<String>,
 
+    /// Serve Prometheus metrics at GET /metrics: true or false [default: true]
+    #[arg(long, env = "HUBBUB_METRICS", value_name = "BOOL")]
+    pub metrics: Option<String>,
+
+    /// Comma-separated CIDRs allowed to read /metrics [default: loopback]
+    #[arg(
+        long,
+        env = "HUBBUB_METRICS_ALLOWED_IPS",
+        value_name = "CIDRS",
+        value_delimiter = ','
+    )]
+    pub metrics_allowed_ips: Option<Vec<String>>,
+
+    /// Log lines as "text" or "json" (one JSON object per line) [default: text]
+    #[arg(long, env = "HUBBUB_LOG_FORMAT", value_name = "FORMAT")]
+    pub log_format: Option<String>,
+
     /// Namespaces as a TOML array, e.g. '[{pattern="room:*", history_size=100, presence=true}]'
     /// (keys: pattern, history_size, history_ttl, recover, presence, join_leave, subscribe_hook)
     #[arg(long, env = "HUBBUB_NAMESPACES", value_name = "TOML")]
@@ -182,6 +199,17 @@ struct File {
     engine: Option<String>,
     redis_url: Option<String>,
     redis_prefix: Option<String>,
+    metrics: Option<bool>,
+    metrics_allowed_ips: Option<Vec<String>>,
+    log_format: Option<String>,
+}
+
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    Text,
+    /// One JSON object per line.
+    Json,
 }
 
 /// Where publications, history and presence live.
@@ -278,6 +306,11 @@ pub struct Config {
     /// `None` where no hook URL is set.
     pub hooks: Option<HooksConfig>,
     pub engine: Engine,
+    /// Whether `GET /metrics` answers.
+    pub metrics: bool,
+    /// Who may read `/metrics`.
+    pub metrics_allowed_ips: Vec<IpNet>,
+    pub log_format: LogFormat,
 }
 
 /// A configuration error, naming the key it is about.
@@ -291,6 +324,23 @@ impl std::fmt::Display for ConfigError {
 }
 
 impl std::error::Error for ConfigError {}
+
+/// 127.0.0.0/8 and ::1.
+fn loopback() -> Vec<IpNet> {
+    vec![
+        "127.0.0.0/8".parse().expect("valid CIDR"),
+        "::1/128".parse().expect("valid CIDR"),
+    ]
+}
+
+/// Whether `ip` (an IPv4-mapped IPv6 address as the IPv4 one) is in one of `nets`.
+fn listed(nets: &[IpNet], ip: IpAddr) -> bool {
+    let ip = match ip {
+        IpAddr::V6(v6) => v6.to_ipv4_mapped().map(IpAddr::V4).unwrap_or(ip),
+        v4 => v4,
+    };
+    nets.iter().any(|n| n.contains(&ip))
+}
 
 fn key_error(key: &str, message: impl std::fmt::Display) -> ConfigError {
     ConfigError(format!("invalid config key `{key}`: {message}"))
@@ -345,16 +395,31 @@ impl Config {
             return Err(key_error("api_keys", "holds an empty key"));
         }
 
+        let metrics_allowed_ips = match o.metrics_allowed_ips.clone().or(file.metrics_allowed_ips) {
+            Some(list) => list
+                .iter()
+                .map(|s| parse_cidr(s).map_err(|e| key_error("metrics_allowed_ips", e)))
+                .collect::<Result<Vec<_>, _>>()?,
+            None => loopback(),
+        };
+        let log_format = match o.log_format.clone().or(file.log_format).as_deref() {
+            None | Some("text") => LogFormat::Text,
+            Some("json") => LogFormat::Json,
+            Some(other) => {
+                return Err(key_error(
+                    "log_format",
+                    format!("{other:?} is neither \"text\" nor \"json\""),
+                ))
+            }
+        };
+
         let allowed_ips = match o.allowed_ips.clone().or(file.allowed_ips) {
             Some(list) => Some(
                 list.iter()
                     .map(|s| parse_cidr(s).map_err(|e| key_error("allowed_ips", e)))
                     .collect::<Result<Vec<_>, _>>()?,
             ),
-            None if dev_mode => Some(vec![
-                "127.0.0.0/8".parse().expect("valid CIDR"),
-                "::1/128".parse().expect("valid CIDR"),
-            ]),
+            None if dev_mode => Some(loopback()),
             None => None,
         };
 
@@ -541,6 +606,11 @@ impl Config {
             namespaces,
             hooks,
             engine,
+            metrics: boolean("metrics", &o.metrics)?
+                .or(file.metrics)
+                .unwrap_or(true),
+            metrics_allowed_ips,
+            log_format,
         })
     }
 
@@ -562,14 +632,15 @@ impl Config {
 
     /// Whether `ip` may call the HTTP API.
     pub fn ip_allowed(&self, ip: IpAddr) -> bool {
-        let ip = match ip {
-            IpAddr::V6(v6) => v6.to_ipv4_mapped().map(IpAddr::V4).unwrap_or(ip),
-            v4 => v4,
-        };
         match &self.allowed_ips {
-            Some(nets) => nets.iter().any(|n| n.contains(&ip)),
+            Some(nets) => listed(nets, ip),
             None => true,
         }
+    }
+
+    /// Whether `ip` may read `/metrics`.
+    pub fn metrics_ip_allowed(&self, ip: IpAddr) -> bool {
+        listed(&self.metrics_allowed_ips, ip)
     }
 
     /// Whether a browser from `origin` may open a WebSocket.
@@ -818,6 +889,16 @@ mod tests {
     }
 
     #[test]
+    fn a_flag_that_is_not_a_boolean_is_refused_naming_the_key() {
+        let o = Overrides {
+            metrics: Some("perhaps".into()),
+            ..Overrides::default()
+        };
+        let e = build("", &o).unwrap_err();
+        assert!(e.0.contains("`metrics`"), "{e}");
+    }
+
+    #[test]
     fn errors_name_the_key() {
         let cases = [
             ("listen = \"nowhere\"", "listen"),
@@ -848,6 +929,8 @@ mod tests {
             ),
             ("[hooks]\nrpc_url = \"http://app/rpc\"", "hooks.secret"),
             ("engine = \"etcd\"", "engine"),
+            ("log_format = \"xml\"", "log_format"),
+            ("metrics_allowed_ips = [\"nowhere\"]", "metrics_allowed_ips"),
             ("engine = \"redis\"\nredis_url = \"http://x\"", "redis_url"),
             ("engine = \"redis\"\nredis_url = \"rediss://x\"", "redis_url"),
             (

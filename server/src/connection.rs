@@ -8,8 +8,9 @@
 //! intervals.
 
 use crate::hooks::HookFailure;
+use crate::metrics::{CodeLabel, METRICS};
 use crate::node::Node;
-use crate::outbox::{encode, ClientHandle, Control, Outbound};
+use crate::outbox::{self, encode, ClientHandle, Control, Outbound};
 use crate::session::{Session, Step};
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket};
 use futures_util::stream::{SplitSink, SplitStream};
@@ -181,7 +182,11 @@ async fn serve_split(node: Arc<Node>, sink: Sink, stream: Stream, upgrade: Optio
     {
         writer.abort();
     }
-    tracing::debug!(client = %id, reason = ?control.close_code(), "disconnected");
+    match control.close_code() {
+        Some((code, reason)) => tracing::debug!(client = %id, code, reason, "disconnected"),
+        // The client closed, asked to (`disconnect`), or its connection was lost.
+        None => tracing::debug!(client = %id, by = "client", "disconnected"),
+    }
 }
 
 /// Closes a connection that may not be opened, before any welcome.
@@ -263,6 +268,13 @@ async fn read(
         if running.is_none() {
             if let Some(message) = ahead.pop_front() {
                 let session = idle.take().expect("a session when nothing runs");
+                METRICS.frames_in.inc();
+                let bytes = match &message {
+                    Message::Text(text) => text.len(),
+                    Message::Binary(data) => data.len(),
+                    _ => 0,
+                };
+                METRICS.bytes_in.inc_by(bytes as u64);
                 running = Some(match message {
                     Message::Text(text) => run(session, text),
                     _ => refuse(
@@ -415,10 +427,21 @@ async fn write(
     };
     // Tell the reader, whatever ended the writer.
     control.stop();
+    if let Some(frame) = &close {
+        count_close(frame);
+    }
     if let Some(frame) = close {
         let _ = tokio::time::timeout(CLOSE_GRACE, sink.send(Message::Close(Some(frame)))).await;
     }
     let _ = tokio::time::timeout(CLOSE_GRACE, sink.close()).await;
+}
+
+fn count_close(frame: &CloseFrame) {
+    let code = frame.code;
+    METRICS.closes.get_or_create(&CodeLabel { code }).inc();
+    if code == close::POLICY && frame.reason.as_str() == outbox::SLOW_CONSUMER {
+        METRICS.slow_consumers.inc();
+    }
 }
 
 fn close_frame(control: &Control) -> Option<CloseFrame> {

@@ -11,6 +11,7 @@
 //! times with backoff, then logged and counted.
 
 use crate::config::HooksConfig;
+use crate::metrics::METRICS;
 use backon::{ExponentialBuilder, Retryable};
 use hubbub_core::hooks::{self, EventNotice, SIGNATURE_HEADER, TIMESTAMP_HEADER};
 use serde::de::DeserializeOwned;
@@ -88,7 +89,26 @@ impl Hooks {
         url: &reqwest::Url,
         body: &impl Serialize,
     ) -> Result<A, HookFailure> {
-        self.caller.call(url, body).await
+        let hook = self.name_of(url);
+        let started = std::time::Instant::now();
+        let answer = self.caller.call(url, body).await;
+        // A refusal is an answer; only a hook the app failed to answer counts as failed.
+        let failed = matches!(answer, Err(HookFailure::Unavailable(_)));
+        METRICS.hook(hook, started.elapsed(), failed);
+        answer
+    }
+
+    /// Which hook `url` is, for the metrics (one URL may serve several: the first named).
+    fn name_of(&self, url: &reqwest::Url) -> &'static str {
+        let c = &self.config;
+        [
+            (&c.connect_url, "connect"),
+            (&c.subscribe_url, "subscribe"),
+            (&c.rpc_url, "rpc"),
+        ]
+        .into_iter()
+        .find(|(u, _)| u.as_ref() == Some(url))
+        .map_or("other", |(_, name)| name)
     }
 
     /// Queues an event notice for the app, without waiting; dropped (and counted) when
@@ -198,7 +218,12 @@ async fn post_events(
         let url = url.clone();
         tokio::spawn(async move {
             // Any success will do: the app need not answer anything in particular.
-            let post = || async { caller.post(&url, &notice).await };
+            let post = || async {
+                let started = std::time::Instant::now();
+                let posted = caller.post(&url, &notice).await;
+                METRICS.hook("events", started.elapsed(), posted.is_err());
+                posted
+            };
             let posted = post
                 .retry(
                     ExponentialBuilder::default()

@@ -3,6 +3,7 @@
 
 use crate::connection;
 use crate::engine::{EngineError, HistoryFilter};
+use crate::metrics::{published_by, METRICS};
 use crate::node::Node;
 use crate::session::{no_history, no_presence};
 use axum::body::Bytes;
@@ -38,11 +39,13 @@ pub fn router(node: Arc<Node>) -> Router {
         .route("/presence/{*channel}", get(presence))
         .method_not_allowed_fallback(method_not_allowed)
         .layer(middleware::from_fn_with_state(node.clone(), authorize))
-        .layer(DefaultBodyLimit::max(node.config.max_message_size));
+        .layer(DefaultBodyLimit::max(node.config.max_message_size))
+        .layer(middleware::from_fn(observe));
     Router::new()
         .route("/", get(hello_page))
         .method_not_allowed_fallback(method_not_allowed)
         .route("/health", get(health))
+        .route("/metrics", get(metrics))
         .route("/ws", get(websocket))
         .nest("/api", api)
         .fallback(not_found)
@@ -122,6 +125,68 @@ async fn authorize(
     next.run(request).await
 }
 
+/// Counts an API request and times it, by endpoint (the route, never the path a caller
+/// wrote) and status.
+async fn observe(request: Request, next: Next) -> Response {
+    let endpoint = request
+        .extensions()
+        .get::<axum::extract::MatchedPath>()
+        .map_or("other", |path| api_endpoint(path.as_str()));
+    let started = std::time::Instant::now();
+    let response = next.run(request).await;
+    let status = response.status().as_u16();
+    METRICS
+        .http_requests
+        .get_or_create(&crate::metrics::Request { endpoint, status })
+        .inc();
+    METRICS
+        .http_seconds
+        .get_or_create(&crate::metrics::Endpoint { endpoint })
+        .observe(started.elapsed().as_secs_f64());
+    response
+}
+
+/// The API endpoint a matched route is, from a closed set.
+fn api_endpoint(route: &str) -> &'static str {
+    let name = route.trim_start_matches("/api/").split('/').next();
+    match name.unwrap_or_default() {
+        "publish" => "publish",
+        "broadcast" => "broadcast",
+        "direct" => "direct",
+        "disconnect" => "disconnect",
+        "channels" => "channels",
+        "info" => "info",
+        "history" => "history",
+        "presence" => "presence",
+        _ => "other",
+    }
+}
+
+/// `GET /metrics`: Prometheus' text format, for the addresses `metrics_allowed_ips` lists.
+async fn metrics(
+    State(node): State<Arc<Node>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+) -> Response {
+    if !node.config.metrics {
+        return not_found().await.into_response();
+    }
+    if !node.config.metrics_ip_allowed(peer.ip()) {
+        return ApiError::new(
+            StatusCode::FORBIDDEN,
+            Error::AccessDenied.because(format!("{} may not read the metrics", peer.ip())),
+        )
+        .into_response();
+    }
+    (
+        [(
+            header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
+        METRICS.render(&node),
+    )
+        .into_response()
+}
+
 fn is_json(headers: &HeaderMap) -> bool {
     headers
         .get(header::CONTENT_TYPE)
@@ -176,6 +241,7 @@ async fn publish(
 ) -> ApiResult<Published> {
     let r = PublishRequest::from_body(&body(raw)?)?;
     let position = node.publish(&r.channel, r.event, r.data, None).await?;
+    published_by("api");
     let (offset, epoch) = match position {
         Some(p) => (Some(p.offset), Some(p.epoch)),
         None => (None, None),
@@ -198,6 +264,7 @@ async fn broadcast(
     for channel in &r.channels {
         node.publish(channel, r.event.clone(), r.data.clone(), None)
             .await?;
+        published_by("api");
     }
     Ok(Json(BroadcastPublished {
         published: r.channels,

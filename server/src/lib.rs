@@ -23,6 +23,7 @@ pub mod engine;
 mod hooks;
 mod http;
 mod listener;
+pub mod metrics;
 mod node;
 mod outbox;
 mod session;

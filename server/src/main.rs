@@ -3,7 +3,7 @@
 
 use clap::{Parser, Subcommand};
 use hubbub_core::auth::{sign, Claims};
-use hubbub_server::config::{Config, Overrides};
+use hubbub_server::config::{Config, LogFormat, Overrides};
 use hubbub_server::Shutdown;
 use std::io::IsTerminal;
 use std::path::PathBuf;
@@ -156,14 +156,17 @@ fn token(config: &Config, args: TokenArgs) -> ExitCode {
 }
 
 fn serve(config: Config) -> ExitCode {
-    tracing_subscriber::fmt()
+    let logs = tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("HUBBUB_LOG")
                 .unwrap_or_else(|_| "info".into()),
         )
-        .with_ansi(std::io::stderr().is_terminal())
-        .with_writer(std::io::stderr)
-        .init();
+        .with_writer(std::io::stderr);
+    match config.log_format {
+        LogFormat::Text => logs.with_ansi(std::io::stderr().is_terminal()).init(),
+        // One object a line, the event's fields at the top level, for log shippers.
+        LogFormat::Json => logs.json().flatten_event(true).init(),
+    }
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(runtime) => runtime,
         Err(e) => {

@@ -13,6 +13,7 @@ use crate::engine::{
     MemoryPresence, PresenceManager, PresenceStats, RedisBroker, RedisPresence, ShardedBroker,
     ShardedPresence,
 };
+use crate::metrics::METRICS;
 use crate::outbox::{encode, encode_message, ClientHandle, Frame};
 use crate::shutdown::Shutdown;
 use hubbub_core::api::{NodeInfo, Target};
@@ -341,7 +342,8 @@ impl BrokerHandler for Fanout {
                 }
             }
         }
-        self.hub.read().publish(channel, &frame, message.offset);
+        let taken = self.hub.read().publish(channel, &frame, message.offset);
+        METRICS.sent("message", taken, frame.len());
     }
 
     fn join(&self, channel: &str, client: &PresentClient) {
@@ -351,9 +353,11 @@ impl BrokerHandler for Fanout {
             user: client.user.clone(),
             info: client.info.clone(),
         }));
-        self.hub
+        let taken = self
+            .hub
             .read()
             .deliver_except(channel, &frame, &client.client);
+        METRICS.sent("join", taken, frame.len());
     }
 
     fn leave(&self, channel: &str, client: &PresentClient) {
@@ -362,9 +366,11 @@ impl BrokerHandler for Fanout {
             client: client.client.clone(),
             user: client.user.clone(),
         }));
-        self.hub
+        let taken = self
+            .hub
             .read()
             .deliver_except(channel, &frame, &client.client);
+        METRICS.sent("leave", taken, frame.len());
     }
 
     fn control(&self, control: &Control) {
@@ -377,6 +383,7 @@ impl BrokerHandler for Fanout {
                 let frame = Frame::from(frame.clone());
                 let handles = local_targets(&self.hub.read(), target);
                 let count = handles.iter().filter(|c| c.deliver_frame(&frame)).count();
+                METRICS.sent("direct", count, frame.len());
                 self.reply(request, count, None);
             }
             Control::Disconnect { request, target } => {
@@ -533,6 +540,7 @@ impl Node {
 
     pub fn connect(&self, id: ClientId, handle: ClientHandle) {
         self.hub.write().connect(id, handle);
+        METRICS.connections_opened.inc();
     }
 
     /// Takes a connection off the hub and tidies up after it.
@@ -1068,6 +1076,11 @@ impl Node {
 
     pub fn channel_count(&self) -> usize {
         self.hub.read().channel_count()
+    }
+
+    /// The subscriptions of this node's connections, all channels together.
+    pub fn subscription_count(&self) -> usize {
+        self.hub.read().channels().map(|(_, n)| n).sum()
     }
 
     pub fn uptime_s(&self) -> u64 {

@@ -88,6 +88,9 @@ impl Control {
     }
 }
 
+/// The reason of the close (1008) of a connection whose queue is full.
+pub const SLOW_CONSUMER: &str = "slow consumer";
+
 /// How the hub and the HTTP API reach a connection.
 #[derive(Clone)]
 pub struct ClientHandle {
@@ -112,7 +115,7 @@ impl ClientHandle {
         match self.tx.try_send(Outbound::Frame(frame.clone())) {
             Ok(()) => true,
             Err(mpsc::error::TrySendError::Full(_)) => {
-                self.control.close(close::POLICY, "slow consumer");
+                self.control.close(close::POLICY, SLOW_CONSUMER);
                 false
             }
             Err(mpsc::error::TrySendError::Closed(_)) => false,

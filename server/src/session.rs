@@ -5,6 +5,7 @@
 //! commands came, on the same queue as deliveries. A command may await the engine; the
 //! connection keeps pinging and watching for shutdown meanwhile (see `connection.rs`).
 
+use crate::metrics::{CommandLabel, METRICS};
 use crate::node::{Node, Recovery};
 use crate::outbox::{encode, encode_message, ClientHandle, Frame, Outbound};
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
@@ -111,6 +112,12 @@ impl Session {
             Ok(command) => command,
             Err(rejection) => return self.refuse(rejection).await,
         };
+        METRICS
+            .commands
+            .get_or_create(&CommandLabel {
+                command: command.label(),
+            })
+            .inc();
         let answer = match command {
             Command::Authenticate(credentials) => self.authenticate(&credentials).await,
             Command::Subscribe(subscribe) => self.subscribe(subscribe).await,
@@ -148,7 +155,11 @@ impl Session {
 
     async fn answer(&mut self, answer: Answer) -> Step {
         let failed = answer.is_err();
-        let frame = encode(&answer.unwrap_or_else(|r| ServerFrame::Err(r.into())));
+        let frame = encode(&answer.unwrap_or_else(|r| {
+            METRICS.error(r.error.name());
+            ServerFrame::Err(r.into())
+        }));
+        METRICS.sent("answer", 1, frame.len());
         // An answer larger than the whole budget takes all of it.
         let share = frame.len().clamp(1, ANSWER_BUDGET) as u32;
         let Ok(permit) = self.answer_budget.clone().acquire_many_owned(share).await else {
@@ -456,6 +467,7 @@ impl Session {
         self.node
             .publish(&channel, event, data, self.identity.user.clone())
             .await?;
+        crate::metrics::published_by("client");
         Ok(ServerFrame::Broadcasted(channel))
     }
 

@@ -154,6 +154,9 @@ fn help_documents_every_option() {
         "--token-require-exp",
         "--anonymous-read",
         "--users",
+        "--metrics",
+        "--metrics-allowed-ips",
+        "--log-format",
         "HUBBUB_LISTEN",
         "token",
     ] {
@@ -258,4 +261,27 @@ fn the_example_config_is_valid() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
+}
+
+/// `log_format = "json"`: every line one JSON object, with the level, the message and the
+/// event's fields at the top level (a connection's id, and why it ended).
+#[tokio::test]
+async fn json_logs_are_one_object_a_line_with_the_fields_at_the_top() {
+    let server =
+        Server::start_with_env(None, &["--log-format", "json"], &[("HUBBUB_LOG", "debug")]);
+    let mut c = Client::connect(&server).await;
+    let (status, _) = server
+        .post("/api/disconnect", json!({"client": c.id}))
+        .await;
+    assert_eq!(status, 200);
+    assert_eq!(c.closed().await, Some(CloseCode::Library(4000)));
+    let line = server
+        .wait_for_log("\"disconnected\"")
+        .expect("the disconnect is logged at debug");
+    let event: serde_json::Value = serde_json::from_str(&line).expect("a JSON object");
+    assert_eq!(event["level"], "DEBUG", "{line}");
+    assert_eq!(event["message"], "disconnected", "{line}");
+    assert_eq!(event["client"], c.id.as_str(), "{line}");
+    assert_eq!(event["code"], 4000, "{line}");
+    assert_eq!(event["reason"], "disconnected by the application", "{line}");
 }

@@ -47,6 +47,7 @@ impl std::error::Error for EngineError {}
 
 impl From<EngineError> for hubbub_core::Rejection {
     fn from(e: EngineError) -> Self {
+        crate::metrics::METRICS.engine_errors.inc();
         hubbub_core::Error::Unavailable.because(e.0)
     }
 }

@@ -97,7 +97,12 @@ impl Server {
             .wait_for_log("listening on http://")
             .expect("hubbub says where it listens");
         let at = line.find("http://").unwrap() + "http://".len();
-        server.addr = line[at..].split_whitespace().next().unwrap().to_owned();
+        // Up to a space, or the quote that ends a JSON log line's message.
+        server.addr = line[at..]
+            .split(|c: char| c.is_whitespace() || c == '"')
+            .next()
+            .unwrap()
+            .to_owned();
         server
     }
 
