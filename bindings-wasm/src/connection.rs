@@ -6,6 +6,10 @@
 //! matched to commands first-in first-out: the server answers a connection's commands in
 //! the order it received them, and deliveries carry their own frame kinds.
 //!
+//! With `getToken`, a connection first asks it for a token where the client has none that
+//! is fresh, and the open connection asks again before the token's `exp`, sending the new
+//! one as `authenticate` (module `token`).
+//!
 //! When the socket closes, or the heartbeat finds it silent for most of `heartbeatMs`, the
 //! connection reports `disconnected` and opens a new socket after a jittered, growing delay.
 //! `close()` (or credentials the server refuses) ends it for good. Two close codes stop the
@@ -22,10 +26,11 @@ use crate::error::{self, CLOSED, DISCONNECTED};
 use crate::message;
 use crate::options::Options;
 use crate::subscriptions::{Added, Confirmed, Handlers, Removed, Subscriptions};
+use crate::token;
 use crate::Subscription;
 use gloo_timers::callback::{Interval, Timeout};
 use hubbub_core::protocol::{
-    close, ChannelRef, Command, RawJson, ServerFrame, Since, StreamPosition, Subscribe,
+    close, ChannelRef, Command, Credentials, RawJson, ServerFrame, Since, StreamPosition, Subscribe,
 };
 use hubbub_core::{channel, Error, Rejection};
 use js_sys::{Function, Promise};
@@ -81,18 +86,34 @@ impl Resolver {
 /// JavaScript calls (callbacks, promise settlements) queued while the connection is
 /// borrowed, made in order once it is not.
 #[derive(Default)]
-pub(crate) struct Calls(Vec<(Function, JsValue)>);
+pub(crate) struct Calls(Vec<Call>);
+
+enum Call {
+    /// A JS function and its argument.
+    Js(Function, JsValue),
+    /// Rust code that calls JavaScript itself (`getToken`).
+    Later(Box<dyn FnOnce()>),
+}
 
 impl Calls {
     pub fn push(&mut self, f: &Function, arg: JsValue) {
-        self.0.push((f.clone(), arg));
+        self.0.push(Call::Js(f.clone(), arg));
+    }
+
+    fn later(&mut self, f: impl FnOnce() + 'static) {
+        self.0.push(Call::Later(Box::new(f)));
     }
 
     fn run(self) {
-        for (f, arg) in self.0 {
-            // An application callback that throws must not stop the others.
-            if let Err(e) = f.call1(&JsValue::UNDEFINED, &arg) {
-                web_sys::console::error_1(&e);
+        for call in self.0 {
+            match call {
+                Call::Js(f, arg) => {
+                    // An application callback that throws must not stop the others.
+                    if let Err(e) = f.call1(&JsValue::UNDEFINED, &arg) {
+                        web_sys::console::error_1(&e);
+                    }
+                }
+                Call::Later(f) => f(),
             }
         }
     }
@@ -110,6 +131,8 @@ pub(crate) fn with<R>(shared: &Shared, f: impl FnOnce(&mut Connection, &mut Call
 enum Pending {
     /// Part of the handshake: its refusal closes the client.
     Authenticate,
+    /// A token from `getToken` replacing the session's on the open connection.
+    Refresh,
     /// For every subscription of `channel`; `handshake` when sent as part of one.
     Subscribe { channel: String, handshake: bool },
     /// `done` resolves the application's `unsubscribe()` promise.
@@ -151,6 +174,8 @@ struct Socket {
     _on_message: Closure<dyn FnMut(MessageEvent)>,
     _on_close: Closure<dyn FnMut(CloseEvent)>,
     _heartbeat: Option<Interval>,
+    /// Asks `getToken` for the next token before the session's expires.
+    refresh: Option<Timeout>,
 }
 
 impl Socket {
@@ -189,6 +214,9 @@ pub(crate) struct Connection {
     /// The reconnection delays of the current run of failures.
     delays: Option<Delays>,
     retry: Option<Timeout>,
+    /// With `getToken`: when the current token should be replaced (ms since the epoch);
+    /// `None` while it needs no replacing (no `exp`).
+    token_refresh_at: Option<f64>,
     pings: u64,
     this: Weak<RefCell<Connection>>,
 }
@@ -198,6 +226,10 @@ impl Connection {
         Rc::new_cyclic(|this| {
             let mut urls = vec![url];
             urls.extend(options.urls.iter().cloned());
+            let token_refresh_at = match &options.credentials {
+                Some(Credentials::Token { token }) => token::refresh_at(token, js_sys::Date::now()),
+                _ => None,
+            };
             RefCell::new(Connection {
                 urls,
                 next_url: 0,
@@ -212,6 +244,7 @@ impl Connection {
                 connect_waiters: Vec::new(),
                 delays: None,
                 retry: None,
+                token_refresh_at,
                 pings: 0,
                 this: this.clone(),
             })
@@ -372,6 +405,14 @@ impl Connection {
         self.generation = self.generation.wrapping_add(1);
         let generation = self.generation;
         self.set_state(State::Connecting, calls);
+        if self.needs_token() {
+            // The socket opens once `getToken` answers.
+            return self.fetch_token(generation, calls);
+        }
+        self.open_socket(generation, calls);
+    }
+
+    fn open_socket(&mut self, generation: u32, calls: &mut Calls) {
         let Ok(ws) = WebSocket::new(&self.urls[self.next_url % self.urls.len()]) else {
             return self.connection_lost(calls);
         };
@@ -413,6 +454,7 @@ impl Connection {
             _on_message: on_message,
             _on_close: on_close,
             _heartbeat: heartbeat,
+            refresh: None,
         });
     }
 
@@ -485,8 +527,23 @@ impl Connection {
         };
         match pending {
             Pending::Authenticate => match frame {
+                // The token outlived its time (a page that slept): `getToken` has a new
+                // one for the next connection.
+                ServerFrame::Err(body)
+                    if body.err == Error::TokenExpired && self.options.get_token.is_some() =>
+                {
+                    self.token_refresh_at = Some(0.0);
+                    self.report(error::rejection(&body.into()), calls);
+                    self.connection_lost(calls);
+                }
                 ServerFrame::Err(body) => self.refused(&body.into(), calls),
                 _ => self.handshake_step(calls),
+            },
+            Pending::Refresh => match frame {
+                // The session keeps its token until the hub closes it at `exp` (4001); the
+                // next connection asks `getToken` again.
+                ServerFrame::Err(body) => self.report(error::rejection(&body.into()), calls),
+                _ => self.schedule_refresh(),
             },
             Pending::Subscribe { channel, handshake } => {
                 let result = match frame {
@@ -557,10 +614,113 @@ impl Connection {
     /// The handshake is answered: the client is connected.
     fn ready(&mut self, calls: &mut Calls) {
         self.delays = None;
+        self.schedule_refresh();
         for waiter in self.connect_waiters.drain(..) {
             calls.push(&waiter.resolve, JsValue::UNDEFINED);
         }
         self.set_state(State::Connected, calls);
+    }
+
+    // -----------------------------------------------------------------------------------
+    // Tokens from `getToken`
+    // -----------------------------------------------------------------------------------
+
+    /// Whether a connection must first ask `getToken`: it has no token yet, or one due for
+    /// replacing.
+    fn needs_token(&self) -> bool {
+        self.options.get_token.is_some()
+            && (self.options.credentials.is_none()
+                || self
+                    .token_refresh_at
+                    .is_some_and(|at| js_sys::Date::now() >= at))
+    }
+
+    /// Asks `getToken` (after the borrow ends) for a token for socket `generation`: the
+    /// one about to open, or the open one whose token is due for replacing.
+    fn fetch_token(&mut self, generation: u32, calls: &mut Calls) {
+        let Some(get_token) = self.options.get_token.clone() else {
+            return;
+        };
+        let this = self.this.clone();
+        calls.later(move || {
+            token::fetch(&get_token, move |result| {
+                if let Some(shared) = this.upgrade() {
+                    with(&shared, |c, calls| {
+                        c.token_arrived(generation, result, calls)
+                    });
+                }
+            })
+        });
+    }
+
+    fn token_arrived(
+        &mut self,
+        generation: u32,
+        result: Result<JsValue, JsValue>,
+        calls: &mut Calls,
+    ) {
+        if generation != self.generation || self.state == State::Closed {
+            return;
+        }
+        let token = match result.map(|value| value.as_string()) {
+            Ok(Some(token)) => token,
+            failed => {
+                let reason = match failed {
+                    Err(thrown) => js_sys::Error::from(thrown)
+                        .message()
+                        .as_string()
+                        .unwrap_or_default(),
+                    _ => "getToken must resolve to a string".into(),
+                };
+                let name = Error::Unavailable.name();
+                self.report(error::error(name, Some(&reason)), calls);
+                // A connection waiting for it counts as a failed attempt; an open one
+                // keeps its token until the hub closes it at `exp`.
+                if self.socket.is_none() && self.state == State::Connecting {
+                    self.connection_lost(calls);
+                }
+                return;
+            }
+        };
+        self.token_refresh_at = token::refresh_at(&token, js_sys::Date::now());
+        self.options.credentials = Some(Credentials::Token {
+            token: token.clone(),
+        });
+        match self.socket.as_mut() {
+            None if self.state == State::Connecting => self.open_socket(generation, calls),
+            // The socket it was for is gone; the token serves the next one.
+            None => {}
+            Some(socket) if socket.welcomed => {
+                socket.send(
+                    &Command::Authenticate(Credentials::Token { token }),
+                    Pending::Refresh,
+                );
+            }
+            // Not welcomed yet: the handshake sends the new token.
+            Some(_) => {}
+        }
+    }
+
+    /// Arms the current socket's timer for asking `getToken` before the token expires.
+    fn schedule_refresh(&mut self) {
+        let (Some(at), true) = (self.token_refresh_at, self.options.get_token.is_some()) else {
+            return;
+        };
+        let Some(socket) = self.socket.as_mut() else {
+            return;
+        };
+        let generation = socket.generation;
+        let this = self.this.clone();
+        let delay = (at - js_sys::Date::now()).max(0.0) as u32;
+        socket.refresh = Some(Timeout::new(delay, move || {
+            if let Some(shared) = this.upgrade() {
+                with(&shared, |c, calls| {
+                    if c.socket(generation).is_some_and(|s| s.welcomed) {
+                        c.fetch_token(generation, calls);
+                    }
+                });
+            }
+        }));
     }
 
     /// The server refused the credentials: retrying with the same ones cannot help.
@@ -752,7 +912,10 @@ fn settle(pending: VecDeque<Pending>, error: &JsValue, calls: &mut Calls) {
             Pending::Reply(resolver, _) => calls.push(&resolver.reject, error.clone()),
             // The server forgets a lost connection's subscriptions anyway.
             Pending::Unsubscribe { done, .. } => calls.push(&done, JsValue::UNDEFINED),
-            Pending::Authenticate | Pending::Subscribe { .. } | Pending::Ping => {}
+            Pending::Authenticate
+            | Pending::Refresh
+            | Pending::Subscribe { .. }
+            | Pending::Ping => {}
         }
     }
 }

@@ -24,6 +24,7 @@
 //! - [`Client`] and [`Subscription`]: the JavaScript API (this file).
 //! - `connection`: the state machine (handshake, answers, heartbeat, reconnection).
 //! - `subscriptions`: which channels are wanted, and whose callbacks get their messages.
+//! - `token`: when a token from `getToken` is due for replacing, and asking for it.
 //! - `options`, `backoff`, `message`, `error`: the options object, the reconnection
 //!   delays, deliveries as JS objects, and the errors.
 //! - `types.d.ts`: the TypeScript types the generated declarations refer to.
@@ -34,6 +35,7 @@ mod error;
 mod message;
 mod options;
 mod subscriptions;
+mod token;
 
 use connection::{with, Connection, Reply, Shared};
 use hubbub_core::protocol::{Broadcast, ChannelRef, Command, Direct, Rpc};

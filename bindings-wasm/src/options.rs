@@ -18,6 +18,9 @@ pub(crate) struct Options {
     pub urls: Vec<String>,
     /// Sent as `authenticate` on every connection, before any subscription.
     pub credentials: Option<Credentials>,
+    /// `getToken`: asked for a token before a connection where the client has none that
+    /// is still fresh, and again before the token expires.
+    pub get_token: Option<Function>,
     /// `None` when the application turned reconnection off (`reconnect: false`).
     pub reconnect: Option<Reconnect>,
     /// 0 turns the heartbeat off.
@@ -39,6 +42,12 @@ impl Options {
         let token = string(options, "token")?;
         let user = string(options, "user")?;
         let secret = string(options, "secret")?;
+        let get_token = function(options, "getToken")?;
+        if get_token.is_some() && (user.is_some() || secret.is_some()) {
+            return Err(type_error(
+                "getToken goes with tokens, not with user and secret",
+            ));
+        }
         let credentials = match (token, user, secret) {
             (Some(token), None, None) => Some(Credentials::Token { token }),
             (None, Some(user), Some(secret)) => Some(Credentials::User { user, secret }),
@@ -49,6 +58,7 @@ impl Options {
         Ok(Options {
             urls: urls(options)?,
             credentials,
+            get_token,
             reconnect: reconnect(options)?,
             heartbeat_ms: match number(options, "heartbeatMs")? {
                 Some(ms) => ms,
@@ -65,6 +75,7 @@ impl Default for Options {
         Options {
             urls: Vec::new(),
             credentials: None,
+            get_token: None,
             reconnect: Some(Reconnect::default()),
             heartbeat_ms: DEFAULT_HEARTBEAT_MS,
             on_state_change: None,

@@ -2,6 +2,7 @@
 // package and the pages, and Debian's Chromium driven by playwright-core.
 
 import { execFileSync, spawn } from 'node:child_process';
+import crypto from 'node:crypto';
 import fs from 'node:fs';
 import http from 'node:http';
 import net from 'node:net';
@@ -117,6 +118,14 @@ export class Hub {
     for (const p of write) args.push('--write', p);
     if (info !== undefined) args.push('--info', JSON.stringify(info));
     return execFileSync(HUBBUB_BIN, args, { encoding: 'utf8' }).trim();
+  }
+
+  /** A token signed with the hub's secret whose `exp` is past: `hubbub token` mints none. */
+  expiredToken(user) {
+    const part = (json) => Buffer.from(JSON.stringify(json)).toString('base64url');
+    const exp = Math.floor(Date.now() / 1000) - 60;
+    const signed = `${part({ alg: 'HS256', typ: 'JWT' })}.${part({ sub: user, exp })}`;
+    return `${signed}.${crypto.createHmac('sha256', SECRET).update(signed).digest('base64url')}`;
   }
 
   /** SIGTERM, and wait for the process to end. */
