@@ -23,14 +23,14 @@
 
 use crate::backoff::Delays;
 use crate::error::{self, CLOSED, DISCONNECTED};
-use crate::message;
+use crate::frame::Frame;
 use crate::options::Options;
 use crate::subscriptions::{Added, Confirmed, Handlers, Removed, Subscriptions};
 use crate::token;
 use crate::Subscription;
 use gloo_timers::callback::{Interval, Timeout};
 use hubbub_core::protocol::{
-    close, ChannelRef, Command, Credentials, RawJson, ServerFrame, Since, StreamPosition, Subscribe,
+    close, ChannelRef, Command, Credentials, RawJson, Since, StreamPosition, Subscribe,
 };
 use hubbub_core::{channel, Error, Rejection};
 use js_sys::{Function, Promise};
@@ -468,21 +468,24 @@ impl Connection {
             return;
         };
         socket.last_seen = js_sys::Date::now();
-        let frame = match ServerFrame::parse(text) {
+        let frame = match Frame::parse(text) {
             Ok(frame) => frame,
             Err(rejection) => return self.report(error::rejection(&rejection), calls),
         };
         match frame {
-            ServerFrame::Connected { client, .. } => self.welcome(client, calls),
-            ServerFrame::Message(m) => self.subscriptions.deliver(&m, calls),
-            ServerFrame::DirectMessage(m) => {
-                let object = message::direct_message(&m);
+            Frame::Connected(client) => self.welcome(client, calls),
+            Frame::Message {
+                channel,
+                offset,
+                object,
+            } => self.subscriptions.deliver(&channel, offset, &object, calls),
+            Frame::DirectMessage(object) => {
                 for (_, handler) in &self.direct_handlers {
                     calls.push(handler, object.clone());
                 }
             }
-            ServerFrame::Join(join) => self.subscriptions.joined(&join, calls),
-            ServerFrame::Leave(leave) => self.subscriptions.left(&leave, calls),
+            Frame::Join(channel, object) => self.subscriptions.joined(&channel, &object, calls),
+            Frame::Leave(channel, object) => self.subscriptions.left(&channel, &object, calls),
             answer => self.answer(answer, calls),
         }
     }
@@ -517,11 +520,11 @@ impl Connection {
     }
 
     /// An answer: settles the oldest command awaiting one.
-    fn answer(&mut self, frame: ServerFrame, calls: &mut Calls) {
+    fn answer(&mut self, frame: Frame, calls: &mut Calls) {
         let Some(pending) = self.socket.as_mut().and_then(|s| s.pending.pop_front()) else {
             // An error that answers nothing the client sent.
-            if let ServerFrame::Err(body) = frame {
-                self.report(error::rejection(&body.into()), calls);
+            if let Frame::Err(rejection) = frame {
+                self.report(error::rejection(&rejection), calls);
             }
             return;
         };
@@ -529,26 +532,27 @@ impl Connection {
             Pending::Authenticate => match frame {
                 // The token outlived its time (a page that slept): `getToken` has a new
                 // one for the next connection.
-                ServerFrame::Err(body)
-                    if body.err == Error::TokenExpired && self.options.get_token.is_some() =>
+                Frame::Err(rejection)
+                    if rejection.error == Error::TokenExpired
+                        && self.options.get_token.is_some() =>
                 {
                     self.token_refresh_at = Some(0.0);
-                    self.report(error::rejection(&body.into()), calls);
+                    self.report(error::rejection(&rejection), calls);
                     self.connection_lost(calls);
                 }
-                ServerFrame::Err(body) => self.refused(&body.into(), calls),
+                Frame::Err(rejection) => self.refused(&rejection, calls),
                 _ => self.handshake_step(calls),
             },
             Pending::Refresh => match frame {
                 // The session keeps its token until the hub closes it at `exp` (4001); the
                 // next connection asks `getToken` again.
-                ServerFrame::Err(body) => self.report(error::rejection(&body.into()), calls),
+                Frame::Err(rejection) => self.report(error::rejection(&rejection), calls),
                 _ => self.schedule_refresh(),
             },
             Pending::Subscribe { channel, handshake } => {
                 let result = match frame {
-                    ServerFrame::Resubscribed(r) => Ok(Some(r)),
-                    ServerFrame::Err(body) => Err(body.into()),
+                    Frame::Resubscribed(r) => Ok(Some(r)),
+                    Frame::Err(rejection) => Err(rejection),
                     _ => Ok(None),
                 };
                 let on_error = self.options.on_error.as_ref();
@@ -568,14 +572,11 @@ impl Connection {
             }
             Pending::Reply(resolver, reply) => {
                 let settled = match (frame, reply) {
-                    (ServerFrame::Err(body), _) => Err(error::rejection(&body.into())),
-                    (ServerFrame::History(page), Reply::History) => Ok(message::history(&page)),
-                    (ServerFrame::Presence(p), Reply::Presence) => Ok(message::presence(&p)),
-                    // The app's own error, code and reason as it wrote them.
-                    (ServerFrame::RpcResult(r), Reply::Rpc) => match r.error {
-                        Some(e) => Err(error::error(&e.code, e.reason.as_deref())),
-                        None => Ok(r.data.as_ref().map_or(JsValue::NULL, message::data)),
-                    },
+                    (Frame::Err(rejection), _) => Err(error::rejection(&rejection)),
+                    (Frame::History(page), Reply::History) => Ok(page),
+                    (Frame::Presence(presence), Reply::Presence) => Ok(presence),
+                    // The app's data, or its own error, code and reason as it wrote them.
+                    (Frame::RpcResult(result), Reply::Rpc) => result,
                     (_, Reply::Done) => Ok(JsValue::UNDEFINED),
                     // The server answers in order: another kind of answer is a broken hub.
                     _ => Err(error::rejection(

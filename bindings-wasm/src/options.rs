@@ -118,7 +118,7 @@ fn since(options: &JsValue) -> Result<Option<StreamPosition>, JsValue> {
         return Err(refused());
     }
     let epoch = field(&value, "epoch")?.as_string().ok_or_else(refused)?;
-    let offset = offset(&field(&value, "offset")?).ok_or_else(refused)?;
+    let offset = whole_number(&field(&value, "offset")?).ok_or_else(refused)?;
     Ok(Some(StreamPosition { epoch, offset }))
 }
 
@@ -137,19 +137,19 @@ pub(crate) fn history(channel: String, options: &JsValue) -> Result<HistoryQuery
     }
     let limit = field(options, "limit")?;
     if !limit.is_undefined() && !limit.is_null() {
-        let limit = offset(&limit).and_then(|n| u32::try_from(n).ok());
+        let limit = whole_number(&limit).and_then(|n| u32::try_from(n).ok());
         query.limit = Some(limit.ok_or_else(|| type_error("limit must be a whole number"))?);
     }
     let since = field(options, "since")?;
     if !since.is_undefined() && !since.is_null() {
-        let since = offset(&since).ok_or_else(|| type_error("since must be an offset"))?;
+        let since = whole_number(&since).ok_or_else(|| type_error("since must be an offset"))?;
         query.since = Some(since);
     }
     Ok(query)
 }
 
 /// A whole number from 0 up to the largest integer a JS number holds exactly.
-fn offset(value: &JsValue) -> Option<u64> {
+pub(crate) fn whole_number(value: &JsValue) -> Option<u64> {
     let n = value.as_f64()?;
     (n >= 0.0 && n.fract() == 0.0 && n <= 9_007_199_254_740_991.0).then_some(n as u64)
 }
