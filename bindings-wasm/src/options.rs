@@ -2,6 +2,7 @@
 //! options)` and `sub.history(options)`.
 
 use crate::backoff::Reconnect;
+use crate::message::MAX_SAFE_INTEGER;
 use crate::subscriptions::Handlers;
 use hubbub_core::protocol::{Credentials, HistoryQuery, StreamPosition};
 use js_sys::{Function, Reflect};
@@ -151,7 +152,7 @@ pub(crate) fn history(channel: String, options: &JsValue) -> Result<HistoryQuery
 /// A whole number from 0 up to the largest integer a JS number holds exactly.
 pub(crate) fn whole_number(value: &JsValue) -> Option<u64> {
     let n = value.as_f64()?;
-    (n >= 0.0 && n.fract() == 0.0 && n <= 9_007_199_254_740_991.0).then_some(n as u64)
+    (n >= 0.0 && n.fract() == 0.0 && n <= MAX_SAFE_INTEGER).then_some(n as u64)
 }
 
 /// `urls`: absent, or an array of WebSocket URLs.

@@ -329,7 +329,15 @@ describe('sending', () => {
         await w.subscribe('chat:1', own.push);
         await rd.subscribe('chat:1', other.push);
         await rd.subscribe('news:1', () => {});
-        const sent = await w.broadcast('chat:1', 'chat', { text: 'hi', n: [1, 2.5] });
+        // Data as JSON.stringify sees it: toJSON, undefined fields dropped, every number.
+        const data = {
+          text: 'hi ☃ "q" \\ \n',
+          n: [1, 2.5, -3, -0, 1e21, 2 ** 53 + 2, -5e-7, 0.1],
+          nested: { empty: {}, list: [], t: true, f: false, z: null },
+          skipped: undefined,
+          when: new Date(0),
+        };
+        const sent = await w.broadcast('chat:1', 'chat', data);
         const [mine] = await own.count(1);
         const [theirs] = await other.count(1);
         const denied = await w.broadcast('news:1', 'chat', 'nope').catch((e) => e.code);
@@ -337,12 +345,14 @@ describe('sending', () => {
         const unserialisable = await w.broadcast('chat:1', 'chat', undefined).catch((e) => e.code);
         w.close();
         rd.close();
-        return { sent, mine, theirs, denied, readerDenied, unserialisable };
+        const json = JSON.parse(JSON.stringify(data));
+        return { sent, mine, theirs, denied, readerDenied, unserialisable, json };
       },
       { url: hub.ws, writer, reader },
     );
     assert.equal(r.sent, undefined);
-    const expected = { channel: 'chat:1', event: 'chat', data: { text: 'hi', n: [1, 2.5] }, from: 'carol' };
+    assert.equal(r.json.when, '1970-01-01T00:00:00.000Z');
+    const expected = { channel: 'chat:1', event: 'chat', data: r.json, from: 'carol' };
     assert.deepEqual(r.mine, expected);
     assert.deepEqual(r.theirs, expected);
     assert.equal(r.denied, 'ACCESS_DENIED');
