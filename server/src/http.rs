@@ -44,6 +44,7 @@ pub fn router(node: Arc<Node>) -> Router {
         .method_not_allowed_fallback(method_not_allowed)
         .route("/health", get(health))
         .route("/ws", get(websocket))
+        .route("/sse/{*channel}", get(crate::sse::read_channel))
         .nest("/api", api)
         .fallback(not_found)
         .with_state(node)
