@@ -24,6 +24,7 @@
 use crate::backoff::Delays;
 use crate::error::{self, CLOSED, DISCONNECTED};
 use crate::frame::Frame;
+use crate::link::{self, Link};
 use crate::options::Options;
 use crate::subscriptions::{Added, Confirmed, Handlers, Removed, Subscriptions};
 use crate::token;
@@ -38,7 +39,6 @@ use std::cell::RefCell;
 use std::collections::VecDeque;
 use std::rc::{Rc, Weak};
 use wasm_bindgen::prelude::*;
-use web_sys::{CloseEvent, MessageEvent, WebSocket};
 
 pub(crate) type Shared = Rc<RefCell<Connection>>;
 
@@ -157,9 +157,9 @@ pub(crate) enum Reply {
     Rpc,
 }
 
-/// One WebSocket and what was sent on it.
+/// One link to the hub (a WebSocket, or Server-Sent Events) and what was sent on it.
 struct Socket {
-    ws: WebSocket,
+    link: Link,
     generation: u32,
     /// The server's `connected` frame arrived: commands may go out.
     welcomed: bool,
@@ -171,27 +171,19 @@ struct Socket {
     /// When the heartbeat last ran (or the socket was opened).
     last_beat: f64,
     ping_out: bool,
-    _on_message: Closure<dyn FnMut(MessageEvent)>,
-    _on_close: Closure<dyn FnMut(CloseEvent)>,
     _heartbeat: Option<Interval>,
     /// Asks `getToken` for the next token before the session's expires.
     refresh: Option<Timeout>,
+    this: Weak<RefCell<Connection>>,
 }
 
 impl Socket {
     fn send(&mut self, command: &Command, pending: Pending) {
-        // A socket that is closing takes the frame and drops it; its close event follows
-        // and settles `pending` with the others.
-        let _ = self.ws.send_with_str(&command.to_json());
+        // A link that is closing takes the frame and drops it; its close follows and
+        // settles `pending` with the others.
+        self.link
+            .send(command.to_json(), self.generation, &self.this);
         self.pending.push_back(pending);
-    }
-}
-
-impl Drop for Socket {
-    fn drop(&mut self) {
-        self.ws.set_onmessage(None);
-        self.ws.set_onclose(None);
-        let _ = self.ws.close_with_code(1000);
     }
 }
 
@@ -214,6 +206,9 @@ pub(crate) struct Connection {
     /// The reconnection delays of the current run of failures.
     delays: Option<Delays>,
     retry: Option<Timeout>,
+    /// A WebSocket of this client was welcomed once: WebSocket works here, and a failed
+    /// one is the hub's trouble, not a reason to fall back to Server-Sent Events.
+    websocket_works: bool,
     /// With `getToken`: when the current token should be replaced (ms since the epoch);
     /// `None` while it needs no replacing (no `exp`).
     token_refresh_at: Option<f64>,
@@ -244,6 +239,7 @@ impl Connection {
                 connect_waiters: Vec::new(),
                 delays: None,
                 retry: None,
+                websocket_works: false,
                 token_refresh_at,
                 pings: 0,
                 this: this.clone(),
@@ -409,30 +405,20 @@ impl Connection {
             // The socket opens once `getToken` answers.
             return self.fetch_token(generation, calls);
         }
-        self.open_socket(generation, calls);
+        self.open_socket(generation, false, calls);
     }
 
-    fn open_socket(&mut self, generation: u32, calls: &mut Calls) {
-        let Ok(ws) = WebSocket::new(&self.urls[self.next_url % self.urls.len()]) else {
+    /// Opens a WebSocket, or with `events` (or where the page cannot make a WebSocket)
+    /// the hub's Server-Sent Events session.
+    fn open_socket(&mut self, generation: u32, events: bool, calls: &mut Calls) {
+        let url = &self.urls[self.next_url % self.urls.len()];
+        let link = match events {
+            false => Link::websocket(url, generation, &self.this),
+            true => None,
+        };
+        let Some(link) = link.or_else(|| Link::events(url, generation, &self.this)) else {
             return self.connection_lost(calls);
         };
-        let this = self.this.clone();
-        let on_message = Closure::<dyn FnMut(MessageEvent)>::new(move |event: MessageEvent| {
-            // Text frames only: the protocol has no binary frames.
-            if let (Some(shared), Some(text)) = (this.upgrade(), event.data().as_string()) {
-                with(&shared, |c, calls| c.frame(generation, &text, calls));
-            }
-        });
-        let this = self.this.clone();
-        let on_close = Closure::<dyn FnMut(CloseEvent)>::new(move |event: CloseEvent| {
-            if let Some(shared) = this.upgrade() {
-                with(&shared, |c, calls| {
-                    c.closed(generation, event.code(), &event.reason(), calls)
-                });
-            }
-        });
-        ws.set_onmessage(Some(on_message.as_ref().unchecked_ref()));
-        ws.set_onclose(Some(on_close.as_ref().unchecked_ref()));
         let heartbeat = (self.options.heartbeat_ms > 0).then(|| {
             let this = self.this.clone();
             Interval::new((self.options.heartbeat_ms / 8).max(1), move || {
@@ -443,7 +429,7 @@ impl Connection {
         });
         let now = js_sys::Date::now();
         self.socket = Some(Socket {
-            ws,
+            link,
             generation,
             welcomed: false,
             handshake: 0,
@@ -451,10 +437,9 @@ impl Connection {
             last_seen: now,
             last_beat: now,
             ping_out: false,
-            _on_message: on_message,
-            _on_close: on_close,
             _heartbeat: heartbeat,
             refresh: None,
+            this: self.this.clone(),
         });
     }
 
@@ -463,7 +448,7 @@ impl Connection {
         self.socket.as_mut().filter(|s| s.generation == generation)
     }
 
-    fn frame(&mut self, generation: u32, text: &str, calls: &mut Calls) {
+    pub(crate) fn frame(&mut self, generation: u32, text: &str, calls: &mut Calls) {
         let Some(socket) = self.socket(generation) else {
             return;
         };
@@ -496,6 +481,7 @@ impl Connection {
             return;
         };
         socket.welcomed = true;
+        self.websocket_works |= socket.link.is_websocket();
         self.client_id = Some(client);
         if let Some(credentials) = &self.options.credentials {
             socket.send(
@@ -688,7 +674,7 @@ impl Connection {
             token: token.clone(),
         });
         match self.socket.as_mut() {
-            None if self.state == State::Connecting => self.open_socket(generation, calls),
+            None if self.state == State::Connecting => self.open_socket(generation, false, calls),
             // The socket it was for is gone; the token serves the next one.
             None => {}
             Some(socket) if socket.welcomed => {
@@ -765,9 +751,18 @@ impl Connection {
     }
 
     /// The socket's close event (an error event is always followed by one).
-    fn closed(&mut self, generation: u32, code: u16, reason: &str, calls: &mut Calls) {
-        if self.socket(generation).is_none() {
+    pub(crate) fn closed(&mut self, generation: u32, code: u16, reason: &str, calls: &mut Calls) {
+        let Some(socket) = self.socket(generation) else {
             return;
+        };
+        let failed = code == link::ABNORMAL && !socket.welcomed;
+        if failed && socket.link.is_websocket() && !self.websocket_works {
+            // The WebSocket could not be opened (a close of the hub's own is not this),
+            // and none of this client ever got through: a proxy may be blocking them. The
+            // same attempt goes on over Server-Sent Events.
+            self.socket = None;
+            self.generation = self.generation.wrapping_add(1);
+            return self.open_socket(self.generation, true, calls);
         }
         let because = |default: &'static str| -> String {
             if reason.is_empty() {
@@ -801,6 +796,20 @@ impl Connection {
             // After 4001 the new connection authenticates again, and where the token is
             // past its `exp` that refusal (TOKEN_EXPIRED) is what the application hears.
             _ => self.connection_lost(calls),
+        }
+    }
+
+    /// A POST of commands over Server-Sent Events ended: the next may go, or, where it
+    /// failed (the session is gone), the link is lost.
+    pub(crate) fn posted(&mut self, generation: u32, ok: bool, calls: &mut Calls) {
+        let Some(socket) = self.socket(generation) else {
+            return;
+        };
+        if ok {
+            let this = socket.this.clone();
+            socket.link.posted(generation, &this);
+        } else {
+            self.connection_lost(calls);
         }
     }
 

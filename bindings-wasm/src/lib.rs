@@ -23,6 +23,7 @@
 //!
 //! - [`Client`] and [`Subscription`]: the JavaScript API (this file).
 //! - `connection`: the state machine (handshake, answers, heartbeat, reconnection).
+//! - `link`: a WebSocket, or where none can be opened, Server-Sent Events and POSTs.
 //! - `subscriptions`: which channels are wanted, and whose callbacks get their messages.
 //! - `token`: when a token from `getToken` is due for replacing, and asking for it.
 //! - `frame`: server frames, read by the browser's `JSON.parse` and walked.
@@ -34,6 +35,7 @@ mod backoff;
 mod connection;
 mod error;
 mod frame;
+mod link;
 mod message;
 mod options;
 mod subscriptions;

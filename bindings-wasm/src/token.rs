@@ -58,6 +58,11 @@ pub(crate) fn fetch(get_token: &Function, done: impl FnOnce(Result<JsValue, JsVa
         Ok(value) => Promise::resolve(&value),
         Err(thrown) => Promise::reject(&thrown),
     };
+    on_settled(promise, done);
+}
+
+/// Hands a promise's outcome to `done` once settled.
+pub(crate) fn on_settled(promise: Promise, done: impl FnOnce(Result<JsValue, JsValue>) + 'static) {
     // One closure for both outcomes, bound to each: exactly one of them runs, and a
     // once-closure frees itself when it runs (two closures would leak the one never run).
     let settle: Function = Closure::once_into_js(move |fulfilled: JsValue, value: JsValue| {

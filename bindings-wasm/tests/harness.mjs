@@ -264,17 +264,23 @@ export function launchChromium() {
 }
 
 /**
- * A fresh page with the package loaded (`window.hubbub = {Client, Recorder}`). Uncaught
- * errors and console errors of the page are collected in `page.problems`.
+ * A fresh page with the package loaded (`window.hubbub = {Client, Recorder}`), `init` run
+ * first where given. Uncaught errors and console errors of the page are collected in
+ * `page.problems`.
  */
-export async function openTestPage(browser, files) {
+export async function openTestPage(browser, files, init) {
   const context = await browser.newContext();
+  // Runs in the page before anything else (e.g. to take WebSocket away).
+  if (init) await context.addInitScript(init);
   const page = await context.newPage();
   page.problems = [];
   page.on('pageerror', (e) => page.problems.push(`pageerror: ${e.message}`));
   page.on('console', (m) => {
-    // Chromium logs every failed WebSocket connection itself; reconnecting makes those.
-    if (m.type() === 'error' && !/^WebSocket connection to .* failed/.test(m.text())) {
+    // Chromium logs every failed WebSocket connection itself, and every failed load of an
+    // event stream (the client's fallback where no WebSocket got through); reconnecting
+    // makes those.
+    const failed = /^WebSocket connection to .* failed|^Failed to load resource: net::ERR_/;
+    if (m.type() === 'error' && !failed.test(m.text())) {
       page.problems.push(`console.error: ${m.text()}`);
     }
   });

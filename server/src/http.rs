@@ -46,7 +46,7 @@ pub fn router(node: Arc<Node>) -> Router {
         .route("/ws", get(websocket))
         .route("/sse/{*channel}", get(crate::sse::read_channel))
         .route("/connection/sse", get(crate::sse::open_session))
-        .route("/connection/sse/{client}", post(crate::sse::post_commands))
+        .route("/connection/sse/{session}", post(crate::sse::post_commands))
         .nest("/api", api)
         .fallback(not_found)
         .with_state(node)

@@ -10,9 +10,10 @@
 //!   `id:` is its position, `<epoch>:<offset>`. When `EventSource` reconnects by itself it
 //!   sends that id back as `Last-Event-ID`, and the subscription resumes from it exactly as
 //!   a WebSocket client's `since` does: what was missed comes first, nothing twice.
-//! - `GET /connection/sse` and `POST /connection/sse/{client}`: a whole session, the client
-//!   library's fallback. The stream carries every frame a WebSocket would (the welcome
-//!   first, which names the session), each as one event; the POST bodies carry commands,
+//! - `GET /connection/sse` and `POST /connection/sse/{session}`: a whole session, the
+//!   client library's fallback. The stream opens with an event named `session` holding the
+//!   session's secret name (not the client id, which others see in presence), then carries
+//!   every frame a WebSocket would, each as one event; the POST bodies carry commands,
 //!   one per line, run in order, their answers on the stream; the end of the session comes
 //!   as an event named `close` with the code and reason a WebSocket close frame would have.
 //!
@@ -52,7 +53,8 @@ const RETRY: Duration = Duration::from_secs(1);
 /// Commands one POST may carry, each at most `max_message_size`.
 const COMMANDS_PER_POST: usize = 64;
 
-/// The sessions of `/connection/sse` that are open, by client id: where their POSTs go.
+/// The sessions of `/connection/sse` that are open, by their secret names: where their
+/// POSTs go.
 static SESSIONS: LazyLock<Mutex<HashMap<ClientId, Arc<Posted>>>> = LazyLock::new(Default::default);
 
 /// A session driven by POSTs.
@@ -131,24 +133,27 @@ pub async fn open_session(State(node): State<Arc<Node>>, headers: HeaderMap) -> 
         session: tokio::sync::Mutex::new(session),
         expires,
     });
-    lock(&SESSIONS).insert(reader.id.clone(), posted);
-    reader.posted = true;
+    // 128 random bits, like a client id, and known only to this stream's reader.
+    let name = new_client_id();
+    lock(&SESSIONS).insert(name.clone(), posted);
+    let named = Event::default().event("session").data(&*name);
+    reader.posted = Some(name);
     let mode = Mode::Session { expires: watching };
-    respond(&node, &headers, Vec::new(), reader.live(rx, mode))
+    respond(&node, &headers, vec![named], reader.live(rx, mode))
 }
 
-/// `POST /connection/sse/{client}`: commands for a session, one JSON object per line, run
+/// `POST /connection/sse/{session}`: commands for a session, one JSON object per line, run
 /// in order; their answers go out on the session's stream. `204` once they ran.
 pub async fn post_commands(
     State(node): State<Arc<Node>>,
-    Path(client): Path<String>,
+    Path(name): Path<String>,
     headers: HeaderMap,
     body: Body,
 ) -> Response {
     if let Some(refusal) = refusal(&node, &headers) {
         return refusal;
     }
-    let posted = lock(&SESSIONS).get(client.as_str()).cloned();
+    let posted = lock(&SESSIONS).get(name.as_str()).cloned();
     let Some(posted) = posted.filter(|p| Arc::ptr_eq(&p.node, &node)) else {
         let gone = Error::InvalidClient.because("no such session: open a new one");
         return with_origin(
@@ -234,7 +239,7 @@ fn open(
         node,
         id,
         control,
-        posted: false,
+        posted: None,
     };
     (session, tx, rx, reader)
 }
@@ -326,8 +331,8 @@ struct Reader {
     id: ClientId,
     who: PresentClient,
     control: Arc<Control>,
-    /// Listed in `SESSIONS`.
-    posted: bool,
+    /// Its name in `SESSIONS`, where it is listed.
+    posted: Option<ClientId>,
     /// Counted among the connections that shutdown waits for.
     alive: Option<TaskTrackerToken>,
 }
@@ -427,8 +432,8 @@ async fn changed(mode: &mut Mode) {
 
 impl Drop for Reader {
     fn drop(&mut self) {
-        if self.posted {
-            lock(&SESSIONS).remove(&*self.id);
+        if let Some(name) = &self.posted {
+            lock(&SESSIONS).remove(name);
         }
         let node = self.node.clone();
         let id = self.id.clone();
