@@ -12,6 +12,7 @@
 
 use crate::connection::{with, Connection};
 use crate::token::on_settled;
+use hubbub_core::protocol::COMMANDS_PER_POST;
 use js_sys::{Object, Reflect, JSON};
 use std::cell::RefCell;
 use std::rc::{Rc, Weak};
@@ -165,7 +166,9 @@ impl Events {
         self.posting = true;
         let init: JsValue = Object::new().into();
         let _ = Reflect::set(&init, &"method".into(), &"POST".into());
-        let body = std::mem::take(&mut self.queue).join("\n");
+        // At most what the hub takes in one request; the rest goes in the next.
+        let batch = self.queue.len().min(COMMANDS_PER_POST);
+        let body = self.queue.drain(..batch).collect::<Vec<_>>().join("\n");
         let _ = Reflect::set(&init, &"body".into(), &body.into());
         let that = this.clone();
         on_settled(fetch_with(&url, &init), move |result| {

@@ -79,6 +79,23 @@ test('WebSocket blocked: subscriptions, deliveries and answers in command order 
   await connections(0);
 });
 
+test('over SSE, commands beyond what one request carries go in the next ones', async () => {
+  page = await openTestPage(browser, files, blockWebSockets);
+  const channels = await page.evaluate(async (url) => {
+    const client = new window.hubbub.Client(url);
+    await client.connect();
+    const subs = await Promise.all(
+      Array.from({ length: 100 }, (_, i) => client.subscribe(`public:many-${i}`, () => {})),
+    );
+    client.close();
+    return subs.map((s) => s.channel);
+  }, hub.ws);
+  assert.deepEqual(
+    channels,
+    Array.from({ length: 100 }, (_, i) => `public:many-${i}`),
+  );
+});
+
 test('a page without WebSocket connects over SSE', async () => {
   page = await openTestPage(browser, files, () => {
     window.WebSocket = undefined;

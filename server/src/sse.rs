@@ -35,6 +35,7 @@ use futures_util::stream::{self, Stream, StreamExt};
 use hubbub_core::hub::ClientId;
 use hubbub_core::protocol::{
     close, Command, ErrorBody, PresentClient, ServerFrame, Since, StreamPosition, Subscribe,
+    COMMANDS_PER_POST,
 };
 use hubbub_core::Error;
 use serde::Deserialize;
@@ -49,9 +50,6 @@ use tokio_util::task::task_tracker::TaskTrackerToken;
 /// How long a browser's `EventSource` waits before reconnecting (its own default is a few
 /// seconds, which is a long gap in a live page).
 const RETRY: Duration = Duration::from_secs(1);
-
-/// Commands one POST may carry, each at most `max_message_size`.
-const COMMANDS_PER_POST: usize = 64;
 
 /// The sessions of `/connection/sse` that are open, by their secret names: where their
 /// POSTs go.
@@ -172,11 +170,19 @@ pub async fn post_commands(
             (StatusCode::PAYLOAD_TOO_LARGE, Json(ErrorBody::from(big))),
         );
     };
-    let mut session = posted.session.lock().await;
-    for line in body
+    let lines: Vec<&[u8]> = body
         .split(|b| *b == b'\n')
         .filter(|l| !l.trim_ascii().is_empty())
-    {
+        .collect();
+    if lines.len() > COMMANDS_PER_POST {
+        let many = Error::LimitExceeded.because("too many commands in one request");
+        return with_origin(
+            &headers,
+            (StatusCode::PAYLOAD_TOO_LARGE, Json(ErrorBody::from(many))),
+        );
+    }
+    let mut session = posted.session.lock().await;
+    for line in lines {
         let step = match std::str::from_utf8(line) {
             Ok(text) if text.len() <= node.config.max_message_size => session.handle(text).await,
             Ok(_) => {

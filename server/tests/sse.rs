@@ -142,9 +142,11 @@ async fn posted_commands_run_in_order_and_every_refusal_is_answered() {
     let (status, body) = post(&server, "no-such-session", "{\"ping\": 1}").await;
     assert_eq!(status, 404);
     assert_eq!(body["err"], "INVALID_CLIENT");
-    let (status, body) = post(&server, &name, "{}\n".repeat(40_000)).await;
-    assert_eq!(status, 413);
-    assert_eq!(body["err"], "LIMIT_EXCEEDED");
+    for body in ["{}\n".repeat(40_000), "{\"ping\": 0}\n".repeat(65)] {
+        let (status, answer) = post(&server, &name, body).await;
+        assert_eq!(status, 413);
+        assert_eq!(answer["err"], "LIMIT_EXCEEDED");
+    }
 }
 
 /// The close event that ends a stream, and the end.
