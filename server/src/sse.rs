@@ -23,7 +23,7 @@
 
 use crate::connection::new_client_id;
 use crate::node::Node;
-use crate::outbox::{ClientHandle, Control, Frame, Outbound};
+use crate::outbox::{encode, ClientHandle, Control, Frame, Outbound};
 use crate::session::{Session, Step};
 use axum::body::Body;
 use axum::extract::{Path, State};
@@ -109,8 +109,9 @@ pub async fn read_channel(
         .iter()
         .filter_map(|frame| message_event(frame, &epoch))
         .collect();
+    let node = reader.node.clone();
     let mode = Mode::Channel { epoch };
-    respond(&reader.node.clone(), &headers, first, reader.live(rx, mode))
+    respond(&node, &headers, first, reader.live(rx, mode))
 }
 
 /// `GET /connection/sse`: a session whose frames come as events, the welcome first.
@@ -123,7 +124,7 @@ pub async fn open_session(State(node): State<Arc<Node>>, headers: HeaderMap) -> 
         client: reader.id.to_string(),
         user: None,
     };
-    let _ = tx.try_send(Outbound::Frame(Frame::from(welcome.to_json())));
+    let _ = tx.try_send(Outbound::Frame(encode(&welcome)));
     drop(tx);
     let (expires, watching) = watch::channel(None);
     let posted = Arc::new(Posted {
