@@ -741,7 +741,9 @@ impl Connection {
             // Nothing heard for most of a heartbeat, not even the answer to a ping: the
             // connection is dead even if the socket does not know it yet (a peer that
             // vanished without closing). The next beat would be past `heartbeatMs`.
-            self.connection_lost(calls);
+            if !self.fall_back(calls) {
+                self.connection_lost(calls);
+            }
         } else if idle >= heartbeat / 2.0 && socket.welcomed && !socket.ping_out {
             let value = RawJson::from_value(&ping).expect("a number is JSON");
             socket.send(&Command::Ping(value), Pending::Ping);
@@ -752,17 +754,12 @@ impl Connection {
 
     /// The socket's close event (an error event is always followed by one).
     pub(crate) fn closed(&mut self, generation: u32, code: u16, reason: &str, calls: &mut Calls) {
-        let Some(socket) = self.socket(generation) else {
+        if self.socket(generation).is_none() {
             return;
-        };
-        let failed = code == link::ABNORMAL && !socket.welcomed;
-        if failed && socket.link.is_websocket() && !self.websocket_works {
-            // The WebSocket could not be opened (a close of the hub's own is not this),
-            // and none of this client ever got through: a proxy may be blocking them. The
-            // same attempt goes on over Server-Sent Events.
-            self.socket = None;
-            self.generation = self.generation.wrapping_add(1);
-            return self.open_socket(self.generation, true, calls);
+        }
+        // A close of the hub's own is not a WebSocket that could not be opened.
+        if code == link::ABNORMAL && self.fall_back(calls) {
+            return;
         }
         let because = |default: &'static str| -> String {
             if reason.is_empty() {
@@ -797,6 +794,22 @@ impl Connection {
             // past its `exp` that refusal (TOKEN_EXPIRED) is what the application hears.
             _ => self.connection_lost(calls),
         }
+    }
+
+    /// Where the current link is a WebSocket that never got through (it failed, or stalled
+    /// in its opening), and no WebSocket of this client ever did, a proxy may be blocking
+    /// them: the same attempt goes on over Server-Sent Events. Says whether it did.
+    fn fall_back(&mut self, calls: &mut Calls) -> bool {
+        let Some(socket) = &self.socket else {
+            return false;
+        };
+        if !socket.link.is_websocket() || socket.welcomed || self.websocket_works {
+            return false;
+        }
+        self.socket = None;
+        self.generation = self.generation.wrapping_add(1);
+        self.open_socket(self.generation, true, calls);
+        true
     }
 
     /// A POST of commands over Server-Sent Events ended: the next may go, or, where it

@@ -3,6 +3,7 @@
 // same: subscriptions, answers in command order, recovery after a cut connection.
 
 import assert from 'node:assert/strict';
+import net from 'node:net';
 import { after, afterEach, before, test } from 'node:test';
 import { Hub, launchChromium, openTestPage, Proxy, ROOT, serveFiles } from './harness.mjs';
 
@@ -94,6 +95,37 @@ test('over SSE, commands beyond what one request carries go in the next ones', a
     channels,
     Array.from({ length: 100 }, (_, i) => `public:many-${i}`),
   );
+});
+
+test('a WebSocket that stalls in its opening gives way to SSE within heartbeatMs', { timeout: 20000 }, async () => {
+  // A proxy that takes the connection and never answers the upgrade.
+  const held = new Set();
+  const stall = net.createServer((socket) => held.add(socket));
+  await new Promise((resolve) => stall.listen(0, '127.0.0.1', resolve));
+  try {
+    const port = stall.address().port;
+    page = await openTestPage(browser, files, {
+      content: `{
+        const Real = window.WebSocket;
+        window.WebSocket = class extends Real {
+          constructor() { super('ws://127.0.0.1:${port}/ws'); }
+        };
+      }`,
+    });
+    const state = await page.evaluate(async (url) => {
+      const client = new window.hubbub.Client(url, { heartbeatMs: 1000 });
+      await client.connect();
+      await client.subscribe('public:stalled', () => {});
+      const state = client.state;
+      client.close();
+      return state;
+    }, hub.ws);
+    assert.equal(state, 'connected');
+    assert.ok(held.size >= 1, 'the WebSocket was tried first');
+  } finally {
+    for (const socket of held) socket.destroy();
+    await new Promise((resolve) => stall.close(resolve));
+  }
 });
 
 test('a page without WebSocket connects over SSE', async () => {
