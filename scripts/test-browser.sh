@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # Browser: the `hubbub-client` package (bindings-wasm, wasm-bindgen) built with
-# `npm run build`, then tested in Debian's headless Chromium driven by playwright-core,
-# against real hubbub processes: connecting, tokens, channels, data, refusals,
+# `npm run build`, weighed against its size budget (bindings-wasm/size.sh), then tested in
+# Debian's headless Chromium driven by playwright-core, against real hubbub processes:
+# connecting, tokens (and tokens renewed by getToken), channels, data, refusals,
 # unsubscribing, broadcast, direct messages, a server restart, the heartbeat, close codes,
 # streams (recovery through a cutting TCP proxy, epochs, since, history, presence,
-# join/leave); the TypeScript declarations under tsc; a Vite bundle; the demo page in
-# examples/browser.
+# join/leave); a channel read with a plain EventSource (/sse/{channel}); the TypeScript
+# declarations under tsc; a Vite bundle; the demo page in examples/browser.
 #
 # Installs what it needs and skips what is there: the wasm32 target, wasm-bindgen-cli of
 # the exact version the crate pins, Debian's binaryen (wasm-opt) and chromium, and the npm
@@ -51,6 +52,9 @@ fi
 
 say "building hubbub-client (npm run build)"
 npm run --silent build
+
+say "hubbub-client's size against its budget (gzipped)"
+./size.sh
 
 say "hubbub-client unit tests (host)"
 cargo test -q -p hubbub-client

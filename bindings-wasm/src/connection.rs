@@ -6,6 +6,10 @@
 //! matched to commands first-in first-out: the server answers a connection's commands in
 //! the order it received them, and deliveries carry their own frame kinds.
 //!
+//! With `getToken`, a connection first asks it for a token where the client has none that
+//! is fresh, and the open connection asks again before the token's `exp`, sending the new
+//! one as `authenticate` (module `token`).
+//!
 //! When the socket closes, or the heartbeat finds it silent for most of `heartbeatMs`, the
 //! connection reports `disconnected` and opens a new socket after a jittered, growing delay.
 //! `close()` (or credentials the server refuses) ends it for good. Two close codes stop the
@@ -19,13 +23,15 @@
 
 use crate::backoff::Delays;
 use crate::error::{self, CLOSED, DISCONNECTED};
-use crate::message;
+use crate::frame::Frame;
+use crate::link::{self, Link};
 use crate::options::Options;
 use crate::subscriptions::{Added, Confirmed, Handlers, Removed, Subscriptions};
+use crate::token;
 use crate::Subscription;
 use gloo_timers::callback::{Interval, Timeout};
 use hubbub_core::protocol::{
-    close, ChannelRef, Command, RawJson, ServerFrame, Since, StreamPosition, Subscribe,
+    close, ChannelRef, Command, Credentials, RawJson, Since, StreamPosition, Subscribe,
 };
 use hubbub_core::{channel, Error, Rejection};
 use js_sys::{Function, Promise};
@@ -33,7 +39,6 @@ use std::cell::RefCell;
 use std::collections::VecDeque;
 use std::rc::{Rc, Weak};
 use wasm_bindgen::prelude::*;
-use web_sys::{CloseEvent, MessageEvent, WebSocket};
 
 pub(crate) type Shared = Rc<RefCell<Connection>>;
 
@@ -81,18 +86,34 @@ impl Resolver {
 /// JavaScript calls (callbacks, promise settlements) queued while the connection is
 /// borrowed, made in order once it is not.
 #[derive(Default)]
-pub(crate) struct Calls(Vec<(Function, JsValue)>);
+pub(crate) struct Calls(Vec<Call>);
+
+enum Call {
+    /// A JS function and its argument.
+    Js(Function, JsValue),
+    /// Rust code that calls JavaScript itself (`getToken`).
+    Later(Box<dyn FnOnce()>),
+}
 
 impl Calls {
     pub fn push(&mut self, f: &Function, arg: JsValue) {
-        self.0.push((f.clone(), arg));
+        self.0.push(Call::Js(f.clone(), arg));
+    }
+
+    fn later(&mut self, f: impl FnOnce() + 'static) {
+        self.0.push(Call::Later(Box::new(f)));
     }
 
     fn run(self) {
-        for (f, arg) in self.0 {
-            // An application callback that throws must not stop the others.
-            if let Err(e) = f.call1(&JsValue::UNDEFINED, &arg) {
-                web_sys::console::error_1(&e);
+        for call in self.0 {
+            match call {
+                Call::Js(f, arg) => {
+                    // An application callback that throws must not stop the others.
+                    if let Err(e) = f.call1(&JsValue::UNDEFINED, &arg) {
+                        web_sys::console::error_1(&e);
+                    }
+                }
+                Call::Later(f) => f(),
             }
         }
     }
@@ -110,6 +131,8 @@ pub(crate) fn with<R>(shared: &Shared, f: impl FnOnce(&mut Connection, &mut Call
 enum Pending {
     /// Part of the handshake: its refusal closes the client.
     Authenticate,
+    /// A token from `getToken` replacing the session's on the open connection.
+    Refresh,
     /// For every subscription of `channel`; `handshake` when sent as part of one.
     Subscribe { channel: String, handshake: bool },
     /// `done` resolves the application's `unsubscribe()` promise.
@@ -134,9 +157,9 @@ pub(crate) enum Reply {
     Rpc,
 }
 
-/// One WebSocket and what was sent on it.
+/// One link to the hub (a WebSocket, or Server-Sent Events) and what was sent on it.
 struct Socket {
-    ws: WebSocket,
+    link: Link,
     generation: u32,
     /// The server's `connected` frame arrived: commands may go out.
     welcomed: bool,
@@ -148,25 +171,19 @@ struct Socket {
     /// When the heartbeat last ran (or the socket was opened).
     last_beat: f64,
     ping_out: bool,
-    _on_message: Closure<dyn FnMut(MessageEvent)>,
-    _on_close: Closure<dyn FnMut(CloseEvent)>,
     _heartbeat: Option<Interval>,
+    /// Asks `getToken` for the next token before the session's expires.
+    refresh: Option<Timeout>,
+    this: Weak<RefCell<Connection>>,
 }
 
 impl Socket {
     fn send(&mut self, command: &Command, pending: Pending) {
-        // A socket that is closing takes the frame and drops it; its close event follows
-        // and settles `pending` with the others.
-        let _ = self.ws.send_with_str(&command.to_json());
+        // A link that is closing takes the frame and drops it; its close follows and
+        // settles `pending` with the others.
+        self.link
+            .send(command.to_json(), self.generation, &self.this);
         self.pending.push_back(pending);
-    }
-}
-
-impl Drop for Socket {
-    fn drop(&mut self) {
-        self.ws.set_onmessage(None);
-        self.ws.set_onclose(None);
-        let _ = self.ws.close_with_code(1000);
     }
 }
 
@@ -189,6 +206,12 @@ pub(crate) struct Connection {
     /// The reconnection delays of the current run of failures.
     delays: Option<Delays>,
     retry: Option<Timeout>,
+    /// A WebSocket of this client was welcomed once: WebSocket works here, and a failed
+    /// one is the hub's trouble, not a reason to fall back to Server-Sent Events.
+    websocket_works: bool,
+    /// With `getToken`: when the current token should be replaced (ms since the epoch);
+    /// `None` while it needs no replacing (no `exp`).
+    token_refresh_at: Option<f64>,
     pings: u64,
     this: Weak<RefCell<Connection>>,
 }
@@ -198,6 +221,10 @@ impl Connection {
         Rc::new_cyclic(|this| {
             let mut urls = vec![url];
             urls.extend(options.urls.iter().cloned());
+            let token_refresh_at = match &options.credentials {
+                Some(Credentials::Token { token }) => token::refresh_at(token, js_sys::Date::now()),
+                _ => None,
+            };
             RefCell::new(Connection {
                 urls,
                 next_url: 0,
@@ -212,6 +239,8 @@ impl Connection {
                 connect_waiters: Vec::new(),
                 delays: None,
                 retry: None,
+                websocket_works: false,
+                token_refresh_at,
                 pings: 0,
                 this: this.clone(),
             })
@@ -372,26 +401,24 @@ impl Connection {
         self.generation = self.generation.wrapping_add(1);
         let generation = self.generation;
         self.set_state(State::Connecting, calls);
-        let Ok(ws) = WebSocket::new(&self.urls[self.next_url % self.urls.len()]) else {
+        if self.needs_token() {
+            // The socket opens once `getToken` answers.
+            return self.fetch_token(generation, calls);
+        }
+        self.open_socket(generation, false, calls);
+    }
+
+    /// Opens a WebSocket, or with `events` (or where the page cannot make a WebSocket)
+    /// the hub's Server-Sent Events session.
+    fn open_socket(&mut self, generation: u32, events: bool, calls: &mut Calls) {
+        let url = &self.urls[self.next_url % self.urls.len()];
+        let link = match events {
+            false => Link::websocket(url, generation, &self.this),
+            true => None,
+        };
+        let Some(link) = link.or_else(|| Link::events(url, generation, &self.this)) else {
             return self.connection_lost(calls);
         };
-        let this = self.this.clone();
-        let on_message = Closure::<dyn FnMut(MessageEvent)>::new(move |event: MessageEvent| {
-            // Text frames only: the protocol has no binary frames.
-            if let (Some(shared), Some(text)) = (this.upgrade(), event.data().as_string()) {
-                with(&shared, |c, calls| c.frame(generation, &text, calls));
-            }
-        });
-        let this = self.this.clone();
-        let on_close = Closure::<dyn FnMut(CloseEvent)>::new(move |event: CloseEvent| {
-            if let Some(shared) = this.upgrade() {
-                with(&shared, |c, calls| {
-                    c.closed(generation, event.code(), &event.reason(), calls)
-                });
-            }
-        });
-        ws.set_onmessage(Some(on_message.as_ref().unchecked_ref()));
-        ws.set_onclose(Some(on_close.as_ref().unchecked_ref()));
         let heartbeat = (self.options.heartbeat_ms > 0).then(|| {
             let this = self.this.clone();
             Interval::new((self.options.heartbeat_ms / 8).max(1), move || {
@@ -402,7 +429,7 @@ impl Connection {
         });
         let now = js_sys::Date::now();
         self.socket = Some(Socket {
-            ws,
+            link,
             generation,
             welcomed: false,
             handshake: 0,
@@ -410,9 +437,9 @@ impl Connection {
             last_seen: now,
             last_beat: now,
             ping_out: false,
-            _on_message: on_message,
-            _on_close: on_close,
             _heartbeat: heartbeat,
+            refresh: None,
+            this: self.this.clone(),
         });
     }
 
@@ -421,26 +448,29 @@ impl Connection {
         self.socket.as_mut().filter(|s| s.generation == generation)
     }
 
-    fn frame(&mut self, generation: u32, text: &str, calls: &mut Calls) {
+    pub(crate) fn frame(&mut self, generation: u32, text: &str, calls: &mut Calls) {
         let Some(socket) = self.socket(generation) else {
             return;
         };
         socket.last_seen = js_sys::Date::now();
-        let frame = match ServerFrame::parse(text) {
+        let frame = match Frame::parse(text) {
             Ok(frame) => frame,
             Err(rejection) => return self.report(error::rejection(&rejection), calls),
         };
         match frame {
-            ServerFrame::Connected { client, .. } => self.welcome(client, calls),
-            ServerFrame::Message(m) => self.subscriptions.deliver(&m, calls),
-            ServerFrame::DirectMessage(m) => {
-                let object = message::direct_message(&m);
+            Frame::Connected(client) => self.welcome(client, calls),
+            Frame::Message {
+                channel,
+                offset,
+                object,
+            } => self.subscriptions.deliver(&channel, offset, &object, calls),
+            Frame::DirectMessage(object) => {
                 for (_, handler) in &self.direct_handlers {
                     calls.push(handler, object.clone());
                 }
             }
-            ServerFrame::Join(join) => self.subscriptions.joined(&join, calls),
-            ServerFrame::Leave(leave) => self.subscriptions.left(&leave, calls),
+            Frame::Join(channel, object) => self.subscriptions.joined(&channel, &object, calls),
+            Frame::Leave(channel, object) => self.subscriptions.left(&channel, &object, calls),
             answer => self.answer(answer, calls),
         }
     }
@@ -451,6 +481,7 @@ impl Connection {
             return;
         };
         socket.welcomed = true;
+        self.websocket_works |= socket.link.is_websocket();
         self.client_id = Some(client);
         if let Some(credentials) = &self.options.credentials {
             socket.send(
@@ -475,23 +506,39 @@ impl Connection {
     }
 
     /// An answer: settles the oldest command awaiting one.
-    fn answer(&mut self, frame: ServerFrame, calls: &mut Calls) {
+    fn answer(&mut self, frame: Frame, calls: &mut Calls) {
         let Some(pending) = self.socket.as_mut().and_then(|s| s.pending.pop_front()) else {
             // An error that answers nothing the client sent.
-            if let ServerFrame::Err(body) = frame {
-                self.report(error::rejection(&body.into()), calls);
+            if let Frame::Err(rejection) = frame {
+                self.report(error::rejection(&rejection), calls);
             }
             return;
         };
         match pending {
             Pending::Authenticate => match frame {
-                ServerFrame::Err(body) => self.refused(&body.into(), calls),
+                // The token outlived its time (a page that slept): `getToken` has a new
+                // one for the next connection.
+                Frame::Err(rejection)
+                    if rejection.error == Error::TokenExpired
+                        && self.options.get_token.is_some() =>
+                {
+                    self.token_refresh_at = Some(0.0);
+                    self.report(error::rejection(&rejection), calls);
+                    self.connection_lost(calls);
+                }
+                Frame::Err(rejection) => self.refused(&rejection, calls),
                 _ => self.handshake_step(calls),
+            },
+            Pending::Refresh => match frame {
+                // The session keeps its token until the hub closes it at `exp` (4001); the
+                // next connection asks `getToken` again.
+                Frame::Err(rejection) => self.report(error::rejection(&rejection), calls),
+                _ => self.schedule_refresh(),
             },
             Pending::Subscribe { channel, handshake } => {
                 let result = match frame {
-                    ServerFrame::Resubscribed(r) => Ok(Some(r)),
-                    ServerFrame::Err(body) => Err(body.into()),
+                    Frame::Resubscribed(r) => Ok(Some(r)),
+                    Frame::Err(rejection) => Err(rejection),
                     _ => Ok(None),
                 };
                 let on_error = self.options.on_error.as_ref();
@@ -511,14 +558,11 @@ impl Connection {
             }
             Pending::Reply(resolver, reply) => {
                 let settled = match (frame, reply) {
-                    (ServerFrame::Err(body), _) => Err(error::rejection(&body.into())),
-                    (ServerFrame::History(page), Reply::History) => Ok(message::history(&page)),
-                    (ServerFrame::Presence(p), Reply::Presence) => Ok(message::presence(&p)),
-                    // The app's own error, code and reason as it wrote them.
-                    (ServerFrame::RpcResult(r), Reply::Rpc) => match r.error {
-                        Some(e) => Err(error::error(&e.code, e.reason.as_deref())),
-                        None => Ok(r.data.as_ref().map_or(JsValue::NULL, message::data)),
-                    },
+                    (Frame::Err(rejection), _) => Err(error::rejection(&rejection)),
+                    (Frame::History(page), Reply::History) => Ok(page),
+                    (Frame::Presence(presence), Reply::Presence) => Ok(presence),
+                    // The app's data, or its own error, code and reason as it wrote them.
+                    (Frame::RpcResult(result), Reply::Rpc) => result,
                     (_, Reply::Done) => Ok(JsValue::UNDEFINED),
                     // The server answers in order: another kind of answer is a broken hub.
                     _ => Err(error::rejection(
@@ -557,10 +601,113 @@ impl Connection {
     /// The handshake is answered: the client is connected.
     fn ready(&mut self, calls: &mut Calls) {
         self.delays = None;
+        self.schedule_refresh();
         for waiter in self.connect_waiters.drain(..) {
             calls.push(&waiter.resolve, JsValue::UNDEFINED);
         }
         self.set_state(State::Connected, calls);
+    }
+
+    // -----------------------------------------------------------------------------------
+    // Tokens from `getToken`
+    // -----------------------------------------------------------------------------------
+
+    /// Whether a connection must first ask `getToken`: it has no token yet, or one due for
+    /// replacing.
+    fn needs_token(&self) -> bool {
+        self.options.get_token.is_some()
+            && (self.options.credentials.is_none()
+                || self
+                    .token_refresh_at
+                    .is_some_and(|at| js_sys::Date::now() >= at))
+    }
+
+    /// Asks `getToken` (after the borrow ends) for a token for socket `generation`: the
+    /// one about to open, or the open one whose token is due for replacing.
+    fn fetch_token(&mut self, generation: u32, calls: &mut Calls) {
+        let Some(get_token) = self.options.get_token.clone() else {
+            return;
+        };
+        let this = self.this.clone();
+        calls.later(move || {
+            token::fetch(&get_token, move |result| {
+                if let Some(shared) = this.upgrade() {
+                    with(&shared, |c, calls| {
+                        c.token_arrived(generation, result, calls)
+                    });
+                }
+            })
+        });
+    }
+
+    fn token_arrived(
+        &mut self,
+        generation: u32,
+        result: Result<JsValue, JsValue>,
+        calls: &mut Calls,
+    ) {
+        if generation != self.generation || self.state == State::Closed {
+            return;
+        }
+        let token = match result.map(|value| value.as_string()) {
+            Ok(Some(token)) => token,
+            failed => {
+                let reason = match failed {
+                    Err(thrown) => js_sys::Error::from(thrown)
+                        .message()
+                        .as_string()
+                        .unwrap_or_default(),
+                    _ => "getToken must resolve to a string".into(),
+                };
+                let name = Error::Unavailable.name();
+                self.report(error::error(name, Some(&reason)), calls);
+                // A connection waiting for it counts as a failed attempt; an open one
+                // keeps its token until the hub closes it at `exp`.
+                if self.socket.is_none() && self.state == State::Connecting {
+                    self.connection_lost(calls);
+                }
+                return;
+            }
+        };
+        self.token_refresh_at = token::refresh_at(&token, js_sys::Date::now());
+        self.options.credentials = Some(Credentials::Token {
+            token: token.clone(),
+        });
+        match self.socket.as_mut() {
+            None if self.state == State::Connecting => self.open_socket(generation, false, calls),
+            // The socket it was for is gone; the token serves the next one.
+            None => {}
+            Some(socket) if socket.welcomed => {
+                socket.send(
+                    &Command::Authenticate(Credentials::Token { token }),
+                    Pending::Refresh,
+                );
+            }
+            // Not welcomed yet: the handshake sends the new token.
+            Some(_) => {}
+        }
+    }
+
+    /// Arms the current socket's timer for asking `getToken` before the token expires.
+    fn schedule_refresh(&mut self) {
+        let (Some(at), true) = (self.token_refresh_at, self.options.get_token.is_some()) else {
+            return;
+        };
+        let Some(socket) = self.socket.as_mut() else {
+            return;
+        };
+        let generation = socket.generation;
+        let this = self.this.clone();
+        let delay = (at - js_sys::Date::now()).max(0.0) as u32;
+        socket.refresh = Some(Timeout::new(delay, move || {
+            if let Some(shared) = this.upgrade() {
+                with(&shared, |c, calls| {
+                    if c.socket(generation).is_some_and(|s| s.welcomed) {
+                        c.fetch_token(generation, calls);
+                    }
+                });
+            }
+        }));
     }
 
     /// The server refused the credentials: retrying with the same ones cannot help.
@@ -594,7 +741,9 @@ impl Connection {
             // Nothing heard for most of a heartbeat, not even the answer to a ping: the
             // connection is dead even if the socket does not know it yet (a peer that
             // vanished without closing). The next beat would be past `heartbeatMs`.
-            self.connection_lost(calls);
+            if !self.fall_back(calls) {
+                self.connection_lost(calls);
+            }
         } else if idle >= heartbeat / 2.0 && socket.welcomed && !socket.ping_out {
             let value = RawJson::from_value(&ping).expect("a number is JSON");
             socket.send(&Command::Ping(value), Pending::Ping);
@@ -604,8 +753,12 @@ impl Connection {
     }
 
     /// The socket's close event (an error event is always followed by one).
-    fn closed(&mut self, generation: u32, code: u16, reason: &str, calls: &mut Calls) {
+    pub(crate) fn closed(&mut self, generation: u32, code: u16, reason: &str, calls: &mut Calls) {
         if self.socket(generation).is_none() {
+            return;
+        }
+        // A close of the hub's own is not a WebSocket that could not be opened.
+        if code == link::ABNORMAL && self.fall_back(calls) {
             return;
         }
         let because = |default: &'static str| -> String {
@@ -640,6 +793,36 @@ impl Connection {
             // After 4001 the new connection authenticates again, and where the token is
             // past its `exp` that refusal (TOKEN_EXPIRED) is what the application hears.
             _ => self.connection_lost(calls),
+        }
+    }
+
+    /// Where the current link is a WebSocket that never got through (it failed, or stalled
+    /// in its opening), and no WebSocket of this client ever did, a proxy may be blocking
+    /// them: the same attempt goes on over Server-Sent Events. Says whether it did.
+    fn fall_back(&mut self, calls: &mut Calls) -> bool {
+        let Some(socket) = &self.socket else {
+            return false;
+        };
+        if !socket.link.is_websocket() || socket.welcomed || self.websocket_works {
+            return false;
+        }
+        self.socket = None;
+        self.generation = self.generation.wrapping_add(1);
+        self.open_socket(self.generation, true, calls);
+        true
+    }
+
+    /// A POST of commands over Server-Sent Events ended: the next may go, or, where it
+    /// failed (the session is gone), the link is lost.
+    pub(crate) fn posted(&mut self, generation: u32, ok: bool, calls: &mut Calls) {
+        let Some(socket) = self.socket(generation) else {
+            return;
+        };
+        if ok {
+            let this = socket.this.clone();
+            socket.link.posted(generation, &this);
+        } else {
+            self.connection_lost(calls);
         }
     }
 
@@ -752,7 +935,10 @@ fn settle(pending: VecDeque<Pending>, error: &JsValue, calls: &mut Calls) {
             Pending::Reply(resolver, _) => calls.push(&resolver.reject, error.clone()),
             // The server forgets a lost connection's subscriptions anyway.
             Pending::Unsubscribe { done, .. } => calls.push(&done, JsValue::UNDEFINED),
-            Pending::Authenticate | Pending::Subscribe { .. } | Pending::Ping => {}
+            Pending::Authenticate
+            | Pending::Refresh
+            | Pending::Subscribe { .. }
+            | Pending::Ping => {}
         }
     }
 }

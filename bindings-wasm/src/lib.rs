@@ -17,23 +17,29 @@
 //! await sub.unsubscribe()
 //! ```
 //!
-//! The frames on the wire are hubbub-core's [`Command`]
-//! and [`ServerFrame`](hubbub_core::protocol::ServerFrame), compiled in: the package has no
-//! protocol definition of its own.
+//! The commands on the wire are hubbub-core's [`Command`], compiled in; the server's
+//! frames are read by the browser's `JSON.parse` and walked into core's types where the
+//! client steers by them (`frame`), so that no JSON parser weighs on the package.
 //!
 //! - [`Client`] and [`Subscription`]: the JavaScript API (this file).
 //! - `connection`: the state machine (handshake, answers, heartbeat, reconnection).
+//! - `link`: a WebSocket, or where none can be opened, Server-Sent Events and POSTs.
 //! - `subscriptions`: which channels are wanted, and whose callbacks get their messages.
+//! - `token`: when a token from `getToken` is due for replacing, and asking for it.
+//! - `frame`: server frames, read by the browser's `JSON.parse` and walked.
 //! - `options`, `backoff`, `message`, `error`: the options object, the reconnection
-//!   delays, deliveries as JS objects, and the errors.
+//!   delays, positions as JS objects and data as JSON, and the errors.
 //! - `types.d.ts`: the TypeScript types the generated declarations refer to.
 
 mod backoff;
 mod connection;
 mod error;
+mod frame;
+mod link;
 mod message;
 mod options;
 mod subscriptions;
+mod token;
 
 use connection::{with, Connection, Reply, Shared};
 use hubbub_core::protocol::{Broadcast, ChannelRef, Command, Direct, Rpc};

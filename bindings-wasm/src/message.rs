@@ -1,42 +1,16 @@
-//! Deliveries as the plain JS objects the application's callbacks receive, and
-//! application data to and from JSON.
+//! What the client builds as JS objects itself (positions, recoveries), and application
+//! data as the JSON of a command. Deliveries reach the callbacks as the hub sent them,
+//! parsed by the browser (`frame`).
 //!
-//! `data` crosses the boundary as JSON text: the browser's own `JSON.parse` and
-//! `JSON.stringify` turn it into a JS value and back, and core checks what goes out.
+//! `data` goes out as JSON: the browser's own `JSON.stringify` says what a value is as JSON,
+//! and core's `RawJson` carries it.
 
 use crate::error::set;
-use hubbub_core::protocol::{
-    DirectMessage, HistoryPage, Join, Leave, Message, Presence, RawJson, StreamPosition,
-};
+use hubbub_core::protocol::{RawJson, StreamPosition};
 use hubbub_core::{Error, Rejection};
-use js_sys::{Array, Object, JSON};
-use wasm_bindgen::JsValue;
-
-/// `{channel, event, data, offset?, from?}`
-pub(crate) fn message(m: &Message) -> JsValue {
-    let object: JsValue = Object::new().into();
-    set(&object, "channel", &m.channel.as_str().into());
-    set(&object, "event", &m.event.as_str().into());
-    set(&object, "data", &data(&m.data));
-    if let Some(offset) = m.offset {
-        set(&object, "offset", &(offset as f64).into());
-    }
-    if let Some(from) = &m.from {
-        set(&object, "from", &from.as_str().into());
-    }
-    object
-}
-
-/// `{event, data, from?}`
-pub(crate) fn direct_message(m: &DirectMessage) -> JsValue {
-    let object: JsValue = Object::new().into();
-    set(&object, "event", &m.event.as_str().into());
-    set(&object, "data", &data(&m.data));
-    if let Some(from) = &m.from {
-        set(&object, "from", &from.as_str().into());
-    }
-    object
-}
+use js_sys::{Array, Object, Reflect, JSON};
+use serde::ser::{Serialize, SerializeMap, SerializeSeq, Serializer};
+use wasm_bindgen::{JsCast, JsValue};
 
 /// `{recovered, epoch, offset}`: what `onRecover` hears after a resubscription.
 pub(crate) fn recovery(recovered: bool, position: &StreamPosition) -> JsValue {
@@ -53,80 +27,62 @@ pub(crate) fn position(position: &StreamPosition) -> JsValue {
     object
 }
 
-/// `{channel, client, user, info?}`
-pub(crate) fn join(j: &Join) -> JsValue {
-    let object = client(&j.channel, &j.client, j.user.as_deref());
-    if let Some(info) = &j.info {
-        set(&object, "info", &data(info));
-    }
-    object
-}
-
-/// `{channel, client, user}`
-pub(crate) fn leave(l: &Leave) -> JsValue {
-    client(&l.channel, &l.client, l.user.as_deref())
-}
-
-/// `{channel, epoch, offset, messages}`, the messages as deliveries are.
-pub(crate) fn history(page: &HistoryPage) -> JsValue {
-    let messages: Array = page.messages.iter().map(message).collect();
-    let object = position(&StreamPosition {
-        epoch: page.epoch.clone(),
-        offset: page.offset,
-    });
-    set(&object, "channel", &page.channel.as_str().into());
-    set(&object, "messages", &messages);
-    object
-}
-
-/// `{channel, clients: [{client, user, info?}]}`
-pub(crate) fn presence(p: &Presence) -> JsValue {
-    let clients: Array = p
-        .clients
-        .iter()
-        .map(|c| {
-            let object: JsValue = Object::new().into();
-            set(&object, "client", &c.client.as_str().into());
-            set(&object, "user", &user(c.user.as_deref()));
-            if let Some(info) = &c.info {
-                set(&object, "info", &data(info));
-            }
-            object
-        })
-        .collect();
-    let object: JsValue = Object::new().into();
-    set(&object, "channel", &p.channel.as_str().into());
-    set(&object, "clients", &clients);
-    object
-}
-
-/// `{channel, client, user}`, the part a join and a leave share.
-fn client(channel: &str, client: &str, who: Option<&str>) -> JsValue {
-    let object: JsValue = Object::new().into();
-    set(&object, "channel", &channel.into());
-    set(&object, "client", &client.into());
-    set(&object, "user", &user(who));
-    object
-}
-
-/// A user id, `null` for an anonymous connection.
-fn user(user: Option<&str>) -> JsValue {
-    user.map_or(JsValue::NULL, JsValue::from)
-}
-
-/// The JS value of a delivery's (or an rpc answer's) data.
-pub(crate) fn data(raw: &RawJson) -> JsValue {
-    // The server passes on only valid JSON; null stands in should that ever not hold.
-    JSON::parse(raw.get()).unwrap_or(JsValue::NULL)
-}
-
 /// A JS value as the JSON `data` of a command. Values JSON cannot express (undefined,
 /// functions, symbols, cycles, BigInt) are `INVALID_PAYLOAD`.
+///
+/// The browser's `JSON.stringify` decides what the value means as JSON (`toJSON`, dropped
+/// `undefined` fields, ...) and `JSON.parse` makes that a plain value, which [`Plain`]
+/// writes out through core's `RawJson`: checking JSON text that the browser wrote would
+/// take a JSON parser into the package, for nothing.
 pub(crate) fn to_json(value: &JsValue) -> Result<RawJson, Rejection> {
     let refused = || Error::InvalidPayload.because("data must be a value JSON can express");
     let text = JSON::stringify(value)
         .ok()
         .and_then(|s| s.as_string())
         .ok_or_else(refused)?;
-    RawJson::from_string(text).map_err(|_| refused())
+    let plain = JSON::parse(&text).map_err(|_| refused())?;
+    RawJson::from_value(&Plain(plain)).map_err(|_| refused())
 }
+
+/// A value `JSON.parse` made: null, a boolean, a finite number, a string, an array or a
+/// plain object of those.
+struct Plain(JsValue);
+
+impl Serialize for Plain {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let value = &self.0;
+        if let Some(b) = value.as_bool() {
+            serializer.serialize_bool(b)
+        } else if let Some(n) = value.as_f64() {
+            // Whole numbers as JSON.stringify writes them, without a fraction.
+            if n.fract() == 0.0 && n.abs() <= MAX_SAFE_INTEGER {
+                serializer.serialize_i64(n as i64)
+            } else {
+                serializer.serialize_f64(n)
+            }
+        } else if let Some(s) = value.as_string() {
+            serializer.serialize_str(&s)
+        } else if Array::is_array(value) {
+            let array = Array::from(value);
+            let mut seq = serializer.serialize_seq(Some(array.length() as usize))?;
+            for item in array.iter() {
+                seq.serialize_element(&Plain(item))?;
+            }
+            seq.end()
+        } else if value.is_object() {
+            let object: &Object = value.unchecked_ref();
+            let keys = Object::keys(object);
+            let mut map = serializer.serialize_map(Some(keys.length() as usize))?;
+            for key in keys.iter() {
+                let field = Reflect::get(object, &key).unwrap_or(JsValue::NULL);
+                map.serialize_entry(&key.as_string().unwrap_or_default(), &Plain(field))?;
+            }
+            map.end()
+        } else {
+            serializer.serialize_unit()
+        }
+    }
+}
+
+/// The largest integer a JS number holds exactly.
+pub(crate) const MAX_SAFE_INTEGER: f64 = 9_007_199_254_740_991.0;

@@ -2,6 +2,7 @@
 //! options)` and `sub.history(options)`.
 
 use crate::backoff::Reconnect;
+use crate::message::MAX_SAFE_INTEGER;
 use crate::subscriptions::Handlers;
 use hubbub_core::protocol::{Credentials, HistoryQuery, StreamPosition};
 use js_sys::{Function, Reflect};
@@ -18,6 +19,9 @@ pub(crate) struct Options {
     pub urls: Vec<String>,
     /// Sent as `authenticate` on every connection, before any subscription.
     pub credentials: Option<Credentials>,
+    /// `getToken`: asked for a token before a connection where the client has none that
+    /// is still fresh, and again before the token expires.
+    pub get_token: Option<Function>,
     /// `None` when the application turned reconnection off (`reconnect: false`).
     pub reconnect: Option<Reconnect>,
     /// 0 turns the heartbeat off.
@@ -39,6 +43,12 @@ impl Options {
         let token = string(options, "token")?;
         let user = string(options, "user")?;
         let secret = string(options, "secret")?;
+        let get_token = function(options, "getToken")?;
+        if get_token.is_some() && (user.is_some() || secret.is_some()) {
+            return Err(type_error(
+                "getToken goes with tokens, not with user and secret",
+            ));
+        }
         let credentials = match (token, user, secret) {
             (Some(token), None, None) => Some(Credentials::Token { token }),
             (None, Some(user), Some(secret)) => Some(Credentials::User { user, secret }),
@@ -49,6 +59,7 @@ impl Options {
         Ok(Options {
             urls: urls(options)?,
             credentials,
+            get_token,
             reconnect: reconnect(options)?,
             heartbeat_ms: match number(options, "heartbeatMs")? {
                 Some(ms) => ms,
@@ -65,6 +76,7 @@ impl Default for Options {
         Options {
             urls: Vec::new(),
             credentials: None,
+            get_token: None,
             reconnect: Some(Reconnect::default()),
             heartbeat_ms: DEFAULT_HEARTBEAT_MS,
             on_state_change: None,
@@ -107,7 +119,7 @@ fn since(options: &JsValue) -> Result<Option<StreamPosition>, JsValue> {
         return Err(refused());
     }
     let epoch = field(&value, "epoch")?.as_string().ok_or_else(refused)?;
-    let offset = offset(&field(&value, "offset")?).ok_or_else(refused)?;
+    let offset = whole_number(&field(&value, "offset")?).ok_or_else(refused)?;
     Ok(Some(StreamPosition { epoch, offset }))
 }
 
@@ -126,21 +138,21 @@ pub(crate) fn history(channel: String, options: &JsValue) -> Result<HistoryQuery
     }
     let limit = field(options, "limit")?;
     if !limit.is_undefined() && !limit.is_null() {
-        let limit = offset(&limit).and_then(|n| u32::try_from(n).ok());
+        let limit = whole_number(&limit).and_then(|n| u32::try_from(n).ok());
         query.limit = Some(limit.ok_or_else(|| type_error("limit must be a whole number"))?);
     }
     let since = field(options, "since")?;
     if !since.is_undefined() && !since.is_null() {
-        let since = offset(&since).ok_or_else(|| type_error("since must be an offset"))?;
+        let since = whole_number(&since).ok_or_else(|| type_error("since must be an offset"))?;
         query.since = Some(since);
     }
     Ok(query)
 }
 
 /// A whole number from 0 up to the largest integer a JS number holds exactly.
-fn offset(value: &JsValue) -> Option<u64> {
+pub(crate) fn whole_number(value: &JsValue) -> Option<u64> {
     let n = value.as_f64()?;
-    (n >= 0.0 && n.fract() == 0.0 && n <= 9_007_199_254_740_991.0).then_some(n as u64)
+    (n >= 0.0 && n.fract() == 0.0 && n <= MAX_SAFE_INTEGER).then_some(n as u64)
 }
 
 /// `urls`: absent, or an array of WebSocket URLs.

@@ -16,7 +16,7 @@
 use crate::connection::{Calls, Resolver};
 use crate::error;
 use crate::message;
-use hubbub_core::protocol::{Join, Leave, Message, Resubscribed, Since, StreamPosition};
+use hubbub_core::protocol::{Resubscribed, Since, StreamPosition};
 use hubbub_core::Rejection;
 use js_sys::Function;
 use wasm_bindgen::JsValue;
@@ -277,11 +277,17 @@ impl Subscriptions {
 
     /// Hands a publication to every callback of its channel, and moves the channel's
     /// position to it.
-    pub fn deliver(&mut self, message: &Message, calls: &mut Calls) {
-        let Some(c) = self.get_mut(&message.channel) else {
+    pub fn deliver(
+        &mut self,
+        channel: &str,
+        offset: Option<u64>,
+        object: &JsValue,
+        calls: &mut Calls,
+    ) {
+        let Some(c) = self.get_mut(channel) else {
             return;
         };
-        if let Some(offset) = message.offset {
+        if let Some(offset) = offset {
             c.seen = offset;
             // Recovered messages move the position too: should the connection drop before
             // the answer, the next one must not ask for them again.
@@ -296,28 +302,27 @@ impl Subscriptions {
                 position.offset = offset;
             }
         }
-        let object = message::message(message);
         for entry in &c.entries {
             calls.push(&entry.handlers.on_message, object.clone());
         }
     }
 
     /// Someone subscribed to a channel with join/leave events.
-    pub fn joined(&self, join: &Join, calls: &mut Calls) {
-        if let Some(c) = self.get(&join.channel) {
+    pub fn joined(&self, channel: &str, join: &JsValue, calls: &mut Calls) {
+        if let Some(c) = self.get(channel) {
             let handlers = c.entries.iter().filter_map(|e| e.handlers.on_join.as_ref());
-            push_all(handlers, || message::join(join), calls);
+            push_all(handlers, join, calls);
         }
     }
 
     /// Someone left a channel with join/leave events.
-    pub fn left(&self, leave: &Leave, calls: &mut Calls) {
-        if let Some(c) = self.get(&leave.channel) {
+    pub fn left(&self, channel: &str, leave: &JsValue, calls: &mut Calls) {
+        if let Some(c) = self.get(channel) {
             let handlers = c
                 .entries
                 .iter()
                 .filter_map(|e| e.handlers.on_leave.as_ref());
-            push_all(handlers, || message::leave(leave), calls);
+            push_all(handlers, leave, calls);
         }
     }
 
@@ -389,17 +394,8 @@ fn report(handlers: &Handlers, recovered: bool, position: &StreamPosition, calls
     }
 }
 
-/// Calls every handler with one object, made only if there is a handler to receive it.
-fn push_all<'a>(
-    handlers: impl Iterator<Item = &'a Function>,
-    object: impl FnOnce() -> JsValue,
-    calls: &mut Calls,
-) {
-    let mut handlers = handlers.peekable();
-    if handlers.peek().is_none() {
-        return;
-    }
-    let object = object();
+/// Hands one object to every handler.
+fn push_all<'a>(handlers: impl Iterator<Item = &'a Function>, object: &JsValue, calls: &mut Calls) {
     for handler in handlers {
         calls.push(handler, object.clone());
     }

@@ -170,6 +170,14 @@ export interface ReconnectOptions {
 export interface ClientOptions {
   /** A token (JWT) minted by the application's server. */
   token?: string;
+  /**
+   * Gets a token from the application's server (e.g. `async () => (await fetch('/token')).text()`):
+   * called before connecting where the client holds no fresh token, again before the
+   * token's `exp` (the new token is sent on the open connection: no reconnection), and
+   * after the hub answers `TOKEN_EXPIRED`. A rejection is reported through `onError` as
+   * `UNAVAILABLE` and counts as a failed connection attempt.
+   */
+  getToken?: () => Promise<string> | string;
   /** A user configured on the hub, with `secret`. */
   user?: string;
   secret?: string;

@@ -329,7 +329,15 @@ describe('sending', () => {
         await w.subscribe('chat:1', own.push);
         await rd.subscribe('chat:1', other.push);
         await rd.subscribe('news:1', () => {});
-        const sent = await w.broadcast('chat:1', 'chat', { text: 'hi', n: [1, 2.5] });
+        // Data as JSON.stringify sees it: toJSON, undefined fields dropped, every number.
+        const data = {
+          text: 'hi ☃ "q" \\ \n',
+          n: [1, 2.5, -3, -0, 1e21, 2 ** 53 + 2, -5e-7, 0.1],
+          nested: { empty: {}, list: [], t: true, f: false, z: null },
+          skipped: undefined,
+          when: new Date(0),
+        };
+        const sent = await w.broadcast('chat:1', 'chat', data);
         const [mine] = await own.count(1);
         const [theirs] = await other.count(1);
         const denied = await w.broadcast('news:1', 'chat', 'nope').catch((e) => e.code);
@@ -337,12 +345,14 @@ describe('sending', () => {
         const unserialisable = await w.broadcast('chat:1', 'chat', undefined).catch((e) => e.code);
         w.close();
         rd.close();
-        return { sent, mine, theirs, denied, readerDenied, unserialisable };
+        const json = JSON.parse(JSON.stringify(data));
+        return { sent, mine, theirs, denied, readerDenied, unserialisable, json };
       },
       { url: hub.ws, writer, reader },
     );
     assert.equal(r.sent, undefined);
-    const expected = { channel: 'chat:1', event: 'chat', data: { text: 'hi', n: [1, 2.5] }, from: 'carol' };
+    assert.equal(r.json.when, '1970-01-01T00:00:00.000Z');
+    const expected = { channel: 'chat:1', event: 'chat', data: r.json, from: 'carol' };
     assert.deepEqual(r.mine, expected);
     assert.deepEqual(r.theirs, expected);
     assert.equal(r.denied, 'ACCESS_DENIED');
@@ -662,5 +672,99 @@ describe('resilience', () => {
     });
     assert.deepEqual(states, ['connecting', 'connected', 'closed']);
     assert.equal(page.sockets.length, 1);
+  });
+});
+
+describe('tokens that refresh (getToken)', () => {
+  test('2-second tokens are renewed on the open connection over a 10-second page life', async () => {
+    await page.exposeFunction('mintToken', () => hub.token('gil', { read: ['room:*'], ttl: '2s' }));
+    const firstId = await page.evaluate(async (url) => {
+      const { Client, Recorder } = window.hubbub;
+      Object.assign(window, { states: new Recorder(), errors: new Recorder(), tokens: new Recorder() });
+      window.messages = new Recorder();
+      window.client = new Client(url, {
+        getToken: async () => {
+          const token = await window.mintToken();
+          window.tokens.push(token);
+          return token;
+        },
+        onStateChange: window.states.push,
+        onError: window.errors.push,
+      });
+      await window.client.connect();
+      await window.client.subscribe('room:refreshed', window.messages.push);
+      return window.client.clientId;
+    }, hub.ws);
+    // One publication per renewed token, each awaited in the page, for ten seconds.
+    const start = Date.now();
+    let sent = 0;
+    while (Date.now() - start < 10000) {
+      sent += 1;
+      await hub.publish('room:refreshed', { n: sent });
+      await page.evaluate((n) => window.messages.count(n).then(() => window.tokens.count(n + 1)), sent);
+    }
+    const r = await page.evaluate(() => {
+      const id = window.client.clientId;
+      window.client.close();
+      return {
+        id,
+        states: window.states.items,
+        errors: window.errors.items.map((e) => e.code),
+        tokens: window.tokens.items.length,
+        data: window.messages.items.map((m) => m.data.n),
+      };
+    });
+    assert.deepEqual(r.errors, []);
+    assert.deepEqual(r.states, ['connecting', 'connected', 'closed'], 'never disconnected');
+    assert.equal(r.id, firstId, 'one session throughout');
+    assert.equal(page.sockets.length, 1, 'no reconnection');
+    assert.ok(r.tokens >= 6, `tokens renewed before each expiry (${r.tokens})`);
+    assert.deepEqual(r.data, Array.from({ length: sent }, (_, i) => i + 1));
+  });
+
+  test('TOKEN_EXPIRED and a failing getToken: reported, then getToken is asked again', async () => {
+    const answers = [
+      () => hub.expiredToken('hal'),
+      () => {
+        throw new Error('token endpoint down');
+      },
+    ];
+    const fresh = hub.token('hal', { read: ['room:*'] });
+    await page.exposeFunction('mintToken', () => (answers.shift() ?? (() => fresh))());
+    const r = await page.evaluate(async (url) => {
+      const { Client, Recorder } = window.hubbub;
+      const states = new Recorder();
+      const errors = new Recorder();
+      let asked = 0;
+      const client = new Client(url, {
+        getToken: () => {
+          asked += 1;
+          return window.mintToken();
+        },
+        reconnect: { minDelayMs: 10, maxDelayMs: 20 },
+        onStateChange: states.push,
+        onError: errors.push,
+      });
+      await client.connect();
+      await client.subscribe('room:renewed', () => {});
+      client.close();
+      return { asked, states: states.items, errors: errors.items.map((e) => [e.code, e.reason]) };
+    }, hub.ws);
+    assert.deepEqual(r.errors.map(([code]) => code), ['TOKEN_EXPIRED', 'UNAVAILABLE']);
+    assert.match(r.errors[1][1], /token endpoint down/);
+    assert.equal(r.asked, 3);
+    assert.deepEqual(r.states, ['connecting', 'disconnected', 'connecting', 'disconnected', 'connecting', 'connected', 'closed']);
+  });
+
+  test('getToken with user and secret is a TypeError', async () => {
+    const r = await page.evaluate((url) => {
+      try {
+        new window.hubbub.Client(url, { user: 'u', secret: 's', getToken: () => 't' });
+        return null;
+      } catch (e) {
+        return [e.name, e.message];
+      }
+    }, hub.ws);
+    assert.deepEqual(r, ['TypeError', 'getToken goes with tokens, not with user and secret']);
   });
 });

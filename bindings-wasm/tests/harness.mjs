@@ -2,6 +2,7 @@
 // package and the pages, and Debian's Chromium driven by playwright-core.
 
 import { execFileSync, spawn } from 'node:child_process';
+import crypto from 'node:crypto';
 import fs from 'node:fs';
 import http from 'node:http';
 import net from 'node:net';
@@ -117,6 +118,14 @@ export class Hub {
     for (const p of write) args.push('--write', p);
     if (info !== undefined) args.push('--info', JSON.stringify(info));
     return execFileSync(HUBBUB_BIN, args, { encoding: 'utf8' }).trim();
+  }
+
+  /** A token signed with the hub's secret whose `exp` is past: `hubbub token` mints none. */
+  expiredToken(user) {
+    const part = (json) => Buffer.from(JSON.stringify(json)).toString('base64url');
+    const exp = Math.floor(Date.now() / 1000) - 60;
+    const signed = `${part({ alg: 'HS256', typ: 'JWT' })}.${part({ sub: user, exp })}`;
+    return `${signed}.${crypto.createHmac('sha256', SECRET).update(signed).digest('base64url')}`;
   }
 
   /** SIGTERM, and wait for the process to end. */
@@ -255,17 +264,23 @@ export function launchChromium() {
 }
 
 /**
- * A fresh page with the package loaded (`window.hubbub = {Client, Recorder}`). Uncaught
- * errors and console errors of the page are collected in `page.problems`.
+ * A fresh page with the package loaded (`window.hubbub = {Client, Recorder}`), `init` run
+ * first where given. Uncaught errors and console errors of the page are collected in
+ * `page.problems`.
  */
-export async function openTestPage(browser, files) {
+export async function openTestPage(browser, files, init) {
   const context = await browser.newContext();
+  // Runs in the page before anything else (e.g. to take WebSocket away).
+  if (init) await context.addInitScript(init);
   const page = await context.newPage();
   page.problems = [];
   page.on('pageerror', (e) => page.problems.push(`pageerror: ${e.message}`));
   page.on('console', (m) => {
-    // Chromium logs every failed WebSocket connection itself; reconnecting makes those.
-    if (m.type() === 'error' && !/^WebSocket connection to .* failed/.test(m.text())) {
+    // Chromium logs every failed WebSocket connection itself, and every failed load of an
+    // event stream (the client's fallback where no WebSocket got through); reconnecting
+    // makes those.
+    const failed = /^WebSocket connection to .* failed|^Failed to load resource: net::ERR_/;
+    if (m.type() === 'error' && !failed.test(m.text())) {
       page.problems.push(`console.error: ${m.text()}`);
     }
   });

@@ -30,6 +30,7 @@ const reconnect: ReconnectOptions = { minDelayMs: 100, maxDelayMs: 5_000 };
 
 const options: ClientOptions = {
   token: 'a.signed.jwt',
+  getToken: async () => (await fetch('/token')).text(),
   reconnect,
   heartbeatMs: 10_000,
   onStateChange: (state: ConnectionState) => {
@@ -139,6 +140,8 @@ export async function app(): Promise<void> {
 export function misuse(client: Client): void {
   // @ts-expect-error a token is a string
   new Client('ws://127.0.0.1:9772/ws', { token: 42 });
+  // @ts-expect-error getToken gives a string
+  new Client('ws://127.0.0.1:9772/ws', { getToken: async () => 42 });
   // @ts-expect-error no such option
   new Client('ws://127.0.0.1:9772/ws', { tokn: 'typo' });
   // @ts-expect-error reconnect takes delays or a boolean

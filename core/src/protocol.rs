@@ -131,6 +131,10 @@ pub mod close {
     pub const APP_UNAVAILABLE: u16 = 4503;
 }
 
+/// The most commands one `POST /connection/sse/{session}` may carry (one per line): a
+/// session over Server-Sent Events sends more in several requests.
+pub const COMMANDS_PER_POST: usize = 64;
+
 // ---------------------------------------------------------------------------------------
 // Client to server
 // ---------------------------------------------------------------------------------------

@@ -43,7 +43,7 @@ const DRAIN_GRACE: Duration = Duration::from_secs(3);
 const READ_AHEAD: usize = 16;
 
 /// A new client id: 128 random bits, URL-safe, unique on the cluster.
-fn new_client_id() -> ClientId {
+pub(crate) fn new_client_id() -> ClientId {
     uuid::Uuid::new_v4().simple().to_string().into()
 }
 
