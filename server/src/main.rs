@@ -31,7 +31,8 @@ use std::time::Duration;
     after_help = "Examples:\n  \
         hubbub                                   # development mode on 127.0.0.1:9772\n  \
         hubbub --config hubbub.toml              # production\n  \
-        hubbub token --config hubbub.toml --user 42 --read 'room:*' --ttl 1h"
+        hubbub token --config hubbub.toml --user 42 --read 'room:*' --ttl 1h\n  \
+        hubbub check-config hubbub.toml          # what a config means, without starting"
 )]
 struct Cli {
     /// TOML config file (see hubbub.example.toml); without it, development mode
@@ -64,6 +65,13 @@ struct Cli {
 enum Command {
     /// Print a signed token (JWT) for a user, made with the configured token_secret
     Token(TokenArgs),
+    /// Check a config file and print what it means (listen address, auth, namespaces, hooks,
+    /// engine, limits, and the keys left to their defaults), without starting; exits 2 with
+    /// the message startup would give where it is not valid
+    CheckConfig {
+        /// The TOML config file
+        file: PathBuf,
+    },
 }
 
 #[derive(clap::Args)]
@@ -91,6 +99,9 @@ struct TokenArgs {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if let Some(Command::CheckConfig { file }) = &cli.command {
+        return check_config(file, &cli);
+    }
     let config = match Config::load(
         cli.config.as_deref(),
         cli.token_secret.clone(),
@@ -104,6 +115,7 @@ fn main() -> ExitCode {
     };
     match cli.command {
         Some(Command::Token(args)) => token(&config, args),
+        Some(Command::CheckConfig { .. }) => unreachable!("answered above"),
         None if config.dev_mode && !config.listen.ip().is_loopback() && !cli.dev_public => {
             eprintln!(
                 "hubbub: development mode (no config file) lets anyone read every channel, so it \
@@ -115,6 +127,23 @@ fn main() -> ExitCode {
         }
         None => serve(config),
     }
+}
+
+fn check_config(file: &std::path::Path, cli: &Cli) -> ExitCode {
+    let config = match Config::load(Some(file), cli.token_secret.clone(), &cli.settings) {
+        Ok(config) => config,
+        Err(e) => {
+            eprintln!("hubbub: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let text = std::fs::read_to_string(file).unwrap_or_default();
+    let defaulted = hubbub_server::check::defaulted(&text);
+    print!(
+        "{}",
+        hubbub_server::check::describe(file, &config, &defaulted)
+    );
+    ExitCode::SUCCESS
 }
 
 fn token(config: &Config, args: TokenArgs) -> ExitCode {

@@ -159,6 +159,7 @@ fn help_documents_every_option() {
         "--log-format",
         "HUBBUB_LISTEN",
         "token",
+        "check-config",
     ] {
         assert!(help.contains(option), "--help lacks {option}");
     }
@@ -284,4 +285,47 @@ async fn json_logs_are_one_object_a_line_with_the_fields_at_the_top() {
     assert_eq!(event["client"], c.id.as_str(), "{line}");
     assert_eq!(event["code"], 4000, "{line}");
     assert_eq!(event["reason"], "disconnected by the application", "{line}");
+}
+
+/// `check-config` says what a config means without starting, and which keys it left to
+/// their defaults; a bad one is refused as startup would refuse it.
+#[test]
+fn check_config_explains_a_config_and_refuses_a_bad_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let good = dir.path().join("good.toml");
+    std::fs::write(
+        &good,
+        "listen = \"127.0.0.1:7000\"\nengine = \"redis\"\nredis_url = \"redis://:pw@10.0.0.5:6379/0\"\n\
+         [[namespaces]]\npattern = \"room:*\"\nhistory_size = 10\npresence = true\n",
+    )
+    .unwrap();
+    let out = hubbub().args(["check-config"]).arg(&good).output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let said = String::from_utf8_lossy(&out.stdout);
+    for expected in [
+        "good.toml: valid",
+        "127.0.0.1:7000",
+        "refused: no token_secret",
+        "room:*: history 10",
+        "presence",
+        "redis: redis://:***@10.0.0.5:6379/0 (prefix hubbub)",
+        "defaulted",
+        "token_secret",
+    ] {
+        assert!(said.contains(expected), "{expected:?} not in:\n{said}");
+    }
+    assert!(!said.contains("pw@"), "the password is shown:\n{said}");
+    let defaulted = said.lines().find(|l| l.contains("defaulted")).unwrap();
+    assert!(!defaulted.contains("listen"), "{defaulted}");
+
+    let bad = dir.path().join("bad.toml");
+    std::fs::write(&bad, "client_queue = 0\n").unwrap();
+    let out = hubbub().args(["check-config"]).arg(&bad).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(said.contains("`client_queue`"), "{said}");
 }
