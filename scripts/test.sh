@@ -7,6 +7,9 @@
 #   Node:    the `hubbub-node` publisher (napi-rs), with node --test
 #   Browser: the `hubbub-client` package (wasm-bindgen) in headless Chromium
 #   Django:  the chat example end to end, two browsers; its run.sh
+#   Packages: the .deb, the Python wheel and the npm tarballs (scripts/package.sh), each
+#            installed in a clean place and used; before Docs, whose release builds of the
+#            server and of hubbub-node it leaves ready
 #   Docs:    the runnable code blocks of README.md and the guides, against a real hub
 #   Bench:   a few seconds of the benchmark harness against hubbub
 #   Fuzz:    a few seconds of each cargo fuzz target (parsers, tokens, config)
@@ -18,7 +21,7 @@ source "$(dirname "$0")/lib.sh"
 cd "$ROOT"
 
 parts=("$@")
-[ ${#parts[@]} -gt 0 ] || parts=(rust python node browser django docs bench fuzz soak)
+[ ${#parts[@]} -gt 0 ] || parts=(rust python node browser django packages docs bench fuzz soak)
 
 started=$(date +%s)
 timings=()
