@@ -164,6 +164,15 @@ pub struct Overrides {
     )]
     pub metrics_allowed_ips: Option<Vec<String>>,
 
+    /// The admin dashboard's password: the dashboard at /admin is off without one
+    #[arg(
+        long,
+        env = "HUBBUB_ADMIN_PASSWORD",
+        value_name = "PASSWORD",
+        hide_env_values = true
+    )]
+    pub admin_password: Option<String>,
+
     /// Log lines as "text" or "json" (one JSON object per line) [default: text]
     #[arg(long, env = "HUBBUB_LOG_FORMAT", value_name = "FORMAT")]
     pub log_format: Option<String>,
@@ -202,6 +211,7 @@ struct File {
     metrics: Option<bool>,
     metrics_allowed_ips: Option<Vec<String>>,
     log_format: Option<String>,
+    admin_password: Option<String>,
 }
 
 /// How log lines are written.
@@ -311,6 +321,8 @@ pub struct Config {
     /// Who may read `/metrics`.
     pub metrics_allowed_ips: Vec<IpNet>,
     pub log_format: LogFormat,
+    /// The admin dashboard's password; `None`: no dashboard.
+    pub admin_password: Option<String>,
 }
 
 /// A configuration error, naming the key it is about.
@@ -402,6 +414,13 @@ impl Config {
                 .collect::<Result<Vec<_>, _>>()?,
             None => loopback(),
         };
+        let admin_password = o.admin_password.clone().or(file.admin_password);
+        if admin_password.as_deref().is_some_and(|p| p.len() < 12) {
+            return Err(key_error(
+                "admin_password",
+                "must be at least 12 characters: it guards every channel and connection",
+            ));
+        }
         let log_format = match o.log_format.clone().or(file.log_format).as_deref() {
             None | Some("text") => LogFormat::Text,
             Some("json") => LogFormat::Json,
@@ -611,6 +630,7 @@ impl Config {
                 .unwrap_or(true),
             metrics_allowed_ips,
             log_format,
+            admin_password,
         })
     }
 
@@ -930,6 +950,7 @@ mod tests {
             ("[hooks]\nrpc_url = \"http://app/rpc\"", "hooks.secret"),
             ("engine = \"etcd\"", "engine"),
             ("log_format = \"xml\"", "log_format"),
+            ("admin_password = \"short\"", "admin_password"),
             ("metrics_allowed_ips = [\"nowhere\"]", "metrics_allowed_ips"),
             ("engine = \"redis\"\nredis_url = \"http://x\"", "redis_url"),
             ("engine = \"redis\"\nredis_url = \"rediss://x\"", "redis_url"),

@@ -50,6 +50,7 @@ pub fn router(node: Arc<Node>) -> Router {
         .route("/sse/{*channel}", get(crate::sse::read_channel))
         .route("/connection/sse", get(crate::sse::open_session))
         .route("/connection/sse/{session}", post(crate::sse::post_commands))
+        .merge(crate::admin::routes(&node))
         .nest("/api", api)
         .fallback(not_found)
         .with_state(node)
@@ -200,7 +201,7 @@ fn is_json(headers: &HeaderMap) -> bool {
 
 /// Whether a browser says the request comes from another site: `Sec-Fetch-Site`, or an
 /// `Origin` whose host is not the one the request is addressed to.
-fn is_cross_site(headers: &HeaderMap) -> bool {
+pub(crate) fn is_cross_site(headers: &HeaderMap) -> bool {
     let text = |name| {
         headers
             .get(name)

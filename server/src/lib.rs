@@ -18,6 +18,7 @@
 //! - [`config`]: the configuration, from file, environment and flags.
 //! - [`shutdown`]: graceful shutdown as an object.
 
+mod admin;
 pub mod check;
 pub mod config;
 mod connection;

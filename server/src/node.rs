@@ -103,7 +103,20 @@ struct Fanout {
     /// changes nothing to what is to be looked at).
     before_outage: parking_lot::Mutex<Option<Vec<Known>>>,
     chores: mpsc::UnboundedSender<Chore>,
+    /// Publications per channel, counted only while the admin dashboard looks (see
+    /// [`Node::publication_rates`]): nothing on the hot path otherwise.
+    watched: std::sync::atomic::AtomicBool,
+    rates: parking_lot::Mutex<Rates>,
 }
+
+/// Publications per channel since `since`.
+struct Rates {
+    since: std::time::Instant,
+    counts: HashMap<String, u64>,
+}
+
+/// Channels counted at most, so that a flood of one-off channels cannot grow the map.
+const RATED_CHANNELS: usize = 10_000;
 
 /// Where a node stands in a channel's stream, to tell whether each publication that
 /// arrives follows the one before.
@@ -344,6 +357,12 @@ impl BrokerHandler for Fanout {
         }
         let taken = self.hub.read().publish(channel, &frame, message.offset);
         METRICS.sent("message", taken, frame.len());
+        if self.watched.load(std::sync::atomic::Ordering::Relaxed) {
+            let mut rates = self.rates.lock();
+            if rates.counts.len() < RATED_CHANNELS || rates.counts.contains_key(channel) {
+                *rates.counts.entry(channel.to_owned()).or_default() += 1;
+            }
+        }
     }
 
     fn join(&self, channel: &str, client: &PresentClient) {
@@ -485,6 +504,11 @@ impl Node {
             streams: Default::default(),
             before_outage: Default::default(),
             chores,
+            watched: Default::default(),
+            rates: parking_lot::Mutex::new(Rates {
+                since: std::time::Instant::now(),
+                counts: HashMap::new(),
+            }),
         });
         broker.start(fanout.clone()).await?;
         let node = Arc::new(Node {
@@ -610,8 +634,29 @@ impl Node {
         self.broker.announce(&self.info(), ANNOUNCE_TTL).await
     }
 
+    /// The ten channels with the most publications per second on this node since the last
+    /// call, and over how long; counting starts with the first call (the dashboard's).
+    pub fn publication_rates(&self) -> (Vec<(String, f64)>, Duration) {
+        self.fanout
+            .watched
+            .store(true, std::sync::atomic::Ordering::Relaxed);
+        let mut rates = self.fanout.rates.lock();
+        let over = rates.since.elapsed();
+        rates.since = std::time::Instant::now();
+        let counts = std::mem::take(&mut rates.counts);
+        drop(rates);
+        let seconds = over.as_secs_f64().max(1e-3);
+        let mut top: Vec<(String, f64)> = counts
+            .into_iter()
+            .map(|(channel, n)| (channel, n as f64 / seconds))
+            .collect();
+        top.sort_by(|a, b| b.1.total_cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+        top.truncate(10);
+        (top, over)
+    }
+
     /// This node's figures.
-    fn info(&self) -> NodeInfo {
+    pub fn info(&self) -> NodeInfo {
         NodeInfo {
             id: self.id.clone(),
             connections: self.connection_count(),
