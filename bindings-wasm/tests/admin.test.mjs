@@ -38,6 +38,7 @@ test('the dashboard: login, live figures, a channel, publish, disconnect, logout
     window.messages = new Recorder();
     window.errors = new Recorder();
     window.client = new Client(url, { reconnect: false, onError: window.errors.push });
+    await window.client.connect();
     await window.client.subscribe('public:admin', window.messages.push);
     return window.client.clientId;
   }, hub.ws);
@@ -88,8 +89,11 @@ test('the dashboard: login, live figures, a channel, publish, disconnect, logout
   await admin.fill('#disconnect input[name=who]', readerId);
   await admin.click('#disconnect button');
   await admin.waitForFunction(() => document.getElementById('disconnect-result').textContent === 'disconnected 1');
-  const closed = await reader.evaluate(() => window.errors.wait((e) => e.closeCode === 4000, 'the close'));
-  assert.equal(closed.code, 'DISCONNECTED');
+  const closed = await reader.evaluate(async () => {
+    const e = await window.errors.wait((e) => e.closeCode === 4000, 'the close');
+    return { code: e.code, closeCode: e.closeCode };
+  });
+  assert.deepEqual(closed, { code: 'DISCONNECTED', closeCode: 4000 });
 
   await admin.click('header button');
   await admin.waitForSelector('input[name=password]');
