@@ -157,6 +157,7 @@ fn help_documents_every_option() {
         "--metrics",
         "--metrics-allowed-ips",
         "--log-format",
+        "--admin-password",
         "HUBBUB_LISTEN",
         "token",
         "check-config",
