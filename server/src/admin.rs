@@ -97,18 +97,19 @@ fn refused(status: StatusCode, why: &str) -> Response {
     (status, Json(json!({"err": "ACCESS_DENIED", "reason": why}))).into_response()
 }
 
-/// An action's checks: a session, the action header, and no cross-site request.
-fn may_act(node: &Node, headers: &HeaderMap) -> Result<(), Response> {
+/// An action's checks: a session, the action header, and no cross-site request; the
+/// refusal where one fails.
+fn refusal(node: &Node, headers: &HeaderMap) -> Option<Response> {
     if !logged_in(node, headers) {
-        return Err(refused(StatusCode::UNAUTHORIZED, "log in at /admin"));
+        return Some(refused(StatusCode::UNAUTHORIZED, "log in at /admin"));
     }
     if headers.get(ACTION_HEADER).is_none() || is_cross_site(headers) {
-        return Err(refused(
+        return Some(refused(
             StatusCode::FORBIDDEN,
             "actions come from the dashboard's own page",
         ));
     }
-    Ok(())
+    None
 }
 
 fn page_with(status: StatusCode, html: &'static str) -> Response {
@@ -269,7 +270,7 @@ async fn publish(
     headers: HeaderMap,
     Json(form): Json<PublishForm>,
 ) -> Response {
-    if let Err(refusal) = may_act(&node, &headers) {
+    if let Some(refusal) = refusal(&node, &headers) {
         return refusal;
     }
     if let Err(r) = hubbub_core::channel::validate(&form.channel) {
@@ -306,7 +307,7 @@ async fn disconnect(
     headers: HeaderMap,
     Json(form): Json<DisconnectForm>,
 ) -> Response {
-    if let Err(refusal) = may_act(&node, &headers) {
+    if let Some(refusal) = refusal(&node, &headers) {
         return refusal;
     }
     let target = match (form.client, form.user) {
