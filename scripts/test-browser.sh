@@ -5,7 +5,8 @@
 # connecting, tokens (and tokens renewed by getToken), channels, data, refusals,
 # unsubscribing, broadcast, direct messages, a server restart, the heartbeat, close codes,
 # streams (recovery through a cutting TCP proxy, epochs, since, history, presence,
-# join/leave); a channel read with a plain EventSource (/sse/{channel}); the TypeScript
+# join/leave); the admin dashboard (login, live figures, actions, a screenshot at
+# target/test-admin/dashboard.png); a channel read with a plain EventSource (/sse/{channel}); the TypeScript
 # declarations under tsc; a Vite bundle; the demo page in examples/browser.
 #
 # Installs what it needs and skips what is there: the wasm32 target, wasm-bindgen-cli of
