@@ -6,7 +6,7 @@ use std::fmt::Write as _;
 use std::path::Path;
 
 /// Every top-level key of the config file, in the order `hubbub.example.toml` gives them.
-const KEYS: [&str; 24] = [
+const KEYS: [&str; 25] = [
     "listen",
     "token_secret",
     "token_require_exp",
@@ -26,6 +26,7 @@ const KEYS: [&str; 24] = [
     "redis_prefix",
     "metrics",
     "metrics_allowed_ips",
+    "admin_password",
     "log_format",
     "anonymous",
     "users",
@@ -187,6 +188,15 @@ pub fn describe(path: &Path, config: &Config, defaulted: &[&str]) -> String {
         } else {
             "off".into()
         },
+    );
+    line(
+        "admin",
+        if config.admin_password.is_some() {
+            "dashboard at /admin (password set)"
+        } else {
+            "off"
+        }
+        .into(),
     );
     line(
         "logs",
