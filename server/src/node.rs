@@ -118,6 +118,9 @@ struct Rates {
 /// Channels counted at most, so that a flood of one-off channels cannot grow the map.
 const RATED_CHANNELS: usize = 10_000;
 
+/// How long after the dashboard's last look publications stop being counted per channel.
+const UNWATCHED_AFTER: Duration = Duration::from_secs(10);
+
 /// Where a node stands in a channel's stream, to tell whether each publication that
 /// arrives follows the one before.
 struct Stand {
@@ -359,8 +362,15 @@ impl BrokerHandler for Fanout {
         METRICS.sent("message", taken, frame.len());
         if self.watched.load(std::sync::atomic::Ordering::Relaxed) {
             let mut rates = self.rates.lock();
-            if rates.counts.len() < RATED_CHANNELS || rates.counts.contains_key(channel) {
-                *rates.counts.entry(channel.to_owned()).or_default() += 1;
+            if rates.since.elapsed() > UNWATCHED_AFTER {
+                // Nobody has looked for a while (the dashboard was closed): stop counting.
+                self.watched
+                    .store(false, std::sync::atomic::Ordering::Relaxed);
+                rates.counts = HashMap::new();
+            } else if let Some(n) = rates.counts.get_mut(channel) {
+                *n += 1;
+            } else if rates.counts.len() < RATED_CHANNELS {
+                rates.counts.insert(channel.to_owned(), 1);
             }
         }
     }
