@@ -1,19 +1,21 @@
-//! One WebSocket connection: a reader that runs the client's commands in order, and a
-//! writer that drains the connection's bounded queue (`outbox.rs`) in batches.
+//! One WebSocket connection, in one task: it runs the client's commands in order, writes
+//! what the connection's bounded queue (`outbox.rs`) holds in batches, sends pings, and
+//! watches the peer's liveness, the token's expiry and the server's shutdown.
 //!
-//! A command may await the engine (or, later, the app). While it runs, the reader keeps
-//! reading a few frames ahead (so WebSocket pings are answered), sends its pings, watches
-//! the peer's liveness, the token's expiry and the server's shutdown: a stuck command or a
-//! peer that stopped reading its socket never keeps a connection alive past two ping
-//! intervals.
+//! One task rather than a reader and a writer: an idle connection costs one task's memory,
+//! and a delivery wakes one task. A command may await the engine or the app; it runs as a
+//! future the loop polls beside everything else, so while it waits the connection keeps
+//! writing (its answer may be waiting for room in the queue), reads a few frames ahead (so
+//! WebSocket pings are answered) and obeys a stop or the shutdown. A batch is written with
+//! a time limit: a peer that stopped reading its socket never keeps a connection alive past
+//! two ping intervals.
 
 use crate::hooks::HookFailure;
 use crate::metrics::{CodeLabel, METRICS};
 use crate::node::Node;
-use crate::outbox::{self, encode, ClientHandle, Control, Outbound};
+use crate::outbox::{self, encode, ClientHandle, Outbound, Outbox};
 use crate::session::{Session, Step};
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket};
-use futures_util::stream::{SplitSink, SplitStream};
 use futures_util::{SinkExt, StreamExt};
 use hubbub_core::auth::{Identity, Permissions};
 use hubbub_core::hooks::{ConnectAnswer, ConnectRequest, EventKind, EventNotice};
@@ -25,7 +27,6 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
-use tokio::sync::mpsc;
 use tokio::time::Instant;
 
 /// How many queued frames the writer sends before one flush.
@@ -102,22 +103,16 @@ async fn identify(
     }
 }
 
-type Sink = SplitSink<WebSocket, Message>;
-type Stream = SplitStream<WebSocket>;
-
-/// Runs one connection from the welcome to the close. The socket is split before the
-/// future is made, so the future holds two pointers rather than the whole socket for as
-/// long as the connection lives.
+/// Runs one connection from the welcome to the close.
 pub fn serve(
     node: Arc<Node>,
     socket: WebSocket,
     upgrade: Option<Upgrade>,
 ) -> impl Future<Output = ()> + Send {
-    let (sink, stream) = socket.split();
-    serve_split(node, sink, stream, upgrade)
+    serve_socket(node, socket, upgrade)
 }
 
-async fn serve_split(node: Arc<Node>, sink: Sink, stream: Stream, upgrade: Option<Upgrade>) {
+async fn serve_socket(node: Arc<Node>, mut socket: WebSocket, upgrade: Option<Upgrade>) {
     let _alive = node.shutdown.connection();
     let id = new_client_id();
     // Asking the app and refusing are boxed: inline, their futures would make every
@@ -129,60 +124,73 @@ async fn serve_split(node: Arc<Node>, sink: Sink, stream: Stream, upgrade: Optio
     let identified = match identified {
         Ok(identified) => identified,
         Err((code, reason)) => {
-            Box::pin(refuse_split(sink, stream, code, reason)).await;
+            Box::pin(refuse_connection(socket, code, reason)).await;
             return;
         }
     };
+    let (outbox, session) = open(&node, &id, identified);
+    let (who, ending) = run(&node, session, &mut socket, &outbox).await;
+
+    // Boxed: the ending's futures are made once per connection, at its end; inline, they
+    // would make every connection's task larger for as long as it lives.
+    Box::pin(end(node, id, who, socket, outbox, ending)).await;
+}
+
+/// Makes the connection's queue and session, queues the welcome and puts the client in
+/// the hub. Not async: nothing of it stays in the connection's future.
+fn open(
+    node: &Arc<Node>,
+    id: &ClientId,
+    identified: Option<(Identity, Option<SystemTime>)>,
+) -> (Arc<Outbox>, Box<Session>) {
     let user = identified
         .as_ref()
         .and_then(|(identity, _)| identity.user.clone());
-    let (tx, rx) = mpsc::channel(node.config.client_queue);
-    let control = Arc::new(Control::default());
-    let handle = ClientHandle::new(tx.clone(), control.clone());
+    let outbox = Outbox::new(node.config.client_queue);
+    let handle = ClientHandle::new(outbox.clone());
     // The welcome goes first: nothing else can be queued before the hub knows the client.
     let welcome = encode(&ServerFrame::Connected {
         client: id.to_string(),
         user: user.clone(),
     });
-    let _ = tx.try_send(Outbound::Frame(welcome));
+    let _ = outbox.try_send(Outbound::Frame(welcome));
     node.connect(id.clone(), handle.clone());
     if user.is_some() {
-        node.set_user(&id, user);
+        node.set_user(id, user);
     }
     tracing::debug!(client = %id, "connected");
 
-    let write_timeout = node.config.ping_interval * 2;
-    let mut writer = tokio::spawn(write(sink, rx, control.clone(), write_timeout));
-    // Boxed: the reader holds it by pointer, not twice inline (as its argument and while
+    // Boxed: the loop holds it by pointer, not twice inline (as its argument and while
     // idle) in its future.
-    let session = Box::new(Session::new(
-        node.clone(),
-        id.clone(),
-        tx.clone(),
-        handle,
-        identified,
-    ));
-    let who = read(&node, session, stream, &control, tx).await;
+    let session = Box::new(Session::new(node.clone(), id.clone(), handle, identified));
+    (outbox, session)
+}
 
-    node.disconnect(&id, &who).await;
-    if let Some(hooks) = &node.hooks {
-        hooks.notify(EventNotice {
-            event: EventKind::Disconnect,
-            client: id.to_string(),
-            user: who.user.clone(),
-            channel: None,
-            clients_in_channel: Vec::new(),
-            clients_count: 0,
-        });
-    }
-    // The writer ends by itself within its graces; this bound only guards against a bug.
-    if tokio::time::timeout(DRAIN_GRACE + CLOSE_GRACE * 3, &mut writer)
-        .await
-        .is_err()
-    {
-        writer.abort();
-    }
-    match control.close_code() {
+/// Leaves the hub and sends what is left, together: the first may await the engine, the
+/// second the peer.
+async fn end(
+    node: Arc<Node>,
+    id: ClientId,
+    who: hubbub_core::protocol::PresentClient,
+    socket: WebSocket,
+    outbox: Arc<Outbox>,
+    ending: Ending,
+) {
+    let leave = async {
+        node.disconnect(&id, &who).await;
+        if let Some(hooks) = &node.hooks {
+            hooks.notify(EventNotice {
+                event: EventKind::Disconnect,
+                client: id.to_string(),
+                user: who.user.clone(),
+                channel: None,
+                clients_in_channel: Vec::new(),
+                clients_count: 0,
+            });
+        }
+    };
+    tokio::join!(leave, finish(socket, &outbox, ending));
+    match outbox.close_code() {
         Some((code, reason)) => tracing::debug!(client = %id, code, reason, "disconnected"),
         // The client closed, asked to (`disconnect`), or its connection was lost.
         None => tracing::debug!(client = %id, by = "client", "disconnected"),
@@ -190,25 +198,20 @@ async fn serve_split(node: Arc<Node>, sink: Sink, stream: Stream, upgrade: Optio
 }
 
 /// Closes a connection that may not be opened, before any welcome.
-pub async fn refuse_connection(socket: WebSocket, code: u16, reason: &'static str) {
-    let (sink, stream) = socket.split();
-    refuse_split(sink, stream, code, reason).await
-}
-
-async fn refuse_split(mut sink: Sink, mut stream: Stream, code: u16, reason: &'static str) {
+pub async fn refuse_connection(mut socket: WebSocket, code: u16, reason: &'static str) {
     let frame = CloseFrame {
         code,
         reason: reason.into(),
     };
-    let _ = tokio::time::timeout(CLOSE_GRACE, sink.send(Message::Close(Some(frame)))).await;
+    let _ = tokio::time::timeout(CLOSE_GRACE, socket.send(Message::Close(Some(frame)))).await;
     // Wait (briefly) for the peer's close, so that the close frame is not lost to a reset.
-    let _ = tokio::time::timeout(CLOSE_GRACE, stream.next()).await;
+    let _ = tokio::time::timeout(CLOSE_GRACE, socket.next()).await;
 }
 
 type Running = Pin<Box<dyn Future<Output = (Box<Session>, Step)> + Send>>;
 
-/// Runs one command, handing the session back with what the reader does next.
-fn run(mut session: Box<Session>, text: Utf8Bytes) -> Running {
+/// Runs one command, handing the session back with what the connection does next.
+fn start(mut session: Box<Session>, text: Utf8Bytes) -> Running {
     Box::pin(async move {
         let step = session.handle(text.as_str()).await;
         (session, step)
@@ -231,38 +234,48 @@ fn deadline(expires: Option<SystemTime>) -> Option<Instant> {
     Some(Instant::now() + left)
 }
 
-/// The reader: runs commands in order until the client leaves or the connection is told
-/// to stop; watches the peer's liveness, the token's expiry and the server's shutdown.
-/// Returns who the session was at the end, for presence and leave notices.
-async fn read(
+/// How the connection ends, once [`run`] is done with it.
+enum Ending {
+    /// At once: what is queued is dropped; the close frame asked for (if any) is sent.
+    Stop,
+    /// After what is queued (within [`DRAIN_GRACE`]), then the close frame asked for or
+    /// the one queued.
+    AfterQueue,
+    /// With this close frame, queued by the session (`disconnect`, too many failed logins).
+    Close(CloseFrame),
+    /// The socket failed or stopped taking frames: nothing more is sent.
+    Failed,
+}
+
+/// The connection's loop: runs commands in order and writes the queue until the client
+/// leaves or the connection is told to stop. Returns who the session was at the end, for
+/// presence and leave notices, and how to end.
+async fn run(
     node: &Node,
     session: Box<Session>,
-    mut stream: Stream,
-    control: &Control,
-    pings: mpsc::Sender<Outbound>,
-) -> hubbub_core::protocol::PresentClient {
+    socket: &mut WebSocket,
+    outbox: &Outbox,
+) -> (hubbub_core::protocol::PresentClient, Ending) {
     let interval = node.config.ping_interval;
-    let mut ping = tokio::time::interval_at(Instant::now() + interval, interval);
-    // A peer is alive while it sends something (a command, a pong) every two intervals.
-    // Each frame only notes the time; the timer is moved when it fires, so a chatty peer
-    // costs no timer work per frame.
-    let liveness = tokio::time::sleep(interval * 2);
+    let write_timeout = interval * 2;
+    // One timer for the pings and the peer's liveness (a timer is about 100 bytes of every
+    // connection's memory). A peer is alive while it sends something (a command, a pong)
+    // every two intervals. Each frame only notes the time; the timer is moved when it
+    // fires, so a chatty peer costs no timer work per frame.
+    let mut next_ping = Instant::now() + interval;
+    let timer = tokio::time::sleep_until(next_ping);
     let mut last_seen = Instant::now();
     // Only a session whose identity expires has a timer for it.
     // (An identity from the connect hook may expire before any command.)
     let mut expires = session.expires();
     let mut expiry = deadline(expires).map(|at| Box::pin(tokio::time::sleep_until(at)));
-    // Made once, not on every turn of the loop: each would register a waiter anew.
-    let stopped = control.stopped().cancelled();
-    let draining = control.draining().cancelled();
     let shutdown = node.shutdown.triggered();
-    tokio::pin!(stopped, draining, shutdown, liveness);
+    tokio::pin!(shutdown, timer);
 
     let mut idle: Option<Box<Session>> = Some(session);
     let mut running: Option<Running> = None;
     let mut ahead: VecDeque<Message> = VecDeque::new();
     let mut who = idle.as_ref().expect("idle at start").present().clone();
-    let mut reading = true;
     loop {
         // Start the next command where none runs.
         if running.is_none() {
@@ -276,39 +289,24 @@ async fn read(
                 };
                 METRICS.bytes_in.inc_by(bytes as u64);
                 running = Some(match message {
-                    Message::Text(text) => run(session, text),
+                    Message::Text(text) => start(session, text),
                     _ => refuse(
                         session,
                         Error::InvalidPayload.because("binary frames are not part of the protocol"),
                     ),
                 });
-            } else if !reading {
-                return who;
             }
         }
+        // Biased: stops first; then the command and the peer's frames (read ahead at most
+        // READ_AHEAD, so a flood of deliveries cannot keep them waiting long); the timers;
+        // then the queue.
         tokio::select! {
             biased;
-            _ = &mut stopped => return who,
-            _ = &mut draining => return who,
+            _ = outbox.stopped() => return (who, Ending::Stop),
+            _ = outbox.draining() => return (who, Ending::AfterQueue),
             _ = &mut shutdown => {
-                control.close_after_queue(close::GOING_AWAY, "server shutting down");
-                return who;
-            }
-            _ = &mut liveness => {
-                let due = last_seen + interval * 2;
-                if due > Instant::now() {
-                    liveness.as_mut().reset(due);
-                    continue;
-                }
-                control.close(close::GOING_AWAY, "ping timeout");
-                return who;
-            }
-            _ = async { expiry.as_mut().expect("guarded").await }, if expiry.is_some() => {
-                control.close_after_queue(close::TOKEN_EXPIRED, "token expired");
-                return who;
-            }
-            _ = ping.tick() => {
-                let _ = pings.try_send(Outbound::Ping);
+                outbox.close_after_queue(close::GOING_AWAY, "server shutting down");
+                return (who, Ending::AfterQueue);
             }
             (session, step) = async { running.as_mut().expect("guarded").await }, if running.is_some() => {
                 running = None;
@@ -319,22 +317,23 @@ async fn read(
                 }
                 idle = Some(session);
                 if let Step::Stop = step {
-                    return who;
+                    // A close is queued (or the queue takes nothing more).
+                    return (who, Ending::AfterQueue);
                 }
             }
-            message = stream.next(), if reading && ahead.len() < READ_AHEAD => {
+            message = socket.next(), if ahead.len() < READ_AHEAD => {
                 match message {
                     None => {
-                        control.stop();
-                        reading = false;
+                        outbox.stop();
+                        return (who, Ending::Stop);
                     }
                     Some(Err(e)) => {
                         if is_too_big(e) {
-                            control.close(close::TOO_BIG, "frame too large");
+                            outbox.close(close::TOO_BIG, "frame too large");
                         } else {
-                            control.stop();
+                            outbox.stop();
                         }
-                        return who;
+                        return (who, Ending::Stop);
                     }
                     Some(Ok(message)) => {
                         last_seen = Instant::now();
@@ -342,10 +341,46 @@ async fn read(
                             Message::Text(_) | Message::Binary(_) => ahead.push_back(message),
                             Message::Ping(_) | Message::Pong(_) => {}
                             Message::Close(_) => {
-                                control.stop();
-                                return who;
+                                outbox.stop();
+                                return (who, Ending::Stop);
                             }
                         }
+                    }
+                }
+            }
+            _ = &mut timer => {
+                let now = Instant::now();
+                let silent_until = last_seen + interval * 2;
+                if silent_until <= now {
+                    outbox.close(close::GOING_AWAY, "ping timeout");
+                    return (who, Ending::Stop);
+                }
+                if next_ping <= now {
+                    let _ = outbox.try_send(Outbound::Ping);
+                    next_ping = now + interval;
+                }
+                timer.as_mut().reset(next_ping.min(silent_until));
+            }
+            _ = async { expiry.as_mut().expect("guarded").await }, if expiry.is_some() => {
+                outbox.close_after_queue(close::TOKEN_EXPIRED, "token expired");
+                return (who, Ending::AfterQueue);
+            }
+            queued = outbox.ready() => {
+                if !queued {
+                    return (who, Ending::Stop);
+                }
+                let written = tokio::select! {
+                    biased;
+                    _ = outbox.stopped() => return (who, Ending::Stop),
+                    written = tokio::time::timeout(write_timeout, write_batch(socket, outbox)) => written,
+                };
+                match written {
+                    Ok(Written::More) => {}
+                    Ok(Written::Close(frame)) => return (who, Ending::Close(frame)),
+                    Ok(Written::Failed) => return (who, Ending::Failed),
+                    Err(_) => {
+                        outbox.close(close::POLICY, "write timeout");
+                        return (who, Ending::Failed);
                     }
                 }
             }
@@ -361,79 +396,67 @@ fn is_too_big(e: axum::Error) -> bool {
     )
 }
 
-/// How writing a batch ended.
-enum Written {
-    More,
-    /// A queued close: send it, then end.
-    Close(CloseFrame),
-    Failed,
-}
-
-/// The writer: drains the queue in batches with one flush each, until the queue ends, a
-/// close is queued, or the connection is told to stop. Told to close after its queue, it
-/// sends what is queued (within [`DRAIN_GRACE`]) before the close frame. A batch that
-/// cannot be written within `write_timeout` (a peer that stopped reading) ends it.
-async fn write(
-    mut sink: Sink,
-    mut rx: mpsc::Receiver<Outbound>,
-    control: Arc<Control>,
-    write_timeout: Duration,
-) {
-    // Grows with the batches that actually come: an idle connection keeps a few slots
-    // instead of BATCH of them (2.5 KiB).
-    let mut batch = Vec::new();
-    let stopped = control.stopped().cancelled();
-    let draining = control.draining().cancelled();
-    tokio::pin!(stopped, draining);
-    let mut drain_deadline: Option<Instant> = None;
-    let close = loop {
-        let received = tokio::select! {
-            biased;
-            _ = &mut stopped => break close_frame(&control),
-            _ = &mut draining, if drain_deadline.is_none() => {
-                // Nothing more is taken; what is queued still goes out.
-                rx.close();
-                drain_deadline = Some(Instant::now() + DRAIN_GRACE);
-                continue;
-            }
-            n = rx.recv_many(&mut batch, BATCH) => n,
-        };
-        if received == 0 {
-            break close_frame(&control);
+/// Ends the connection as [`run`] decided: what is queued goes out first where the
+/// ending says so, then the close frame, then the socket is closed.
+async fn finish(mut socket: WebSocket, outbox: &Outbox, ending: Ending) {
+    let close = match ending {
+        Ending::Failed => {
+            outbox.stop();
+            return;
         }
-        let limit = match drain_deadline {
-            Some(at) => at.saturating_duration_since(Instant::now()),
-            None => write_timeout,
-        };
-        let written = tokio::select! {
-            biased;
-            _ = &mut stopped => break close_frame(&control),
-            written = tokio::time::timeout(limit, write_batch(&mut sink, &mut batch)) => written,
-        };
-        match written {
-            Ok(Written::More) => {}
-            Ok(Written::Close(frame)) => break Some(frame),
-            Ok(Written::Failed) => {
-                control.stop();
-                return;
-            }
-            Err(_) if drain_deadline.is_some() => break close_frame(&control),
-            Err(_) => {
-                control.close(close::POLICY, "write timeout");
-                control.stop();
-                return;
+        Ending::Stop => {
+            outbox.stop();
+            close_frame(outbox)
+        }
+        Ending::Close(frame) => {
+            outbox.stop();
+            Some(frame)
+        }
+        Ending::AfterQueue => {
+            // Nothing more is taken; what is queued still goes out.
+            outbox.close_queue();
+            match drain(&mut socket, outbox).await {
+                Ok(close) => close,
+                Err(()) => {
+                    outbox.stop();
+                    return;
+                }
             }
         }
     };
-    // Tell the reader, whatever ended the writer.
-    control.stop();
-    if let Some(frame) = &close {
-        count_close(frame);
-    }
+    outbox.stop();
     if let Some(frame) = close {
-        let _ = tokio::time::timeout(CLOSE_GRACE, sink.send(Message::Close(Some(frame)))).await;
+        count_close(&frame);
+        let _ = tokio::time::timeout(CLOSE_GRACE, socket.send(Message::Close(Some(frame)))).await;
     }
-    let _ = tokio::time::timeout(CLOSE_GRACE, sink.close()).await;
+    let _ = tokio::time::timeout(CLOSE_GRACE, socket.close()).await;
+}
+
+/// Sends what is queued within [`DRAIN_GRACE`]: the close frame to send after it (the
+/// one queued, or the one asked for), or `Err` where the socket failed.
+async fn drain(socket: &mut WebSocket, outbox: &Outbox) -> Result<Option<CloseFrame>, ()> {
+    let until = Instant::now() + DRAIN_GRACE;
+    loop {
+        let queued = tokio::select! {
+            biased;
+            _ = outbox.stopped() => return Ok(close_frame(outbox)),
+            queued = outbox.ready() => queued,
+        };
+        if !queued {
+            return Ok(close_frame(outbox));
+        }
+        let written = tokio::select! {
+            biased;
+            _ = outbox.stopped() => return Ok(close_frame(outbox)),
+            written = tokio::time::timeout_at(until, write_batch(socket, outbox)) => written,
+        };
+        match written {
+            Ok(Written::More) => {}
+            Ok(Written::Close(frame)) => return Ok(Some(frame)),
+            Ok(Written::Failed) => return Err(()),
+            Err(_) => return Ok(close_frame(outbox)),
+        }
+    }
 }
 
 fn count_close(frame: &CloseFrame) {
@@ -444,22 +467,34 @@ fn count_close(frame: &CloseFrame) {
     }
 }
 
-fn close_frame(control: &Control) -> Option<CloseFrame> {
-    control.close_code().map(|(code, reason)| CloseFrame {
+fn close_frame(outbox: &Outbox) -> Option<CloseFrame> {
+    outbox.close_code().map(|(code, reason)| CloseFrame {
         code,
         reason: reason.into(),
     })
 }
 
-async fn write_batch(sink: &mut Sink, batch: &mut Vec<Outbound>) -> Written {
-    for outbound in batch.drain(..) {
+/// How writing a batch ended.
+enum Written {
+    More,
+    /// A queued close: send it, then end.
+    Close(CloseFrame),
+    Failed,
+}
+
+/// Writes up to [`BATCH`] queued frames with one flush.
+async fn write_batch(socket: &mut WebSocket, outbox: &Outbox) -> Written {
+    for _ in 0..BATCH {
+        let Some(outbound) = outbox.try_recv() else {
+            break;
+        };
         let message = match outbound {
             Outbound::Frame(text) => Message::Text(text),
             // The permit goes back to the budget as the frame is handed to the socket.
             Outbound::Answer(answer) => Message::Text(answer.0),
             Outbound::Ping => Message::Ping(Default::default()),
             Outbound::Close(code, reason) => {
-                if sink.flush().await.is_err() {
+                if socket.flush().await.is_err() {
                     return Written::Failed;
                 }
                 return Written::Close(CloseFrame {
@@ -468,11 +503,11 @@ async fn write_batch(sink: &mut Sink, batch: &mut Vec<Outbound>) -> Written {
                 });
             }
         };
-        if sink.feed(message).await.is_err() {
+        if socket.feed(message).await.is_err() {
             return Written::Failed;
         }
     }
-    if sink.flush().await.is_err() {
+    if socket.flush().await.is_err() {
         return Written::Failed;
     }
     Written::More

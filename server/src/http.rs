@@ -439,8 +439,11 @@ async fn not_found() -> ApiError {
     )
 }
 
-/// The WebSocket read buffer of each connection.
-const READ_BUFFER: usize = 4096;
+/// The WebSocket read buffer of each connection, and the most one read takes. Every
+/// connection keeps it for as long as it lives, so it is sized for commands (a subscribe
+/// with a token is a few hundred bytes), not for the largest frame: a larger frame grows
+/// the buffer to its length and is read in several reads.
+const READ_BUFFER: usize = 512;
 
 /// `GET /ws`: checks the Origin and hands the upgraded socket to a connection task.
 async fn websocket(
@@ -482,8 +485,7 @@ async fn websocket(
     });
     upgrade
         // The codec zero-fills its whole read buffer on the first read, so the 128 KiB
-        // default costs every idle connection 128 KiB of memory; client commands are small,
-        // and a larger frame still grows the buffer as it needs.
+        // default would cost every idle connection 128 KiB of memory.
         .read_buffer_size(READ_BUFFER)
         .max_message_size(limit)
         .max_frame_size(limit)

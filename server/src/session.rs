@@ -26,7 +26,6 @@ use hubbub_core::{Error, Rejection};
 use std::num::NonZeroU32;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
-use tokio::sync::mpsc;
 
 /// What the reader does after a command.
 pub enum Step {
@@ -54,7 +53,7 @@ pub struct Session {
     /// When the identity's token expires, if it came from a token with `exp`.
     expires: Option<SystemTime>,
     failed_logins: u32,
-    tx: mpsc::Sender<Outbound>,
+    /// The connection's queue, through which answers go out too.
     handle: ClientHandle,
     rate: Option<DefaultDirectRateLimiter>,
     answer_budget: Arc<tokio::sync::Semaphore>,
@@ -69,7 +68,6 @@ impl Session {
     pub fn new(
         node: Arc<Node>,
         id: ClientId,
-        tx: mpsc::Sender<Outbound>,
         handle: ClientHandle,
         identified: Option<(Identity, Option<SystemTime>)>,
     ) -> Session {
@@ -84,7 +82,6 @@ impl Session {
             failed_logins: 0,
             node,
             id,
-            tx,
             handle,
             rate,
             answer_budget: Arc::new(tokio::sync::Semaphore::new(ANSWER_BUDGET)),
@@ -126,7 +123,11 @@ impl Session {
             Command::Direct(direct) => self.direct(direct).await,
             Command::Logout(True) => self.logout().await,
             Command::Disconnect(True) => {
-                let _ = self.tx.send(Outbound::Close(close::NORMAL, "")).await;
+                let _ = self
+                    .handle
+                    .outbox()
+                    .send(Outbound::Close(close::NORMAL, ""))
+                    .await;
                 return Step::Stop;
             }
             Command::Ping(value) => Ok(ServerFrame::Pong(value)),
@@ -140,7 +141,8 @@ impl Session {
         if self.failed_logins > MAX_FAILED_LOGINS {
             let _ = self.answer(answer).await;
             let _ = self
-                .tx
+                .handle
+                .outbox()
                 .send(Outbound::Close(close::POLICY, "too many failed logins"))
                 .await;
             return Step::Stop;
@@ -166,13 +168,19 @@ impl Session {
             return Step::Stop;
         };
         let answer = Outbound::Answer(Box::new((frame, permit)));
-        if self.tx.send(answer).await.is_err() {
+        if self.handle.outbox().send(answer).await.is_err() {
             return Step::Stop;
         }
         let after = std::mem::take(&mut self.after_answer);
         if !failed {
             for frame in after {
-                if self.tx.send(Outbound::Frame(frame)).await.is_err() {
+                if self
+                    .handle
+                    .outbox()
+                    .send(Outbound::Frame(frame))
+                    .await
+                    .is_err()
+                {
                     return Step::Stop;
                 }
             }
@@ -321,7 +329,8 @@ impl Session {
         };
         for message in &messages {
             if self
-                .tx
+                .handle
+                .outbox()
                 .send(Outbound::Frame(encode_message(message)))
                 .await
                 .is_err()

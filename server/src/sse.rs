@@ -23,7 +23,7 @@
 
 use crate::connection::new_client_id;
 use crate::node::Node;
-use crate::outbox::{encode, ClientHandle, Control, Frame, Outbound};
+use crate::outbox::{encode, ClientHandle, Frame, Outbound, Outbox};
 use crate::session::{Session, Step};
 use axum::body::Body;
 use axum::extract::{Path, State};
@@ -44,7 +44,7 @@ use std::collections::HashMap;
 use std::convert::Infallible;
 use std::sync::{Arc, LazyLock, Mutex};
 use std::time::{Duration, SystemTime};
-use tokio::sync::{mpsc, watch};
+use tokio::sync::watch;
 use tokio_util::task::task_tracker::TaskTrackerToken;
 
 /// How long a browser's `EventSource` waits before reconnecting (its own default is a few
@@ -79,7 +79,7 @@ pub async fn read_channel(
         .get("last-event-id")
         .and_then(|id| position(id.to_str().ok()?))
         .map_or(Since::Latest, Since::Position);
-    let (mut session, tx, mut rx, reader) = open(node);
+    let (mut session, reader) = open(node);
     let subscribe = Command::Subscribe(Subscribe {
         channel,
         since: Some(since),
@@ -89,7 +89,7 @@ pub async fn read_channel(
     // its answer, is taken while it runs: a long gap may not fit the queue.
     let collect = async {
         let mut recovered = Vec::new();
-        while let Some(outbound) = rx.recv().await {
+        while let Some(outbound) = reader.outbox.recv().await {
             match outbound {
                 Outbound::Frame(frame) => recovered.push(frame),
                 Outbound::Answer(answer) => return (recovered, Some(answer.0.clone())),
@@ -99,7 +99,7 @@ pub async fn read_channel(
         (recovered, None)
     };
     let (_, (recovered, answer)) = tokio::join!(session.handle(&subscribe), collect);
-    drop((session, tx));
+    drop(session);
     let epoch = match answer.as_deref().map(ServerFrame::parse) {
         Some(Ok(ServerFrame::Resubscribed(r))) => r.epoch,
         Some(Ok(ServerFrame::Err(body))) => return refused(body, &headers),
@@ -111,7 +111,7 @@ pub async fn read_channel(
         .collect();
     let node = reader.node.clone();
     let mode = Mode::Channel { epoch };
-    respond(&node, &headers, first, reader.live(rx, mode))
+    respond(&node, &headers, first, reader.live(mode))
 }
 
 /// `GET /connection/sse`: a session whose frames come as events, the welcome first.
@@ -119,13 +119,12 @@ pub async fn open_session(State(node): State<Arc<Node>>, headers: HeaderMap) -> 
     if let Some(refusal) = refusal(&node, &headers) {
         return refusal;
     }
-    let (session, tx, rx, mut reader) = open(node.clone());
+    let (session, mut reader) = open(node.clone());
     let welcome = ServerFrame::Connected {
         client: reader.id.to_string(),
         user: None,
     };
-    let _ = tx.try_send(Outbound::Frame(encode(&welcome)));
-    drop(tx);
+    let _ = reader.outbox.try_send(Outbound::Frame(encode(&welcome)));
     let (expires, watching) = watch::channel(None);
     let posted = Arc::new(Posted {
         node: node.clone(),
@@ -138,7 +137,7 @@ pub async fn open_session(State(node): State<Arc<Node>>, headers: HeaderMap) -> 
     let named = Event::default().event("session").data(&*name);
     reader.posted = Some(name);
     let mode = Mode::Session { expires: watching };
-    respond(&node, &headers, vec![named], reader.live(rx, mode))
+    respond(&node, &headers, vec![named], reader.live(mode))
 }
 
 /// `POST /connection/sse/{session}`: commands for a session, one JSON object per line, run
@@ -225,30 +224,22 @@ fn refusal(node: &Node, headers: &HeaderMap) -> Option<Response> {
     }
 }
 
-/// A new session on the node, anonymous, with its queue.
-fn open(
-    node: Arc<Node>,
-) -> (
-    Session,
-    mpsc::Sender<Outbound>,
-    mpsc::Receiver<Outbound>,
-    Reader,
-) {
-    let (tx, rx) = mpsc::channel(node.config.client_queue);
-    let control = Arc::new(Control::default());
-    let handle = ClientHandle::new(tx.clone(), control.clone());
+/// A new session on the node, anonymous, with its queue (which the reader consumes).
+fn open(node: Arc<Node>) -> (Session, Reader) {
+    let outbox = Outbox::new(node.config.client_queue);
+    let handle = ClientHandle::new(outbox.clone());
     let id = new_client_id();
     node.connect(id.clone(), handle.clone());
-    let session = Session::new(node.clone(), id.clone(), tx.clone(), handle, None);
+    let session = Session::new(node.clone(), id.clone(), handle, None);
     let reader = Reader {
         who: session.present().clone(),
         alive: Some(node.shutdown.connection()),
         node,
         id,
-        control,
+        outbox,
         posted: None,
     };
-    (session, tx, rx, reader)
+    (session, reader)
 }
 
 /// The event stream: `first`, then the live events.
@@ -337,7 +328,7 @@ struct Reader {
     node: Arc<Node>,
     id: ClientId,
     who: PresentClient,
-    control: Arc<Control>,
+    outbox: Arc<Outbox>,
     /// Its name in `SESSIONS`, where it is listed.
     posted: Option<ClientId>,
     /// Counted among the connections that shutdown waits for.
@@ -347,17 +338,15 @@ struct Reader {
 /// Where the live part of a stream stands.
 struct Live {
     reader: Reader,
-    rx: mpsc::Receiver<Outbound>,
     mode: Mode,
     ended: bool,
 }
 
 impl Reader {
     /// What the node queues for the reader, as events, until the session is closed.
-    fn live(self, rx: mpsc::Receiver<Outbound>, mode: Mode) -> impl Stream<Item = Event> {
+    fn live(self, mode: Mode) -> impl Stream<Item = Event> {
         let live = Live {
             reader: self,
-            rx,
             mode,
             ended: false,
         };
@@ -375,10 +364,10 @@ impl Live {
     /// The next event; the last one, after which the stream ends, where the session closed.
     async fn next(&mut self) -> Event {
         loop {
-            let control = self.reader.control.clone();
-            let outbound = if control.draining().is_cancelled() {
+            let outbox = self.reader.outbox.clone();
+            let outbound = if outbox.is_draining() {
                 // Closed after its queue: what is queued, then the end.
-                self.rx.try_recv().ok()
+                outbox.try_recv()
             } else {
                 let expiry = match &mut self.mode {
                     Mode::Session { expires } => *expires.borrow_and_update(),
@@ -387,18 +376,18 @@ impl Live {
                 let left =
                     expiry.map(|at| at.duration_since(SystemTime::now()).unwrap_or_default());
                 tokio::select! {
-                    () = control.stopped().cancelled() => None,
-                    () = control.draining().cancelled() => continue,
+                    () = outbox.stopped() => None,
+                    () = outbox.draining() => continue,
                     () = self.reader.node.shutdown.triggered() => {
-                        control.close_after_queue(close::GOING_AWAY, "server shutting down");
+                        outbox.close_after_queue(close::GOING_AWAY, "server shutting down");
                         continue;
                     }
                     () = tokio::time::sleep(left.unwrap_or_default()), if left.is_some() => {
-                        control.close_after_queue(close::TOKEN_EXPIRED, "token expired");
+                        outbox.close_after_queue(close::TOKEN_EXPIRED, "token expired");
                         continue;
                     }
                     _ = changed(&mut self.mode) => continue,
-                    next = self.rx.recv() => next,
+                    next = outbox.recv() => next,
                 }
             };
             let closing = match outbound {
@@ -415,7 +404,7 @@ impl Live {
                 },
                 Some(Outbound::Ping) => continue,
                 Some(Outbound::Close(code, reason)) => Some((code, reason)),
-                None => control.close_code(),
+                None => outbox.close_code(),
             };
             self.ended = true;
             let (code, reason) = closing.unwrap_or((close::GOING_AWAY, ""));
