@@ -380,6 +380,11 @@ impl<S: Subscriber> Hub<S> {
             .is_some_and(|c| c.channels.contains(channel))
     }
 
+    /// The handle of every connection.
+    pub fn clients(&self) -> impl Iterator<Item = &S> {
+        self.clients.values().map(|c| &c.handle)
+    }
+
     /// The handle of a connection, if it is connected.
     pub fn client(&self, id: &str) -> Option<&S> {
         self.clients.get(id).map(|c| &c.handle)

@@ -1,21 +1,26 @@
 //! One WebSocket connection, in one task: it runs the client's commands in order, writes
 //! what the connection's bounded queue (`outbox.rs`) holds in batches, sends pings, and
-//! watches the peer's liveness, the token's expiry and the server's shutdown.
+//! watches the peer's liveness and the token's expiry. The server's shutdown reaches it
+//! through its queue, like `/api/disconnect` (the node tells every connection).
 //!
 //! One task rather than a reader and a writer: an idle connection costs one task's memory,
 //! and a delivery wakes one task. A command may await the engine or the app; it runs as a
 //! future the loop polls beside everything else, so while it waits the connection keeps
 //! writing (its answer may be waiting for room in the queue), reads a few frames ahead (so
-//! WebSocket pings are answered) and obeys a stop or the shutdown. A batch is written with
-//! a time limit: a peer that stopped reading its socket never keeps a connection alive past
-//! two ping intervals.
+//! WebSocket pings are answered) and obeys a stop. A batch is written with a time limit: a
+//! peer that stopped reading its socket never keeps a connection alive past two ping
+//! intervals.
+//!
+//! Deliveries wake the task far more often than the peer writes, so the socket is read
+//! only when it woke the task ([`ReadWake`]): a delivery costs no read attempt.
 
 use crate::hooks::HookFailure;
 use crate::metrics::{CodeLabel, METRICS};
 use crate::node::Node;
-use crate::outbox::{self, encode, ClientHandle, Outbound, Outbox};
+use crate::outbox::{self, encode, ClientHandle, Outbound, Outbox, Signal};
 use crate::session::{Session, Step};
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket};
+use futures_util::task::{ArcWake, AtomicWaker};
 use futures_util::{SinkExt, StreamExt};
 use hubbub_core::auth::{Identity, Permissions};
 use hubbub_core::hooks::{ConnectAnswer, ConnectRequest, EventKind, EventNotice};
@@ -25,7 +30,9 @@ use hubbub_core::Error;
 use std::collections::VecDeque;
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+use std::task::{Context, Poll, Waker};
 use std::time::{Duration, SystemTime};
 use tokio::time::Instant;
 
@@ -269,8 +276,13 @@ async fn run(
     // (An identity from the connect hook may expire before any command.)
     let mut expires = session.expires();
     let mut expiry = deadline(expires).map(|at| Box::pin(tokio::time::sleep_until(at)));
-    let shutdown = node.shutdown.triggered();
-    tokio::pin!(shutdown, timer);
+    tokio::pin!(timer);
+    let read_wake = Arc::new(ReadWake {
+        // Read first: the upgrade may have brought the client's first frames.
+        woken: AtomicBool::new(true),
+        task: AtomicWaker::new(),
+    });
+    let read_waker = futures_util::task::waker(read_wake.clone());
 
     let mut idle: Option<Box<Session>> = Some(session);
     let mut running: Option<Running> = None;
@@ -302,11 +314,13 @@ async fn run(
         // then the queue.
         tokio::select! {
             biased;
-            _ = outbox.stopped() => return (who, Ending::Stop),
-            _ = outbox.draining() => return (who, Ending::AfterQueue),
-            _ = &mut shutdown => {
-                outbox.close_after_queue(close::GOING_AWAY, "server shutting down");
-                return (who, Ending::AfterQueue);
+            // Not registered here: `outbox.ready()` below, polled before the task sleeps,
+            // registers the task for the outbox's stops as well as its frames.
+            signal = std::future::poll_fn(|_| outbox.signal().map_or(Poll::Pending, Poll::Ready)) => {
+                return match signal {
+                    Signal::Stopped => (who, Ending::Stop),
+                    Signal::Draining => (who, Ending::AfterQueue),
+                };
             }
             (session, step) = async { running.as_mut().expect("guarded").await }, if running.is_some() => {
                 running = None;
@@ -321,7 +335,7 @@ async fn run(
                     return (who, Ending::AfterQueue);
                 }
             }
-            message = socket.next(), if ahead.len() < READ_AHEAD => {
+            message = std::future::poll_fn(|cx| read_woken(socket, &read_wake, &read_waker, cx)), if ahead.len() < READ_AHEAD => {
                 match message {
                     None => {
                         outbox.stop();
@@ -386,6 +400,38 @@ async fn run(
             }
         }
     }
+}
+
+/// Notes that the socket woke the connection's task, and wakes it.
+struct ReadWake {
+    woken: AtomicBool,
+    task: AtomicWaker,
+}
+
+impl ArcWake for ReadWake {
+    fn wake_by_ref(this: &Arc<Self>) {
+        this.woken.store(true, Ordering::Release);
+        this.task.wake();
+    }
+}
+
+/// The socket's next frame, polled only when the socket woke the task since it was last
+/// polled (or last gave a frame: more may be buffered).
+fn read_woken(
+    socket: &mut WebSocket,
+    wake: &ReadWake,
+    read_waker: &Waker,
+    cx: &mut Context<'_>,
+) -> Poll<Option<Result<Message, axum::Error>>> {
+    wake.task.register(cx.waker());
+    if !wake.woken.swap(false, Ordering::AcqRel) {
+        return Poll::Pending;
+    }
+    let read = socket.poll_next_unpin(&mut Context::from_waker(read_waker));
+    if read.is_ready() {
+        wake.woken.store(true, Ordering::Release);
+    }
+    read
 }
 
 fn is_too_big(e: axum::Error) -> bool {

@@ -20,7 +20,7 @@ use hubbub_core::api::{NodeInfo, Target};
 use hubbub_core::auth::Authenticator;
 use hubbub_core::hub::{ClientId, Gone, Hub, Left, Subscribed};
 use hubbub_core::protocol::{
-    DirectMessage, Join, Leave, Message, PresentClient, RawJson, ServerFrame, StreamPosition,
+    close, DirectMessage, Join, Leave, Message, PresentClient, RawJson, ServerFrame, StreamPosition,
 };
 use parking_lot::RwLock;
 use std::collections::HashMap;
@@ -542,6 +542,7 @@ impl Node {
         }
         node.announce().await?;
         tokio::spawn(do_chores(Arc::downgrade(&node), chores_queue));
+        tokio::spawn(close_on_shutdown(Arc::downgrade(&node)));
         Ok(node)
     }
 
@@ -572,9 +573,14 @@ impl Node {
         self.config.namespace(channel)
     }
 
+    /// Puts a connection on the hub. Once shutdown has begun, it is told to close after
+    /// its queue at once: `close_on_shutdown` may have gone over the hub before it joined.
     pub fn connect(&self, id: ClientId, handle: ClientHandle) {
-        self.hub.write().connect(id, handle);
+        self.hub.write().connect(id, handle.clone());
         METRICS.connections_opened.inc();
+        if self.shutdown.is_triggered() {
+            handle.close_after_queue(close::GOING_AWAY, SHUTTING_DOWN);
+        }
     }
 
     /// Takes a connection off the hub and tidies up after it.
@@ -1180,6 +1186,26 @@ async fn refresh_presence(node: std::sync::Weak<Node>, every: std::time::Duratio
 /// The node's own work that the broker's handler cannot do itself: sending replies to the
 /// other nodes, tidying up after connections another node's request closed, and
 /// announcing the node now and then. Ends with the node.
+/// When the server shuts down, tells every connection on the hub to close after what is
+/// queued for it (1001). Connections are told here, once, rather than each watching the
+/// shutdown on every wake-up; one that joins the hub meanwhile looks for itself after
+/// joining ([`Node::connect`]).
+async fn close_on_shutdown(node: std::sync::Weak<Node>) {
+    let Some(shutdown) = node.upgrade().map(|node| node.shutdown.clone()) else {
+        return;
+    };
+    shutdown.triggered().await;
+    let Some(node) = node.upgrade() else {
+        return;
+    };
+    for client in node.hub.read().clients() {
+        client.close_after_queue(close::GOING_AWAY, SHUTTING_DOWN);
+    }
+}
+
+/// The reason of the close (1001) of every connection when the server shuts down.
+pub const SHUTTING_DOWN: &str = "server shutting down";
+
 async fn do_chores(node: std::sync::Weak<Node>, mut queue: mpsc::UnboundedReceiver<Chore>) {
     let mut announce = tokio::time::interval(ANNOUNCE_EVERY);
     announce.tick().await;

@@ -69,6 +69,14 @@ pub enum Refused {
     Closed,
 }
 
+/// What the consumer is told to do, besides sending frames.
+pub enum Signal {
+    /// End now.
+    Stopped,
+    /// End once what is queued has gone out.
+    Draining,
+}
+
 /// `state` bits.
 const STOPPED: u8 = 1;
 const DRAINING: u8 = 2;
@@ -231,6 +239,19 @@ impl Outbox {
         // A command waiting for room gives up.
         self.discard();
         self.consumer.wake();
+    }
+
+    /// Whether the connection is told to stop or to close after its queue (a stop first).
+    /// Registers nothing: the consumer registers with its next poll for frames.
+    pub fn signal(&self) -> Option<Signal> {
+        let state = self.state.load(Ordering::Acquire);
+        if state & STOPPED != 0 {
+            Some(Signal::Stopped)
+        } else if state & DRAINING != 0 {
+            Some(Signal::Draining)
+        } else {
+            None
+        }
     }
 
     pub fn is_stopped(&self) -> bool {
