@@ -36,7 +36,7 @@ use std::task::{Context, Poll, Waker};
 use std::time::{Duration, SystemTime};
 use tokio::time::Instant;
 
-/// How many queued frames the writer sends before one flush.
+/// How many queued frames a connection writes before one flush.
 const BATCH: usize = 64;
 
 /// How long a close frame may take to go out before the socket is dropped regardless.

@@ -6,7 +6,7 @@
 //!
 //! Rooms, from the outside in:
 //! - `http.rs`: the routes (HTTP API, `/ws`, `/health`, the hello page).
-//! - `connection.rs`: one WebSocket connection's reader and writer.
+//! - `connection.rs`: one WebSocket connection, in one task.
 //! - `sse.rs`: a channel read as Server-Sent Events by a plain `EventSource`.
 //! - `session.rs`: one client's identity and what each of its commands does.
 //! - `node.rs`: the running node: hub, engine, configuration, and the steps that touch
