@@ -22,6 +22,7 @@
 //! the borrow ends.
 
 use crate::backoff::Delays;
+use crate::command::Command;
 use crate::error::{self, CLOSED, DISCONNECTED};
 use crate::frame::Frame;
 use crate::link::{self, Link};
@@ -30,9 +31,7 @@ use crate::subscriptions::{Added, Confirmed, Handlers, Removed, Subscriptions};
 use crate::token;
 use crate::Subscription;
 use gloo_timers::callback::{Interval, Timeout};
-use hubbub_core::protocol::{
-    close, ChannelRef, Command, Credentials, RawJson, Since, StreamPosition, Subscribe,
-};
+use hubbub_core::protocol::{close, ChannelRef, Credentials, Since, StreamPosition, Subscribe};
 use hubbub_core::{channel, Error, Rejection};
 use js_sys::{Function, Promise};
 use std::cell::RefCell;
@@ -745,8 +744,7 @@ impl Connection {
                 self.connection_lost(calls);
             }
         } else if idle >= heartbeat / 2.0 && socket.welcomed && !socket.ping_out {
-            let value = RawJson::from_value(&ping).expect("a number is JSON");
-            socket.send(&Command::Ping(value), Pending::Ping);
+            socket.send(&Command::Ping(ping), Pending::Ping);
             socket.ping_out = true;
             self.pings += 1;
         }

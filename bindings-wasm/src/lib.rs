@@ -17,21 +17,24 @@
 //! await sub.unsubscribe()
 //! ```
 //!
-//! The commands on the wire are hubbub-core's [`Command`], compiled in; the server's
-//! frames are read by the browser's `JSON.parse` and walked into core's types where the
-//! client steers by them (`frame`), so that no JSON parser weighs on the package.
+//! The commands on the wire are hubbub-core's, written as core writes them (`command`);
+//! the server's frames are read by the browser's `JSON.parse` and walked into core's types
+//! where the client steers by them (`frame`), so that no JSON parser or writer weighs on
+//! the package.
 //!
 //! - [`Client`] and [`Subscription`]: the JavaScript API (this file).
 //! - `connection`: the state machine (handshake, answers, heartbeat, reconnection).
 //! - `link`: a WebSocket, or where none can be opened, Server-Sent Events and POSTs.
 //! - `subscriptions`: which channels are wanted, and whose callbacks get their messages.
 //! - `token`: when a token from `getToken` is due for replacing, and asking for it.
+//! - `command`: the commands, written as JSON text.
 //! - `frame`: server frames, read by the browser's `JSON.parse` and walked.
 //! - `options`, `backoff`, `message`, `error`: the options object, the reconnection
 //!   delays, positions as JS objects and data as JSON, and the errors.
 //! - `types.d.ts`: the TypeScript types the generated declarations refer to.
 
 mod backoff;
+mod command;
 mod connection;
 mod error;
 mod frame;
@@ -41,8 +44,9 @@ mod options;
 mod subscriptions;
 mod token;
 
+use command::Command;
 use connection::{with, Connection, Reply, Shared};
-use hubbub_core::protocol::{Broadcast, ChannelRef, Command, Direct, Rpc};
+use hubbub_core::protocol::ChannelRef;
 use js_sys::{Function, Promise};
 use options::{type_error, Options};
 use std::cell::RefCell;
@@ -115,11 +119,11 @@ impl Client {
     ) -> Promise {
         let command = message::to_json(&data).and_then(|data| {
             hubbub_core::channel::validate(&channel)?;
-            Ok(Command::Broadcast(Broadcast {
+            Ok(Command::Broadcast {
                 event,
                 channel,
                 data,
-            }))
+            })
         });
         with(&self.connection, |c, calls| {
             c.command(command, Reply::Done, calls)
@@ -134,12 +138,10 @@ impl Client {
         event: String,
         #[wasm_bindgen(unchecked_param_type = "unknown")] data: JsValue,
     ) -> Promise {
-        let command = message::to_json(&data).map(|data| {
-            Command::Direct(Direct {
-                event,
-                client,
-                data,
-            })
+        let command = message::to_json(&data).map(|data| Command::Direct {
+            event,
+            client,
+            data,
         });
         with(&self.connection, |c, calls| {
             c.command(command, Reply::Done, calls)
@@ -160,7 +162,7 @@ impl Client {
         } else {
             data
         };
-        let command = message::to_json(&data).map(|data| Command::Rpc(Rpc { method, data }));
+        let command = message::to_json(&data).map(|data| Command::Rpc { method, data });
         with(&self.connection, |c, calls| {
             c.command(command, Reply::Rpc, calls)
         })
