@@ -22,10 +22,11 @@ pub(crate) const CLIENT_CODES: [&str; 2] = [DISCONNECTED, CLOSED];
 
 /// A `HubbubError` with a code and an optional reason.
 pub(crate) fn error(code: &str, reason: Option<&str>) -> JsValue {
-    let message = match reason {
-        Some(reason) => format!("{code}: {reason}"),
-        None => code.to_owned(),
-    };
+    let mut message = code.to_owned();
+    if let Some(reason) = reason {
+        message.push_str(": ");
+        message.push_str(reason);
+    }
     let error = js_sys::Error::new(&message);
     error.set_name("HubbubError");
     set(&error, "code", &code.into());

@@ -48,7 +48,7 @@ use command::Command;
 use connection::{with, Connection, Reply, Shared};
 use hubbub_core::protocol::ChannelRef;
 use js_sys::{Function, Promise};
-use options::{type_error, Options};
+use options::Options;
 use std::cell::RefCell;
 use std::rc::{Rc, Weak};
 use wasm_bindgen::prelude::*;
@@ -73,7 +73,7 @@ impl Client {
         #[wasm_bindgen(unchecked_optional_param_type = "ClientOptions")] options: JsValue,
     ) -> Result<Client, JsValue> {
         if web_sys::Url::new(&url).is_err() {
-            return Err(type_error(&format!("not a URL: {url}")));
+            return Err(options::not_a_url(&url));
         }
         let options = Options::from_js(&options)?;
         Ok(Client {

@@ -106,7 +106,7 @@ impl Link {
         let named = session.clone();
         let _on_session = Closure::<dyn FnMut(MessageEvent)>::new(move |event: MessageEvent| {
             if let Some(name) = event.data().as_string() {
-                *named.borrow_mut() = Some(format!("{base}/{name}"));
+                *named.borrow_mut() = Some([&base, "/", &name].concat());
             }
         });
         let _ = source
@@ -238,7 +238,7 @@ fn events_url(ws_url: &str) -> Option<String> {
     });
     let path = url.pathname();
     let dir = path.rsplit_once('/').map_or("", |(dir, _)| dir);
-    url.set_pathname(&format!("{dir}/connection/sse"));
+    url.set_pathname(&[dir, "/connection/sse"].concat());
     url.set_search("");
     Some(url.href())
 }
