@@ -656,8 +656,7 @@ impl Connection {
             Ok(Some(token)) => token,
             failed => {
                 let reason = match failed {
-                    Err(thrown) => js_sys::Error::from(thrown)
-                        .message()
+                    Err(thrown) => error::get(&thrown, "message")
                         .as_string()
                         .unwrap_or_default(),
                     _ => "getToken must resolve to a string".into(),

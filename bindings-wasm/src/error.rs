@@ -28,7 +28,7 @@ pub(crate) fn error(code: &str, reason: Option<&str>) -> JsValue {
         message.push_str(reason);
     }
     let error = js_sys::Error::new(&message);
-    error.set_name("HubbubError");
+    set(&error, "name", &"HubbubError".into());
     set(&error, "code", &code.into());
     if let Some(reason) = reason {
         set(&error, "reason", &reason.into());
@@ -56,7 +56,13 @@ pub(crate) fn channel_rejection(rejection: &Rejection, channel: &str) -> JsValue
     error
 }
 
-/// Sets a property on an object the client just created (which cannot fail).
+/// Sets a property on an object the client just created (which cannot fail), or an event
+/// handler.
 pub(crate) fn set(target: &JsValue, key: &str, value: &JsValue) {
     let _ = Reflect::set(target, &key.into(), value);
+}
+
+/// A property of an object; `undefined` where there is none, or `object` is none.
+pub(crate) fn get(object: &JsValue, key: &str) -> JsValue {
+    Reflect::get(object, &key.into()).unwrap_or(JsValue::UNDEFINED)
 }

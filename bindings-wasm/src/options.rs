@@ -165,7 +165,8 @@ fn urls(options: &JsValue) -> Result<Vec<String>, JsValue> {
     if !js_sys::Array::is_array(&value) {
         return Err(refused());
     }
-    js_sys::Array::from(&value)
+    value
+        .unchecked_ref::<js_sys::Array>()
         .iter()
         .map(|url| match url.as_string() {
             Some(url) if web_sys::Url::new(&url).is_ok() => Ok(url),
