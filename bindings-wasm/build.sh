@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Builds the npm package `hubbub-client` into pkg/ (what `npm run build` runs):
 #   1. the crate for wasm32-unknown-unknown with the size-optimised `wasm-release` profile,
-#      then wasm-opt -Oz where binaryen is installed;
+#      then wasm-opt -Oz (to convergence) where binaryen is installed;
 #   2. wasm-bindgen (--target web: an ES module that loads its .wasm through
 #      `new URL(..., import.meta.url)`, which a plain <script type="module"> and bundlers
 #      such as Vite both understand);
@@ -33,7 +33,8 @@ WASM="$TARGET_DIR/wasm32-unknown-unknown/wasm-release/hubbub_client.wasm"
 # 108 (Debian 12's) writes the wrong table index into the export of the second table
 # (the externref table wasm-bindgen adds), which breaks the package at load time.
 if command -v wasm-opt >/dev/null; then
-  wasm-opt -Oz --strip-debug --strip-producers -o "$WASM.opt" "$WASM"
+  # --converge: -Oz again until it stops shrinking the module (a few hundred bytes more).
+  wasm-opt -Oz --converge --strip-debug --strip-producers -o "$WASM.opt" "$WASM"
   WASM="$WASM.opt"
 else
   echo "build: wasm-opt not found (Debian package binaryen): the .wasm is not size-optimised" >&2
