@@ -10,7 +10,7 @@ set -euo pipefail
 
 # Bytes, gzipped: what the package weighs today, with a little room. Lower it whenever a
 # change makes the package lighter; never raise it to let a change through.
-BUDGET=59000
+BUDGET=37000
 
 PKG="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/pkg"
 wasm=$(gzip -9c "$PKG/hubbub_client_bg.wasm" | wc -c)

@@ -1,7 +1,8 @@
-//! How long to wait before the next reconnection attempt.
-
-use backon::{BackoffBuilder, ExponentialBackoff, ExponentialBuilder};
-use std::time::Duration;
+//! How long to wait before the next reconnection attempt: exponential backoff with jitter.
+//!
+//! A few lines rather than a backoff crate: the one this used (backon) computed with
+//! `Duration`s and its own random generator, which weighed more in the package than the
+//! rule itself.
 
 /// The `reconnect` option: the bounds of the delay between two connection attempts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -23,49 +24,41 @@ impl Reconnect {
     /// The delays of one run of failed attempts, reset once a connection succeeds.
     pub fn delays(self) -> Delays {
         Delays {
-            max: Duration::from_millis(self.max_ms.into()),
-            // backon's jitter adds a random share of up to 100 % to each delay; its base
-            // doubles from min up to max / 2, so every delay lies within [min, max] and
-            // clients that lost the same server do not come back in step.
-            inner: ExponentialBuilder::new()
-                .with_min_delay(Duration::from_millis(self.min_ms.into()))
-                .with_max_delay(Duration::from_millis(
-                    (self.max_ms / 2).max(self.min_ms).into(),
-                ))
-                .with_jitter()
-                .with_jitter_seed(seed())
-                .without_max_times()
-                .build(),
+            base: self.min_ms.into(),
+            ceiling: (self.max_ms / 2).max(self.min_ms).into(),
+            max: self.max_ms.into(),
         }
     }
 }
 
-/// An endless run of growing, jittered delays.
+/// An endless run of growing, jittered delays: a base that doubles from `min` up to
+/// `max / 2`, plus a random share of up to 100 % of it, so that every delay lies within
+/// [min, max] and clients that lost the same server do not come back in step.
 pub(crate) struct Delays {
-    inner: ExponentialBackoff,
-    max: Duration,
+    base: f64,
+    ceiling: f64,
+    max: f64,
 }
 
 impl Delays {
     /// The next delay, in milliseconds.
     pub fn next_ms(&mut self) -> u32 {
-        let delay = self.inner.next().unwrap_or(self.max).min(self.max);
-        delay.as_millis().try_into().unwrap_or(u32::MAX)
+        let base = self.base;
+        self.base = (base * 2.0).min(self.ceiling);
+        (base + base * random()).min(self.max) as u32
     }
 }
 
-/// A seed for the jitter. Without `std`, backon would use one fixed seed in every browser,
-/// which is exactly the lockstep jitter exists to break.
-fn seed() -> u64 {
+/// A random number in [0, 1).
+fn random() -> f64 {
     #[cfg(target_arch = "wasm32")]
     {
-        let high = (js_sys::Math::random() * 4_294_967_296.0) as u64;
-        let low = (js_sys::Math::random() * 4_294_967_296.0) as u64;
-        (high << 32) | low
+        js_sys::Math::random()
     }
+    // The host's tests: any share will do.
     #[cfg(not(target_arch = "wasm32"))]
     {
-        0x5eed
+        0.5
     }
 }
 

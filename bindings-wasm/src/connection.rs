@@ -22,6 +22,7 @@
 //! the borrow ends.
 
 use crate::backoff::Delays;
+use crate::command::Command;
 use crate::error::{self, CLOSED, DISCONNECTED};
 use crate::frame::Frame;
 use crate::link::{self, Link};
@@ -30,9 +31,7 @@ use crate::subscriptions::{Added, Confirmed, Handlers, Removed, Subscriptions};
 use crate::token;
 use crate::Subscription;
 use gloo_timers::callback::{Interval, Timeout};
-use hubbub_core::protocol::{
-    close, ChannelRef, Command, Credentials, RawJson, Since, StreamPosition, Subscribe,
-};
+use hubbub_core::protocol::{close, ChannelRef, Credentials, Since, StreamPosition, Subscribe};
 use hubbub_core::{channel, Error, Rejection};
 use js_sys::{Function, Promise};
 use std::cell::RefCell;
@@ -78,8 +77,9 @@ impl Resolver {
         let promise = Promise::new(&mut |resolve, reject| {
             resolver = Some(Resolver { resolve, reject });
         });
-        // The executor runs before `Promise::new` returns.
-        (promise, resolver.expect("the promise executor ran"))
+        // The executor runs before `Promise::new` returns. (`expect_throw`: a panic's
+        // message machinery would weigh on the package.)
+        (promise, resolver.expect_throw("the promise executor ran"))
     }
 }
 
@@ -411,12 +411,15 @@ impl Connection {
     /// Opens a WebSocket, or with `events` (or where the page cannot make a WebSocket)
     /// the hub's Server-Sent Events session.
     fn open_socket(&mut self, generation: u32, events: bool, calls: &mut Calls) {
-        let url = &self.urls[self.next_url % self.urls.len()];
-        let link = match events {
-            false => Link::websocket(url, generation, &self.this),
-            true => None,
-        };
-        let Some(link) = link.or_else(|| Link::events(url, generation, &self.this)) else {
+        let this = &self.this;
+        let link = self.urls.get(self.next_url).and_then(|url| {
+            let websocket = match events {
+                false => Link::websocket(url, generation, this),
+                true => None,
+            };
+            websocket.or_else(|| Link::events(url, generation, this))
+        });
+        let Some(link) = link else {
             return self.connection_lost(calls);
         };
         let heartbeat = (self.options.heartbeat_ms > 0).then(|| {
@@ -653,8 +656,7 @@ impl Connection {
             Ok(Some(token)) => token,
             failed => {
                 let reason = match failed {
-                    Err(thrown) => js_sys::Error::from(thrown)
-                        .message()
+                    Err(thrown) => error::get(&thrown, "message")
                         .as_string()
                         .unwrap_or_default(),
                     _ => "getToken must resolve to a string".into(),
@@ -745,8 +747,7 @@ impl Connection {
                 self.connection_lost(calls);
             }
         } else if idle >= heartbeat / 2.0 && socket.welcomed && !socket.ping_out {
-            let value = RawJson::from_value(&ping).expect("a number is JSON");
-            socket.send(&Command::Ping(value), Pending::Ping);
+            socket.send(&Command::Ping(ping), Pending::Ping);
             socket.ping_out = true;
             self.pings += 1;
         }
@@ -848,7 +849,10 @@ impl Connection {
     /// The socket is gone: settle what it owed, then schedule the next attempt, at the
     /// next URL where there are several (the node behind this one may be down).
     fn connection_lost(&mut self, calls: &mut Calls) {
-        self.next_url = (self.next_url + 1) % self.urls.len();
+        self.next_url += 1;
+        if self.next_url >= self.urls.len() {
+            self.next_url = 0;
+        }
         let pending = self.drop_socket();
         let gone = error::error(
             DISCONNECTED,

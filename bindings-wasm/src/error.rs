@@ -22,12 +22,13 @@ pub(crate) const CLIENT_CODES: [&str; 2] = [DISCONNECTED, CLOSED];
 
 /// A `HubbubError` with a code and an optional reason.
 pub(crate) fn error(code: &str, reason: Option<&str>) -> JsValue {
-    let message = match reason {
-        Some(reason) => format!("{code}: {reason}"),
-        None => code.to_owned(),
-    };
+    let mut message = code.to_owned();
+    if let Some(reason) = reason {
+        message.push_str(": ");
+        message.push_str(reason);
+    }
     let error = js_sys::Error::new(&message);
-    error.set_name("HubbubError");
+    set(&error, "name", &"HubbubError".into());
     set(&error, "code", &code.into());
     if let Some(reason) = reason {
         set(&error, "reason", &reason.into());
@@ -55,7 +56,13 @@ pub(crate) fn channel_rejection(rejection: &Rejection, channel: &str) -> JsValue
     error
 }
 
-/// Sets a property on an object the client just created (which cannot fail).
+/// Sets a property on an object the client just created (which cannot fail), or an event
+/// handler.
 pub(crate) fn set(target: &JsValue, key: &str, value: &JsValue) {
     let _ = Reflect::set(target, &key.into(), value);
+}
+
+/// A property of an object; `undefined` where there is none, or `object` is none.
+pub(crate) fn get(object: &JsValue, key: &str) -> JsValue {
+    Reflect::get(object, &key.into()).unwrap_or(JsValue::UNDEFINED)
 }

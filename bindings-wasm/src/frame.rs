@@ -8,10 +8,11 @@
 //! callbacks (a message, a join, a history page, ...) is the parsed object itself, whose
 //! shape is the protocol's (`docs/protocol.md`), `data` included, decoded once.
 
+use crate::error::get;
 use crate::options::whole_number;
 use hubbub_core::protocol::Resubscribed;
 use hubbub_core::{Error, Rejection};
-use js_sys::{Object, Reflect, JSON};
+use js_sys::{Object, JSON};
 use wasm_bindgen::{JsCast, JsValue};
 
 /// One frame from the hub.
@@ -65,7 +66,11 @@ impl Frame {
         if keys.length() != 1 {
             return Err(malformed("a frame holds exactly one key"));
         }
-        let kind = keys.get(0).as_string().unwrap_or_default();
+        let kind = keys
+            .iter()
+            .next()
+            .and_then(|k| k.as_string())
+            .unwrap_or_default();
         let arg = get(&frame, &kind);
         Ok(match kind.as_str() {
             "connected" => Frame::Connected(string(&arg, "client")?),
@@ -106,10 +111,6 @@ impl Frame {
             _ => return Err(Error::UnknownCommand.because("an unknown kind of frame")),
         })
     }
-}
-
-fn get(object: &JsValue, key: &str) -> JsValue {
-    Reflect::get(object, &key.into()).unwrap_or(JsValue::UNDEFINED)
 }
 
 /// A string field the client needs.

@@ -17,21 +17,24 @@
 //! await sub.unsubscribe()
 //! ```
 //!
-//! The commands on the wire are hubbub-core's [`Command`], compiled in; the server's
-//! frames are read by the browser's `JSON.parse` and walked into core's types where the
-//! client steers by them (`frame`), so that no JSON parser weighs on the package.
+//! The commands on the wire are hubbub-core's, written as core writes them (`command`);
+//! the server's frames are read by the browser's `JSON.parse` and walked into core's types
+//! where the client steers by them (`frame`), so that no JSON parser or writer weighs on
+//! the package.
 //!
 //! - [`Client`] and [`Subscription`]: the JavaScript API (this file).
 //! - `connection`: the state machine (handshake, answers, heartbeat, reconnection).
 //! - `link`: a WebSocket, or where none can be opened, Server-Sent Events and POSTs.
 //! - `subscriptions`: which channels are wanted, and whose callbacks get their messages.
 //! - `token`: when a token from `getToken` is due for replacing, and asking for it.
+//! - `command`: the commands, written as JSON text.
 //! - `frame`: server frames, read by the browser's `JSON.parse` and walked.
 //! - `options`, `backoff`, `message`, `error`: the options object, the reconnection
 //!   delays, positions as JS objects and data as JSON, and the errors.
 //! - `types.d.ts`: the TypeScript types the generated declarations refer to.
 
 mod backoff;
+mod command;
 mod connection;
 mod error;
 mod frame;
@@ -41,13 +44,19 @@ mod options;
 mod subscriptions;
 mod token;
 
+use command::Command;
 use connection::{with, Connection, Reply, Shared};
-use hubbub_core::protocol::{Broadcast, ChannelRef, Command, Direct, Rpc};
+use hubbub_core::protocol::ChannelRef;
 use js_sys::{Function, Promise};
-use options::{type_error, Options};
+use options::Options;
 use std::cell::RefCell;
 use std::rc::{Rc, Weak};
 use wasm_bindgen::prelude::*;
+
+// talc rather than Rust's default allocator (dlmalloc): the package's weight.
+#[cfg(all(target_arch = "wasm32", not(target_feature = "atomics")))]
+#[global_allocator]
+static ALLOCATOR: talc::wasm::WasmDynamicTalc = talc::wasm::new_wasm_dynamic_allocator();
 
 #[wasm_bindgen(typescript_custom_section)]
 const TYPES: &'static str = include_str!("types.d.ts");
@@ -69,7 +78,7 @@ impl Client {
         #[wasm_bindgen(unchecked_optional_param_type = "ClientOptions")] options: JsValue,
     ) -> Result<Client, JsValue> {
         if web_sys::Url::new(&url).is_err() {
-            return Err(type_error(&format!("not a URL: {url}")));
+            return Err(options::not_a_url(&url));
         }
         let options = Options::from_js(&options)?;
         Ok(Client {
@@ -115,11 +124,11 @@ impl Client {
     ) -> Promise {
         let command = message::to_json(&data).and_then(|data| {
             hubbub_core::channel::validate(&channel)?;
-            Ok(Command::Broadcast(Broadcast {
+            Ok(Command::Broadcast {
                 event,
                 channel,
                 data,
-            }))
+            })
         });
         with(&self.connection, |c, calls| {
             c.command(command, Reply::Done, calls)
@@ -134,12 +143,10 @@ impl Client {
         event: String,
         #[wasm_bindgen(unchecked_param_type = "unknown")] data: JsValue,
     ) -> Promise {
-        let command = message::to_json(&data).map(|data| {
-            Command::Direct(Direct {
-                event,
-                client,
-                data,
-            })
+        let command = message::to_json(&data).map(|data| Command::Direct {
+            event,
+            client,
+            data,
         });
         with(&self.connection, |c, calls| {
             c.command(command, Reply::Done, calls)
@@ -160,7 +167,7 @@ impl Client {
         } else {
             data
         };
-        let command = message::to_json(&data).map(|data| Command::Rpc(Rpc { method, data }));
+        let command = message::to_json(&data).map(|data| Command::Rpc { method, data });
         with(&self.connection, |c, calls| {
             c.command(command, Reply::Rpc, calls)
         })

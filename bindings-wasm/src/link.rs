@@ -11,13 +11,14 @@
 //! the stream.
 
 use crate::connection::{with, Connection};
+use crate::error::{get, set};
 use crate::token::on_settled;
 use hubbub_core::protocol::COMMANDS_PER_POST;
-use js_sys::{Object, Reflect, JSON};
+use js_sys::{Object, JSON};
 use std::cell::RefCell;
 use std::rc::{Rc, Weak};
 use wasm_bindgen::prelude::*;
-use web_sys::{CloseEvent, EventSource, MessageEvent, WebSocket};
+use web_sys::{EventSource, WebSocket};
 
 #[wasm_bindgen]
 extern "C" {
@@ -32,11 +33,16 @@ pub(crate) const ABNORMAL: u16 = 1006;
 
 type This = Weak<RefCell<Connection>>;
 
+/// An event handler. Every one takes the event as a plain value, and the handlers are set
+/// and the events read as plain properties (`get`, `set`): each typed signature and
+/// accessor would add its own glue to the package.
+type Handler = Closure<dyn FnMut(JsValue)>;
+
 pub(crate) enum Link {
     WebSocket {
         ws: WebSocket,
-        _on_message: Closure<dyn FnMut(MessageEvent)>,
-        _on_close: Closure<dyn FnMut(CloseEvent)>,
+        _on_message: Handler,
+        _on_close: Handler,
     },
     Events(Box<Events>),
 }
@@ -48,10 +54,10 @@ pub(crate) struct Events {
     /// Commands waiting for the POST in flight to finish.
     queue: Vec<String>,
     posting: bool,
-    _on_message: Closure<dyn FnMut(MessageEvent)>,
-    _on_close: Closure<dyn FnMut(MessageEvent)>,
-    _on_session: Closure<dyn FnMut(MessageEvent)>,
-    _on_error: Closure<dyn FnMut()>,
+    _on_message: Handler,
+    _on_close: Handler,
+    _on_session: Handler,
+    _on_error: Handler,
 }
 
 impl Link {
@@ -60,11 +66,13 @@ impl Link {
         let ws = WebSocket::new(url).ok()?;
         let _on_message = on_frame(generation, this);
         let that = this.clone();
-        let _on_close = Closure::<dyn FnMut(CloseEvent)>::new(move |event: CloseEvent| {
-            closed(&that, generation, event.code(), &event.reason());
+        let _on_close = Handler::new(move |event: JsValue| {
+            let code = get(&event, "code").as_f64().unwrap_or(1006.0) as u16;
+            let reason = get(&event, "reason").as_string().unwrap_or_default();
+            closed(&that, generation, code, &reason);
         });
-        ws.set_onmessage(Some(_on_message.as_ref().unchecked_ref()));
-        ws.set_onclose(Some(_on_close.as_ref().unchecked_ref()));
+        set(&ws, "onmessage", _on_message.as_ref());
+        set(&ws, "onclose", _on_close.as_ref());
         Some(Link::WebSocket {
             ws,
             _on_message,
@@ -79,42 +87,35 @@ impl Link {
         let source = EventSource::new(&base).ok()?;
         let _on_message = on_frame(generation, this);
         let that = this.clone();
-        let _on_close = Closure::<dyn FnMut(MessageEvent)>::new(move |event: MessageEvent| {
-            let close = event
-                .data()
+        let _on_close = Handler::new(move |event: JsValue| {
+            let close = get(&event, "data")
                 .as_string()
-                .and_then(|text| JSON::parse(&text).ok());
-            let field = |key: &str| {
-                close
-                    .as_ref()
-                    .and_then(|c| Reflect::get(c, &key.into()).ok())
-            };
-            let code = field("code").and_then(|c| c.as_f64()).unwrap_or(1006.0) as u16;
-            let reason = field("reason")
-                .and_then(|r| r.as_string())
-                .unwrap_or_default();
+                .and_then(|text| JSON::parse(&text).ok())
+                .unwrap_or(JsValue::UNDEFINED);
+            let code = get(&close, "code").as_f64().unwrap_or(1006.0) as u16;
+            let reason = get(&close, "reason").as_string().unwrap_or_default();
             closed(&that, generation, code, &reason);
         });
         // EventSource would reconnect by itself, to a session the hub has ended: the
         // connection decides what comes next, as after a WebSocket's close.
         let that = this.clone();
-        let _on_error = Closure::<dyn FnMut()>::new(move || {
+        let _on_error = Handler::new(move |_| {
             closed(&that, generation, ABNORMAL, "");
         });
         // The session's name: the URL its commands go to.
         let session = Rc::new(RefCell::new(None));
         let named = session.clone();
-        let _on_session = Closure::<dyn FnMut(MessageEvent)>::new(move |event: MessageEvent| {
-            if let Some(name) = event.data().as_string() {
-                *named.borrow_mut() = Some(format!("{base}/{name}"));
+        let _on_session = Handler::new(move |event: JsValue| {
+            if let Some(name) = get(&event, "data").as_string() {
+                *named.borrow_mut() = Some([&base, "/", &name].concat());
             }
         });
         let _ = source
             .add_event_listener_with_callback("session", _on_session.as_ref().unchecked_ref());
-        source.set_onmessage(Some(_on_message.as_ref().unchecked_ref()));
+        set(&source, "onmessage", _on_message.as_ref());
         let _ =
             source.add_event_listener_with_callback("close", _on_close.as_ref().unchecked_ref());
-        source.set_onerror(Some(_on_error.as_ref().unchecked_ref()));
+        set(&source, "onerror", _on_error.as_ref());
         Some(Link::Events(Box::new(Events {
             source,
             session,
@@ -165,17 +166,14 @@ impl Events {
         }
         self.posting = true;
         let init: JsValue = Object::new().into();
-        let _ = Reflect::set(&init, &"method".into(), &"POST".into());
+        set(&init, "method", &"POST".into());
         // At most what the hub takes in one request; the rest goes in the next.
         let batch = self.queue.len().min(COMMANDS_PER_POST);
         let body = self.queue.drain(..batch).collect::<Vec<_>>().join("\n");
-        let _ = Reflect::set(&init, &"body".into(), &body.into());
+        set(&init, "body", &body.into());
         let that = this.clone();
         on_settled(fetch_with(&url, &init), move |result| {
-            let ok = result
-                .ok()
-                .and_then(|response| Reflect::get(&response, &"ok".into()).ok())
-                .is_some_and(|ok| ok.is_truthy());
+            let ok = result.is_ok_and(|response| get(&response, "ok").is_truthy());
             if let Some(shared) = that.upgrade() {
                 with(&shared, |c, calls| c.posted(generation, ok, calls));
             }
@@ -187,13 +185,13 @@ impl Drop for Link {
     fn drop(&mut self) {
         match self {
             Link::WebSocket { ws, .. } => {
-                ws.set_onmessage(None);
-                ws.set_onclose(None);
+                set(ws, "onmessage", &JsValue::NULL);
+                set(ws, "onclose", &JsValue::NULL);
                 let _ = ws.close_with_code(1000);
             }
             Link::Events(events) => {
-                events.source.set_onmessage(None);
-                events.source.set_onerror(None);
+                set(&events.source, "onmessage", &JsValue::NULL);
+                set(&events.source, "onerror", &JsValue::NULL);
                 let _ = events.source.remove_event_listener_with_callback(
                     "close",
                     events._on_close.as_ref().unchecked_ref(),
@@ -209,11 +207,11 @@ impl Drop for Link {
 }
 
 /// Hands each frame's text to the connection.
-fn on_frame(generation: u32, this: &This) -> Closure<dyn FnMut(MessageEvent)> {
+fn on_frame(generation: u32, this: &This) -> Handler {
     let this = this.clone();
-    Closure::new(move |event: MessageEvent| {
+    Handler::new(move |event: JsValue| {
         // Text only: the protocol has no binary frames.
-        if let (Some(shared), Some(text)) = (this.upgrade(), event.data().as_string()) {
+        if let (Some(shared), Some(text)) = (this.upgrade(), get(&event, "data").as_string()) {
             with(&shared, |c, calls| c.frame(generation, &text, calls));
         }
     })
@@ -228,17 +226,16 @@ fn closed(this: &This, generation: u32, code: u16, reason: &str) {
 }
 
 /// `/connection/sse` beside the WebSocket endpoint: the same host, `http(s)` for `ws(s)`,
-/// the path's last segment (`ws`) replaced.
+/// the path's last segment (`ws`) replaced, no query.
 fn events_url(ws_url: &str) -> Option<String> {
-    let url = web_sys::Url::new(ws_url).ok()?;
-    url.set_protocol(if url.protocol() == "wss:" {
+    let (scheme, rest) = ws_url.split_once(':')?;
+    let http = if scheme.eq_ignore_ascii_case("wss") {
         "https:"
     } else {
         "http:"
-    });
-    let path = url.pathname();
-    let dir = path.rsplit_once('/').map_or("", |(dir, _)| dir);
-    url.set_pathname(&format!("{dir}/connection/sse"));
-    url.set_search("");
+    };
+    // Resolved against the endpoint, the relative `connection/sse` replaces the last
+    // segment and drops the query, as URLs do.
+    let url = web_sys::Url::new_with_base("connection/sse", &[http, rest].concat()).ok()?;
     Some(url.href())
 }

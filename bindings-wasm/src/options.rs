@@ -165,11 +165,12 @@ fn urls(options: &JsValue) -> Result<Vec<String>, JsValue> {
     if !js_sys::Array::is_array(&value) {
         return Err(refused());
     }
-    js_sys::Array::from(&value)
+    value
+        .unchecked_ref::<js_sys::Array>()
         .iter()
         .map(|url| match url.as_string() {
             Some(url) if web_sys::Url::new(&url).is_ok() => Ok(url),
-            Some(url) => Err(type_error(&format!("not a URL: {url}"))),
+            Some(url) => Err(not_a_url(&url)),
             None => Err(refused()),
         })
         .collect()
@@ -210,7 +211,7 @@ fn string(object: &JsValue, key: &str) -> Result<Option<String>, JsValue> {
     }
     match value.as_string() {
         Some(s) => Ok(Some(s)),
-        None => Err(type_error(&format!("{key} must be a string"))),
+        None => Err(must_be(key, "a string")),
     }
 }
 
@@ -221,9 +222,7 @@ fn number(object: &JsValue, key: &str) -> Result<Option<u32>, JsValue> {
     }
     match value.as_f64() {
         Some(n) if n >= 0.0 && n <= f64::from(u32::MAX) => Ok(Some(n as u32)),
-        _ => Err(type_error(&format!(
-            "{key} must be a number of milliseconds"
-        ))),
+        _ => Err(must_be(key, "a number of milliseconds")),
     }
 }
 
@@ -234,10 +233,23 @@ fn function(object: &JsValue, key: &str) -> Result<Option<Function>, JsValue> {
     }
     match value.dyn_into::<Function>() {
         Ok(f) => Ok(Some(f)),
-        Err(_) => Err(type_error(&format!("{key} must be a function"))),
+        Err(_) => Err(must_be(key, "a function")),
     }
 }
 
 pub(crate) fn type_error(message: &str) -> JsValue {
     js_sys::TypeError::new(message).into()
+}
+
+// The messages below are put together by hand: `format!` would link core's formatting
+// machinery into the package for them.
+
+/// `not a URL: <url>`
+pub(crate) fn not_a_url(url: &str) -> JsValue {
+    type_error(&["not a URL: ", url].concat())
+}
+
+/// `<key> must be <what>`
+fn must_be(key: &str, what: &str) -> JsValue {
+    type_error(&[key, " must be ", what].concat())
 }

@@ -105,10 +105,11 @@ impl Subscriptions {
         let mut entry = Entry {
             id,
             handlers,
-            waiting: Some(waiting),
+            waiting: None,
             since,
         };
         let Some(c) = self.get_mut(channel) else {
+            entry.waiting = Some(waiting);
             self.channels.push(Channel {
                 name: channel.to_owned(),
                 // The first subscription's `since` is the channel's: the server recovers
@@ -123,6 +124,7 @@ impl Subscriptions {
             return Added::New;
         };
         if !c.live {
+            entry.waiting = Some(waiting);
             c.entries.push(entry);
             return Added::Waiting;
         }
@@ -132,12 +134,11 @@ impl Subscriptions {
             let recovered = same_stream_position(&since, &position.epoch, position.offset);
             report(&entry.handlers, recovered, position, calls);
         }
-        let resolver = entry.waiting.take().expect("a new entry waits");
         c.entries.push(entry);
         Added::Confirmed(Confirmed {
             id,
             channel: channel.to_owned(),
-            resolver,
+            resolver: waiting,
         })
     }
 
@@ -181,7 +182,9 @@ impl Subscriptions {
         let mut confirmed = Vec::new();
         match result {
             Ok(answer) => {
-                let c = &mut self.channels[at];
+                let Some(c) = self.channels.get_mut(at) else {
+                    return confirmed;
+                };
                 let (recovered, answered) = match answer {
                     Some(r) => (
                         r.recovered,
@@ -231,7 +234,9 @@ impl Subscriptions {
             }
             Err(rejection) => {
                 let error = error::channel_rejection(&rejection, channel);
-                let c = self.channels.swap_remove(at);
+                let Some(c) = self.take(at) else {
+                    return confirmed;
+                };
                 let mut reported = false;
                 for entry in c.entries {
                     match entry.waiting {
@@ -262,16 +267,16 @@ impl Subscriptions {
         let Some(at) = self.channel_of(id) else {
             return Removed::Nothing;
         };
-        let c = &mut self.channels[at];
+        let Some(c) = self.channels.get_mut(at) else {
+            return Removed::Nothing;
+        };
         c.entries.retain(|e| e.id != id);
         if !c.entries.is_empty() {
             return Removed::Nothing;
         }
-        let c = self.channels.swap_remove(at);
-        if c.requested {
-            Removed::LastOf(c.name)
-        } else {
-            Removed::Nothing
+        match self.take(at) {
+            Some(c) if c.requested => Removed::LastOf(c.name),
+            _ => Removed::Nothing,
         }
     }
 
@@ -328,7 +333,7 @@ impl Subscriptions {
 
     /// Where the channel of subscription `id` stands, where it keeps history.
     pub fn position(&self, id: u32) -> Option<&StreamPosition> {
-        let c = &self.channels[self.channel_of(id)?];
+        let c = self.channels.get(self.channel_of(id)?)?;
         c.position.as_ref().filter(|p| !p.epoch.is_empty())
     }
 
@@ -360,6 +365,12 @@ impl Subscriptions {
 
     fn get_mut(&mut self, channel: &str) -> Option<&mut Channel> {
         self.channels.iter_mut().find(|c| c.name == channel)
+    }
+
+    /// Removes the channel at `at`. Checked first, so that no panic (with its message
+    /// machinery) is linked in for an index that is always valid.
+    fn take(&mut self, at: usize) -> Option<Channel> {
+        (at < self.channels.len()).then(|| self.channels.swap_remove(at))
     }
 
     fn channel_of(&self, id: u32) -> Option<usize> {

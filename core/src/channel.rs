@@ -23,14 +23,25 @@ pub fn validate(name: &str) -> Result<(), Rejection> {
         return Err(Error::InvalidPayload.because("channel name is longer than 255 characters"));
     }
     if let Some(bad) = name.bytes().find(|&b| !is_channel_char(b)) {
-        let shown = if bad.is_ascii_graphic() || bad == b' ' {
-            format!("{:?}", bad as char)
+        // Written without `format!`: the browser client links this function, and core's
+        // formatting machinery would weigh more there than the rule itself.
+        let mut reason = String::from("channel name holds ");
+        if bad.is_ascii_graphic() || bad == b' ' {
+            // As `{:?}` shows a char: quoted, with `'` and `\` escaped.
+            reason.push('\'');
+            if bad == b'\'' || bad == b'\\' {
+                reason.push('\\');
+            }
+            reason.push(bad as char);
+            reason.push('\'');
         } else {
-            format!("byte 0x{bad:02x}")
-        };
-        return Err(Error::InvalidPayload.because(format!(
-            "channel name holds {shown}; allowed are A-Z a-z 0-9 _ - : . @ / = +"
-        )));
+            reason.push_str("byte 0x");
+            for digit in [bad >> 4, bad & 0xf] {
+                reason.push(char::from_digit(digit.into(), 16).unwrap_or('0'));
+            }
+        }
+        reason.push_str("; allowed are A-Z a-z 0-9 _ - : . @ / = +");
+        return Err(Error::InvalidPayload.because(reason));
     }
     Ok(())
 }
@@ -67,6 +78,23 @@ mod tests {
             let err = validate(bad).unwrap_err();
             assert_eq!(err.error, Error::InvalidPayload, "{bad:?}");
             assert!(err.reason.is_some());
+        }
+    }
+
+    #[test]
+    fn names_the_offending_character_or_byte() {
+        for bad in [b' ', b'*', b'\'', b'\\', b'"', b'#', b'\n', 0x7f, 0xc3] {
+            let name = String::from_utf8_lossy(&[b'a', bad]).into_owned();
+            let shown = if bad.is_ascii_graphic() || bad == b' ' {
+                format!("{:?}", bad as char)
+            } else {
+                format!("byte 0x{:02x}", name.as_bytes()[1])
+            };
+            let reason = validate(&name).unwrap_err().reason.unwrap();
+            assert_eq!(
+                reason,
+                format!("channel name holds {shown}; allowed are A-Z a-z 0-9 _ - : . @ / = +")
+            );
         }
     }
 }
